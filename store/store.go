@@ -1,0 +1,183 @@
+// Package store defines the storage contract behind sluice's rate limiter and
+// locks: a sliding-window log (WindowStore) and token-checked locks with fencing
+// tokens (LockStore).
+//
+// Two implementations ship with sluice: store/memstore keeps everything in the
+// process and serves a single instance; store/redisstore runs the same semantics
+// as Lua scripts on Redis (standalone, Sentinel or Cluster) so that every
+// instance of an application shares one quota and one set of locks. The
+// conformance suite in store/storetest checks both against the rules below.
+//
+// # Sliding window
+//
+// Hit records cost hits for a key at the store's current time if the number of
+// hits in the window (now-window, now] plus cost stays within the limit; otherwise
+// it records nothing. Two hits in the same millisecond are two hits. The Result
+// tells whether the hits were recorded, how many remain, when to retry and when
+// the window next frees capacity. Undo removes recorded hits again.
+//
+// # Locks
+//
+// Acquire takes a key for a TTL on behalf of a caller-chosen token (SET NX PX
+// semantics; the same token acquiring again succeeds and renews the TTL) and
+// returns a fencing token that increases on every successful acquire of that key,
+// even across expiry of the store's own counter. Release and Extend act only when
+// the token still holds the key.
+//
+// # Keys
+//
+// Keys are arbitrary strings chosen by the caller and may carry user-controlled
+// data. Implementations never store a key's bytes verbatim where that could grow
+// memory with the key's length (redisstore hashes it, memstore keeps a 64-bit
+// digest), and every key written carries an expiry.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors shared by every store. Implementations wrap them with %w and
+// details, so test with errors.Is.
+var (
+	// ErrInvalidArgument reports bad input: an empty key or token, a limit,
+	// window, cost or TTL that is not positive, or a cost above the limit.
+	ErrInvalidArgument = errors.New("store: invalid argument")
+
+	// ErrNotHeld reports that a lock is not (or no longer) held by the given
+	// token: it expired, was released, or another token holds it now.
+	ErrNotHeld = errors.New("store: lock not held")
+
+	// ErrClosed reports a call on a store that has been closed.
+	ErrClosed = errors.New("store: closed")
+)
+
+// Rule is a sliding-window rate: at most Limit hits in any Window.
+type Rule struct {
+	// Limit is the number of hits allowed in one window; it must be positive.
+	Limit int
+	// Window is the length of the sliding window; it must be at least one
+	// millisecond.
+	Window time.Duration
+}
+
+// Validate reports whether r is usable, wrapping ErrInvalidArgument if not.
+func (r Rule) Validate() error {
+	if r.Limit <= 0 {
+		return fmt.Errorf("%w: limit %d must be positive", ErrInvalidArgument, r.Limit)
+	}
+	if r.Window < time.Millisecond {
+		return fmt.Errorf("%w: window %v must be at least 1ms", ErrInvalidArgument, r.Window)
+	}
+	return nil
+}
+
+// ValidateHit checks the arguments of WindowStore.Hit, wrapping
+// ErrInvalidArgument if they are unusable. Stores call it before doing any work.
+func ValidateHit(key string, rule Rule, cost int) error {
+	if key == "" {
+		return fmt.Errorf("%w: empty key", ErrInvalidArgument)
+	}
+	if err := rule.Validate(); err != nil {
+		return err
+	}
+	if cost <= 0 {
+		return fmt.Errorf("%w: cost %d must be positive", ErrInvalidArgument, cost)
+	}
+	if cost > rule.Limit {
+		return fmt.Errorf("%w: cost %d exceeds limit %d", ErrInvalidArgument, cost, rule.Limit)
+	}
+	return nil
+}
+
+// ValidateLock checks the key, token and TTL of a lock call, wrapping
+// ErrInvalidArgument if they are unusable. With needTTL false the TTL is not
+// checked (for calls that take none).
+func ValidateLock(key, token string, ttl time.Duration, needTTL bool) error {
+	if key == "" {
+		return fmt.Errorf("%w: empty lock key", ErrInvalidArgument)
+	}
+	if token == "" {
+		return fmt.Errorf("%w: empty lock token", ErrInvalidArgument)
+	}
+	if needTTL && ttl < time.Millisecond {
+		return fmt.Errorf("%w: lock ttl %v must be at least 1ms", ErrInvalidArgument, ttl)
+	}
+	return nil
+}
+
+// Receipt identifies the hits recorded by one successful Hit, so that they can
+// be removed with Undo. The zero Receipt identifies nothing and Undo ignores it.
+type Receipt struct {
+	// ID is unique among the hits recorded through one store value.
+	ID uint64
+	// Cost is the number of hits recorded.
+	Cost int
+}
+
+// Result is the outcome of WindowStore.Hit.
+type Result struct {
+	// Allowed reports whether the hits were recorded.
+	Allowed bool
+	// Limit is the rule's limit.
+	Limit int
+	// Remaining is how many more hits the window takes right now, after this
+	// call: Limit minus the hits in the window. It is never negative.
+	Remaining int
+	// RetryAfter is, when denied, the time until enough old hits have left the
+	// window for the requested cost to fit. It is 0 when allowed.
+	RetryAfter time.Duration
+	// ResetAfter is the time until the oldest hit in the window leaves it, that
+	// is, until Remaining next grows. It is 0 for an empty window.
+	ResetAfter time.Duration
+	// Receipt identifies what was recorded, for Undo; zero when denied.
+	Receipt Receipt
+}
+
+// WindowStore is a sliding-window log of hits per key.
+type WindowStore interface {
+	// Hit records cost hits for key under rule if they fit in the window, and
+	// reports the outcome. Bad input is an error wrapping ErrInvalidArgument;
+	// a denial is not an error.
+	Hit(ctx context.Context, key string, rule Rule, cost int) (Result, error)
+	// Undo removes the hits that receipt identifies from key's window. Hits
+	// that already left the window, or a zero receipt, are not an error.
+	Undo(ctx context.Context, key string, receipt Receipt) error
+}
+
+// LockResult is the outcome of LockStore.Acquire.
+type LockResult struct {
+	// Acquired reports whether the caller's token now holds the lock.
+	Acquired bool
+	// Fence is the fencing token of this acquisition when Acquired: it is
+	// greater than every fence issued for the key before.
+	Fence int64
+	// HolderTTL is, when not Acquired, the remaining time to live of the
+	// current holder's lock.
+	HolderTTL time.Duration
+}
+
+// LockStore holds token-checked locks with fencing tokens.
+type LockStore interface {
+	// Acquire takes key for ttl on behalf of token if the key is free or
+	// already held by the same token (then the TTL is renewed and a new fence
+	// issued). Held by another token is not an error: Acquired is false and
+	// HolderTTL says how long the holder has left.
+	Acquire(ctx context.Context, key, token string, ttl time.Duration) (LockResult, error)
+	// Release frees key if token holds it; otherwise it returns ErrNotHeld.
+	Release(ctx context.Context, key, token string) error
+	// Extend sets key's remaining TTL to ttl if token holds it; otherwise it
+	// returns ErrNotHeld and does not re-create the key.
+	Extend(ctx context.Context, key, token string, ttl time.Duration) error
+	// TTL returns the remaining time to live of key's lock if token holds it;
+	// otherwise it returns ErrNotHeld.
+	TTL(ctx context.Context, key, token string) (time.Duration, error)
+}
+
+// Store is both a WindowStore and a LockStore.
+type Store interface {
+	WindowStore
+	LockStore
+}
