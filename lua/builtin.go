@@ -10,6 +10,8 @@ import (
 var (
 	//go:embed sliding_window.lua
 	slidingWindowSrc string
+	//go:embed window_undo.lua
+	windowUndoSrc string
 	//go:embed lock_acquire.lua
 	lockAcquireSrc string
 	//go:embed lock_release.lua
@@ -22,6 +24,7 @@ var (
 
 var (
 	slidingWindow = mustCommand("sluice_sliding_window", 1, slidingWindowSrc)
+	windowUndo    = mustCommand("sluice_window_undo", 1, windowUndoSrc)
 	lockAcquire   = mustCommand("sluice_lock_acquire", 2, lockAcquireSrc)
 	lockRelease   = mustCommand("sluice_lock_release", 1, lockReleaseSrc)
 	lockExtend    = mustCommand("sluice_lock_extend", 1, lockExtendSrc)
@@ -33,6 +36,11 @@ var (
 // cost, a unique hit id, and now in microseconds or "" for Redis TIME. It
 // replies {allowed, remaining, retry_after_us, reset_after_us}.
 func SlidingWindow() *Command { return slidingWindow }
+
+// WindowUndo returns the script that removes the hits of one SlidingWindow
+// call (window_undo.lua): KEYS[1] the log; ARGV the hit id and cost. It replies
+// the number of hits removed.
+func WindowUndo() *Command { return windowUndo }
 
 // LockAcquire returns the lock acquire script (lock_acquire.lua): KEYS[1] the
 // lock, KEYS[2] its fence counter (same hash tag); ARGV token, TTL in ms and
@@ -53,7 +61,7 @@ func LockTTL() *Command { return lockTTL }
 
 // Builtin returns the scripts sluice's stores run, in a fixed order.
 func Builtin() []*Command {
-	return []*Command{slidingWindow, lockAcquire, lockRelease, lockExtend, lockTTL}
+	return []*Command{slidingWindow, windowUndo, lockAcquire, lockRelease, lockExtend, lockTTL}
 }
 
 // Load caches every built-in script on the server with SCRIPT LOAD: on every
