@@ -1,0 +1,57 @@
+// Package redisstore implements store.Store on Redis, so that every instance
+// of an application shares one rate-limit quota and one set of locks.
+//
+// A Store runs the built-in Lua scripts of package lua (sliding window, undo,
+// lock acquire, release, extend and TTL) through any go-redis v9 client that
+// implements redis.Scripter: *redis.Client (also the failover client that
+// redis.NewFailoverClient returns for Sentinel), *redis.ClusterClient and
+// *redis.Ring. Each decision is exactly one round trip, an EVALSHA; when the
+// server answers NOSCRIPT (after a restart, a failover or SCRIPT FLUSH) the
+// call is retried once with EVAL and the caller never sees the error. To avoid
+// that extra round trip on the first calls after start-up, preload the scripts
+// on every master:
+//
+//	if err := lua.Load(ctx, client); err != nil { ... }
+//
+// # Keys
+//
+// The caller's key may carry user-controlled data (an IP address, an API key,
+// a header). It is never stored verbatim: it is hashed with SHA-256 and the
+// first 16 bytes of the digest, in hex (32 characters), name the Redis keys,
+// so neither a megabyte-long key nor a '{' in it can bloat Redis or pin every
+// key to one Cluster slot. With the default prefix "sluice:" the layout is
+//
+//	sluice:w:{<hash>}     sorted set: the sliding-window log of a key
+//	sluice:l:{<hash>}     string: the lock, holding the owner's token
+//	sluice:l:{<hash>}:f   string: the lock's fencing counter
+//
+// A lock and its fencing counter share the hash tag {<hash>}, so Redis
+// Cluster keeps them in one slot and the acquire script never gets CROSSSLOT;
+// window keys of different callers spread over all slots. Every key carries a
+// TTL: a window log expires one window after its newest hit, a lock after its
+// TTL, a fencing counter after the fence TTL (WithFenceTTL, default 24h).
+// Fences stay increasing even after the counter expires, because the script
+// never issues a fence below the Redis time in microseconds.
+//
+// A sliding-window log costs one sorted-set member per hit in the window,
+// O(limit) per key. Members are short: a per-Store random prefix (8
+// characters) followed by a counter in base 36.
+//
+// # Time
+//
+// By default the scripts read the time from Redis (TIME), so application
+// servers with skewed clocks still share one window. WithClock makes the store
+// pass its own time instead (useful in tests). Lock TTLs always run on the
+// Redis clock.
+//
+// # Deadlines
+//
+// Every call honours its context: a cancelled context or a passed deadline
+// ends the call with an error wrapping context.Canceled or
+// context.DeadlineExceeded, also when Redis hangs. WithTimeout adds a
+// per-call deadline. go-redis applies context deadlines to the socket only
+// when the client's ContextTimeoutEnabled option is set; otherwise the store
+// stops waiting on its own and the abandoned command ends within the client's
+// ReadTimeout. A call that ended with a deadline may still have been applied by
+// Redis.
+package redisstore

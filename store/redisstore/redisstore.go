@@ -1,0 +1,385 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/store"
+)
+
+// DefaultPrefix is the key prefix a Store uses unless WithPrefix sets another.
+const DefaultPrefix = "sluice:"
+
+// DefaultFenceTTL is the time to live of a lock's fencing counter unless
+// WithFenceTTL sets another.
+const DefaultFenceTTL = 24 * time.Hour
+
+// hashBytes is how many bytes of the SHA-256 digest of a caller's key name its
+// Redis keys (in hex: twice as many characters).
+const hashBytes = 16
+
+// idPrefixBytes is how many random bytes make a Store's hit id prefix
+// (base64url: 8 characters).
+const idPrefixBytes = 6
+
+// Store is a store.Store on Redis. Create it with New; the zero value is not
+// usable. A Store is safe for concurrent use. It does not own the Redis
+// client: closing the client is the caller's job.
+type Store struct {
+	client   redis.Scripter
+	prefix   string
+	timeout  time.Duration
+	clock    func() time.Time
+	fenceTTL time.Duration
+
+	idPrefix string        // random, per Store: keeps hit ids of different Stores apart
+	seq      atomic.Uint64 // last hit id issued
+}
+
+var _ store.Store = (*Store)(nil)
+
+type config struct {
+	prefix   string
+	timeout  time.Duration
+	clock    func() time.Time
+	fenceTTL time.Duration
+}
+
+// Option configures a Store in New.
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithPrefix sets the prefix of every Redis key the Store writes. The default
+// is DefaultPrefix ("sluice:"). Use distinct prefixes for applications that
+// share a Redis server. The prefix must not contain '{' or '}', which would
+// change the keys' Cluster hash tags; New rejects it.
+func WithPrefix(prefix string) Option {
+	return optionFunc(func(c *config) { c.prefix = prefix })
+}
+
+// WithTimeout sets a deadline for every call to Redis, on top of the deadline
+// the caller's context may carry. The default, 0, adds none. A negative
+// timeout is rejected by New.
+func WithTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.timeout = d })
+}
+
+// WithClock makes the sliding window read the time from now instead of from
+// Redis. The default, nil, lets the scripts read Redis TIME, so that
+// application servers with skewed clocks share one window. Lock TTLs always
+// run on the Redis clock.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(c *config) { c.clock = now })
+}
+
+// WithFenceTTL sets the time to live of a lock's fencing counter, renewed on
+// every acquire. The default is DefaultFenceTTL (24h); it must be at least
+// one millisecond. Fences keep increasing after the counter expires.
+func WithFenceTTL(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.fenceTTL = d })
+}
+
+// New returns a Store that runs sluice's scripts through client: a
+// *redis.Client (standalone or Sentinel failover), *redis.ClusterClient,
+// *redis.Ring or anything else implementing redis.Scripter. New sends nothing
+// to Redis; call lua.Load to preload the scripts. Bad options are an error
+// wrapping store.ErrInvalidArgument.
+func New(client redis.Scripter, opts ...Option) (*Store, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: redisstore: nil client", store.ErrInvalidArgument)
+	}
+	cfg := config{prefix: DefaultPrefix, fenceTTL: DefaultFenceTTL}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	if strings.ContainsAny(cfg.prefix, "{}") {
+		return nil, fmt.Errorf("%w: redisstore: prefix %q must not contain '{' or '}'", store.ErrInvalidArgument, cfg.prefix)
+	}
+	if cfg.timeout < 0 {
+		return nil, fmt.Errorf("%w: redisstore: timeout %v must not be negative", store.ErrInvalidArgument, cfg.timeout)
+	}
+	if cfg.fenceTTL < time.Millisecond {
+		return nil, fmt.Errorf("%w: redisstore: fence ttl %v must be at least 1ms", store.ErrInvalidArgument, cfg.fenceTTL)
+	}
+	var rnd [idPrefixBytes]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("redisstore: hit id prefix: %w", err)
+	}
+	return &Store{
+		client:   client,
+		prefix:   cfg.prefix,
+		timeout:  cfg.timeout,
+		clock:    cfg.clock,
+		fenceTTL: cfg.fenceTTL,
+		idPrefix: base64.RawURLEncoding.EncodeToString(rnd[:]),
+	}, nil
+}
+
+// Hit records cost hits for key under rule if they fit in the sliding window,
+// in one round trip. See store.WindowStore.
+func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) (store.Result, error) {
+	if err := store.ValidateHit(key, rule, cost); err != nil {
+		return store.Result{}, err
+	}
+	id := s.seq.Add(1)
+	var now any = ""
+	if s.clock != nil {
+		now = s.clock().UnixMicro()
+	}
+	reply, err := s.run(ctx, lua.SlidingWindow(), []string{s.redisKey("w:{", key, "}")},
+		rule.Limit, rule.Window.Microseconds(), cost, s.hitID(id), now)
+	if err != nil {
+		return store.Result{}, opError("hit", err)
+	}
+	var v [4]int64
+	if !int64s(reply, v[:]) || (v[0] != 0 && v[0] != 1) || v[2] < 0 || v[3] < 0 {
+		return store.Result{}, unexpected("hit", reply)
+	}
+	res := store.Result{
+		Allowed:    v[0] == 1,
+		Limit:      rule.Limit,
+		Remaining:  int(max(v[1], 0)),
+		ResetAfter: time.Duration(v[3]) * time.Microsecond,
+	}
+	if res.Allowed {
+		res.Receipt = store.Receipt{ID: id, Cost: cost}
+	} else {
+		res.RetryAfter = time.Duration(v[2]) * time.Microsecond
+	}
+	return res, nil
+}
+
+// Undo removes the hits that receipt identifies from key's window. The receipt
+// must come from a Hit on the same Store value (hit ids carry the Store's
+// random prefix); a zero receipt, or hits that already left the window, are not
+// an error. See store.WindowStore.
+func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) error {
+	if key == "" {
+		return fmt.Errorf("%w: empty key", store.ErrInvalidArgument)
+	}
+	if receipt.Cost < 0 {
+		return fmt.Errorf("%w: receipt cost %d must not be negative", store.ErrInvalidArgument, receipt.Cost)
+	}
+	if receipt.ID == 0 || receipt.Cost == 0 {
+		return nil
+	}
+	reply, err := s.run(ctx, lua.WindowUndo(), []string{s.redisKey("w:{", key, "}")},
+		s.hitID(receipt.ID), receipt.Cost)
+	if err != nil {
+		return opError("undo", err)
+	}
+	if n, ok := reply.(int64); !ok || n < 0 {
+		return unexpected("undo", reply)
+	}
+	return nil
+}
+
+// Acquire takes key for ttl (rounded up to whole milliseconds) on behalf of
+// token, in one round trip, and issues a fencing token. See store.LockStore.
+func (s *Store) Acquire(ctx context.Context, key, token string, ttl time.Duration) (store.LockResult, error) {
+	if err := store.ValidateLock(key, token, ttl, true); err != nil {
+		return store.LockResult{}, err
+	}
+	lockKey := s.redisKey("l:{", key, "}")
+	reply, err := s.run(ctx, lua.LockAcquire(), []string{lockKey, lockKey + ":f"},
+		token, ceilMillis(ttl), ceilMillis(s.fenceTTL))
+	if err != nil {
+		return store.LockResult{}, opError("acquire", err)
+	}
+	var v [2]int64
+	ok := int64s(reply, v[:])
+	switch {
+	case ok && v[0] == 1 && v[1] > 0:
+		return store.LockResult{Acquired: true, Fence: v[1]}, nil
+	case ok && v[0] == 0 && v[1] >= 0:
+		return store.LockResult{HolderTTL: time.Duration(v[1]) * time.Millisecond}, nil
+	default:
+		return store.LockResult{}, unexpected("acquire", reply)
+	}
+}
+
+// Release frees key if token holds it; otherwise it returns an error wrapping
+// store.ErrNotHeld. See store.LockStore.
+func (s *Store) Release(ctx context.Context, key, token string) error {
+	if err := store.ValidateLock(key, token, 0, false); err != nil {
+		return err
+	}
+	reply, err := s.run(ctx, lua.LockRelease(), []string{s.redisKey("l:{", key, "}")}, token)
+	if err != nil {
+		return opError("release", err)
+	}
+	return heldReply("release", reply)
+}
+
+// Extend sets key's remaining TTL to ttl (rounded up to whole milliseconds)
+// if token holds it; otherwise it returns an error wrapping store.ErrNotHeld
+// and does not re-create the key. See store.LockStore.
+func (s *Store) Extend(ctx context.Context, key, token string, ttl time.Duration) error {
+	if err := store.ValidateLock(key, token, ttl, true); err != nil {
+		return err
+	}
+	reply, err := s.run(ctx, lua.LockExtend(), []string{s.redisKey("l:{", key, "}")}, token, ceilMillis(ttl))
+	if err != nil {
+		return opError("extend", err)
+	}
+	return heldReply("extend", reply)
+}
+
+// TTL returns the remaining time to live of key's lock, in whole
+// milliseconds, if token holds it; otherwise it returns an error wrapping
+// store.ErrNotHeld. See store.LockStore.
+func (s *Store) TTL(ctx context.Context, key, token string) (time.Duration, error) {
+	if err := store.ValidateLock(key, token, 0, false); err != nil {
+		return 0, err
+	}
+	reply, err := s.run(ctx, lua.LockTTL(), []string{s.redisKey("l:{", key, "}")}, token)
+	if err != nil {
+		return 0, opError("ttl", err)
+	}
+	ms, ok := reply.(int64)
+	switch {
+	case ok && ms == -1:
+		return 0, fmt.Errorf("redisstore: ttl: %w", store.ErrNotHeld)
+	case ok && ms >= 0:
+		return time.Duration(ms) * time.Millisecond, nil
+	default:
+		return 0, unexpected("ttl", reply)
+	}
+}
+
+// run sends one script call, honouring ctx and the Store's timeout even when
+// the client does not apply context deadlines to its socket.
+func (s *Store) run(ctx context.Context, cmd *lua.Command, keys []string, args ...any) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	if ctx.Done() == nil {
+		return result(cmd.Run(ctx, s.client, keys, args...))
+	}
+	type reply struct {
+		v   any
+		err error
+	}
+	done := make(chan reply, 1)
+	go func() {
+		v, err := result(cmd.Run(ctx, s.client, keys, args...))
+		done <- reply{v, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil && ctx.Err() != nil && !errors.Is(r.err, ctx.Err()) {
+			// The client gave up with its own error (an i/o timeout) because
+			// the deadline passed: say so.
+			return nil, fmt.Errorf("%w: %w", ctx.Err(), r.err)
+		}
+		return r.v, r.err
+	case <-ctx.Done():
+		select {
+		case r := <-done: // the reply won the race: use it
+			return r.v, r.err
+		default:
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// result unpacks a script reply; redis.Nil (which no sluice script returns)
+// becomes a nil reply, which the callers reject as unexpected.
+func result(cmd *redis.Cmd) (any, error) {
+	v, err := cmd.Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	return v, err
+}
+
+// redisKey returns prefix + open + hex(sha256(key)[:16]) + close.
+func (s *Store) redisKey(open, key, close string) string {
+	sum := sha256.Sum256([]byte(key))
+	var b strings.Builder
+	b.Grow(len(s.prefix) + len(open) + 2*hashBytes + len(close) + 2)
+	b.WriteString(s.prefix)
+	b.WriteString(open)
+	var h [2 * hashBytes]byte
+	hex.Encode(h[:], sum[:hashBytes])
+	b.Write(h[:])
+	b.WriteString(close)
+	return b.String()
+}
+
+// hitID returns the sorted-set member of hit id: the Store's random prefix and
+// the id in base 36.
+func (s *Store) hitID(id uint64) string {
+	var buf [idPrefixBytes*2 + 16]byte
+	b := append(buf[:0], s.idPrefix...)
+	b = strconv.AppendUint(b, id, 36)
+	return string(b)
+}
+
+// ceilMillis returns d in milliseconds, rounded up.
+func ceilMillis(d time.Duration) int64 {
+	ms := d / time.Millisecond
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	return int64(ms)
+}
+
+// int64s reports whether reply is an array of len(out) integers, and stores
+// them in out.
+func int64s(reply any, out []int64) bool {
+	arr, ok := reply.([]any)
+	if !ok || len(arr) != len(out) {
+		return false
+	}
+	for i, x := range arr {
+		if out[i], ok = x.(int64); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// heldReply maps the 1/0 reply of release and extend.
+func heldReply(op string, reply any) error {
+	switch n, ok := reply.(int64); {
+	case ok && n == 1:
+		return nil
+	case ok && n == 0:
+		return fmt.Errorf("redisstore: %s: %w", op, store.ErrNotHeld)
+	default:
+		return unexpected(op, reply)
+	}
+}
+
+func opError(op string, err error) error {
+	return fmt.Errorf("redisstore: %s: %w", op, err)
+}
+
+func unexpected(op string, reply any) error {
+	return fmt.Errorf("redisstore: %s: unexpected reply %T %v", op, reply, reply)
+}
