@@ -119,7 +119,14 @@ func testPrefix(t testing.TB, nodes func(ctx context.Context, fn func(ctx contex
 			if err != nil || len(keys) == 0 {
 				return err
 			}
-			return c.Del(ctx, keys...).Err()
+			// One DEL per key: keys of a Cluster node live in many slots.
+			_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, k := range keys {
+					p.Del(ctx, k)
+				}
+				return nil
+			})
+			return err
 		})
 		if err != nil {
 			t.Errorf("cleanup of %s*: %v", prefix, err)

@@ -1,0 +1,235 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/store"
+	"github.com/sluicehq/sluice/store/redisstore"
+)
+
+// These tests run on miniredis and, when REDIS_ADDR / REDIS_CLUSTER_ADDRS are
+// set, on a real server and a real Cluster.
+
+func TestEveryKeyHasATTL(t *testing.T) {
+	forEachTarget(t, func(t *testing.T, tg target) {
+		ctx := context.Background()
+		s, prefix := newStore(t, tg)
+		rule := store.Rule{Limit: 10, Window: time.Minute}
+		must(s.Hit(ctx, "one", rule, 1))(t)
+		r := must(s.Hit(ctx, "multi", rule, 3))(t)
+		must(s.Hit(ctx, "undone", rule, 1))(t)
+		require.NoError(t, s.Undo(ctx, "multi", r.Receipt))
+		require.True(t, must(s.Acquire(ctx, "lock", "tok", time.Minute))(t).Acquired)
+		require.NoError(t, s.Extend(ctx, "lock", "tok", 2*time.Minute))
+		require.True(t, must(s.Acquire(ctx, "released", "tok", time.Minute))(t).Acquired)
+		require.NoError(t, s.Release(ctx, "released", "tok"))
+
+		keys := allKeys(t, tg, prefix)
+		assert.ElementsMatch(t, []string{
+			windowKey(prefix, "one"), windowKey(prefix, "undone"),
+			lockKey(prefix, "lock"), fenceKey(prefix, "lock"), fenceKey(prefix, "released"),
+		}, keys, "undone window emptied, released lock gone, fences stay")
+		for _, k := range keys {
+			pttl, err := tg.client.PTTL(ctx, k).Result()
+			require.NoError(t, err)
+			assert.Greater(t, pttl, time.Duration(0), "key %s has no TTL", k)
+		}
+	})
+}
+
+func TestScriptFlushIsRecovered(t *testing.T) {
+	forEachTarget(t, func(t *testing.T, tg target) {
+		ctx := context.Background()
+		s, _ := newStore(t, tg)
+		flush := func(t *testing.T) {
+			t.Helper()
+			require.NoError(t, tg.nodes(ctx, func(ctx context.Context, c *redis.Client) error {
+				return c.ScriptFlush(ctx).Err()
+			}))
+		}
+		require.NoError(t, lua.Load(ctx, tg.client))
+		rule := store.Rule{Limit: 10, Window: time.Minute}
+
+		flush(t)
+		r, err := s.Hit(ctx, "k", rule, 1)
+		require.NoError(t, err)
+		assert.True(t, r.Allowed)
+		flush(t)
+		require.NoError(t, s.Undo(ctx, "k", r.Receipt))
+		flush(t)
+		l, err := s.Acquire(ctx, "lock", "tok", time.Minute)
+		require.NoError(t, err)
+		assert.True(t, l.Acquired)
+		flush(t)
+		require.NoError(t, s.Extend(ctx, "lock", "tok", time.Minute))
+		flush(t)
+		_, err = s.TTL(ctx, "lock", "tok")
+		require.NoError(t, err)
+		flush(t)
+		require.NoError(t, s.Release(ctx, "lock", "tok"))
+	})
+}
+
+func TestHugeAndBracedKeysAreHashed(t *testing.T) {
+	forEachTarget(t, func(t *testing.T, tg target) {
+		ctx := context.Background()
+		s, prefix := newStore(t, tg)
+		huge := strings.Repeat("x", 1<<20)
+		userKeys := []string{huge, "{", "}", "{}", "{user}", "a{b}c"}
+		for i := 0; i < 16; i++ {
+			userKeys = append(userKeys, fmt.Sprintf("{pinned}%d", i))
+		}
+		rule := store.Rule{Limit: 5, Window: time.Minute}
+		for _, k := range userKeys {
+			_, err := s.Hit(ctx, k, rule, 1)
+			require.NoError(t, err)
+			_, err = s.Acquire(ctx, k, "tok", time.Minute)
+			require.NoError(t, err)
+		}
+		keys := allKeys(t, tg, prefix)
+		require.Len(t, keys, 3*len(userKeys))
+		for _, k := range keys {
+			assert.LessOrEqual(t, len(k), len(prefix)+len("l:{}:f")+32, "key %.80q is not short", k)
+			assert.Equal(t, 1, strings.Count(k, "{"), k)
+		}
+		if !tg.cluster {
+			return
+		}
+		// A '{' in the caller's key does not pin its window keys to one slot.
+		slots := map[int64]bool{}
+		for i := 0; i < 16; i++ {
+			slot, err := tg.client.ClusterKeySlot(ctx, windowKey(prefix, fmt.Sprintf("{pinned}%d", i))).Result()
+			require.NoError(t, err)
+			slots[slot] = true
+		}
+		assert.Greater(t, len(slots), 1, "16 keys with one {tag} landed in one slot")
+	})
+}
+
+func TestLockKeysShareASlot(t *testing.T) {
+	ctx := context.Background()
+	c := clusterClient(t)
+	tg := target{name: "cluster", client: c, cluster: true, nodes: c.ForEachMaster}
+	s, prefix := newStore(t, tg)
+	slots := map[int64]bool{}
+	for i := 0; i < 50; i++ {
+		key := fmt.Sprintf("order:%d", i)
+		l, err := s.Acquire(ctx, key, "tok", time.Minute)
+		require.NoError(t, err, "acquire %s (CROSSSLOT?)", key)
+		require.True(t, l.Acquired)
+		lockSlot := must(c.ClusterKeySlot(ctx, lockKey(prefix, key)).Result())(t)
+		fenceSlot := must(c.ClusterKeySlot(ctx, fenceKey(prefix, key)).Result())(t)
+		require.Equal(t, lockSlot, fenceSlot, "lock and fence of %s", key)
+		slots[lockSlot] = true
+	}
+	assert.Greater(t, len(slots), 1, "locks spread over slots")
+	// The keys the test computed are the ones Redis holds.
+	assert.Len(t, allKeys(t, tg, prefix), 100)
+}
+
+func TestDefaultPathUsesRedisTime(t *testing.T) {
+	forEachTarget(t, func(t *testing.T, tg target) {
+		ctx := context.Background()
+		prefix := testPrefix(t, tg.nodes)
+		node := redis.Cmdable(tg.client)
+		if cc, ok := tg.client.(*redis.ClusterClient); ok {
+			node = must(cc.MasterForKey(ctx, windowKey(prefix, "k")))(t)
+		}
+		redisTime := func() time.Time { return must(node.Time(ctx).Result())(t) }
+
+		// A store whose own clock is an hour behind, and two stores that
+		// take no clock: the default path must not send an app clock.
+		appNow := redisTime().Add(-time.Hour)
+		past := must(redisstore.New(tg.client, redisstore.WithPrefix(prefix),
+			redisstore.WithClock(func() time.Time { return appNow })))(t)
+		a := must(redisstore.New(tg.client, redisstore.WithPrefix(prefix)))(t)
+		b := must(redisstore.New(tg.client, redisstore.WithPrefix(prefix)))(t)
+		rule := store.Rule{Limit: 1, Window: time.Minute}
+
+		require.True(t, must(past.Hit(ctx, "k", rule, 1))(t).Allowed)
+		before := redisTime()
+		r := must(a.Hit(ctx, "k", rule, 1))(t)
+		after := redisTime()
+		assert.True(t, r.Allowed, "the hit an hour ago in Redis time has left the window")
+		members := must(tg.client.ZRangeWithScores(ctx, windowKey(prefix, "k"), 0, -1).Result())(t)
+		require.Len(t, members, 1)
+		score := int64(members[0].Score)
+		assert.GreaterOrEqual(t, score, before.UnixMicro(), "scored with Redis TIME")
+		assert.LessOrEqual(t, score, after.UnixMicro(), "scored with Redis TIME")
+
+		// b shares a's window.
+		assert.False(t, must(b.Hit(ctx, "k", rule, 1))(t).Allowed)
+	})
+}
+
+// TestOneRoundTripPerDecision counts EVALSHA and EVAL calls in INFO
+// commandstats on a redis-server the test starts itself.
+func TestOneRoundTripPerDecision(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.addr})
+	t.Cleanup(func() { _ = c.Close() })
+	s := must(redisstore.New(c))(t)
+	rule := store.Rule{Limit: 1000, Window: time.Minute}
+	calls := func() (evalsha, eval int64) {
+		return commandCalls(t, c, "evalsha"), commandCalls(t, c, "eval")
+	}
+
+	// Before any script is cached the first decision pays for NOSCRIPT.
+	require.NoError(t, c.ConfigResetStat(ctx).Err())
+	must(s.Hit(ctx, "cold", rule, 1))(t)
+	evalsha, eval := calls()
+	assert.Equal(t, int64(1), evalsha, "EVALSHA")
+	assert.Equal(t, int64(1), eval, "EVAL after NOSCRIPT")
+
+	require.NoError(t, lua.Load(ctx, c))
+	require.NoError(t, c.ConfigResetStat(ctx).Err())
+	const n = 20
+	for i := 0; i < n; i++ {
+		r := must(s.Hit(ctx, "k", rule, 1))(t)
+		must(s.Acquire(ctx, "lock", "tok", time.Minute))(t)
+		require.NoError(t, s.Extend(ctx, "lock", "tok", time.Minute))
+		must(s.TTL(ctx, "lock", "tok"))(t)
+		require.NoError(t, s.Release(ctx, "lock", "tok"))
+		require.NoError(t, s.Undo(ctx, "k", r.Receipt))
+	}
+	evalsha, eval = calls()
+	assert.Equal(t, int64(6*n), evalsha, "one EVALSHA per call")
+	assert.Equal(t, int64(0), eval, "no EVAL with the scripts cached")
+}
+
+// TestOneRoundTripPerDecisionShared counts with deltas on the shared server at
+// REDIS_ADDR. Other clients may run scripts there at the same time, which
+// only ever adds to the deltas, so the count is retried until one quiet
+// attempt shows exactly one EVALSHA per decision.
+func TestOneRoundTripPerDecisionShared(t *testing.T) {
+	ctx := context.Background()
+	c := realClient(t)
+	tg := target{client: c, nodes: single(c)}
+	s, _ := newStore(t, tg)
+	require.NoError(t, lua.Load(ctx, c))
+	rule := store.Rule{Limit: 1000, Window: time.Minute}
+	const n = 20
+	var got []string
+	for attempt := 0; attempt < 10; attempt++ {
+		sha0, eval0 := commandCalls(t, c, "evalsha"), commandCalls(t, c, "eval")
+		for i := 0; i < n; i++ {
+			must(s.Hit(ctx, "k", rule, 1))(t)
+		}
+		dsha, deval := commandCalls(t, c, "evalsha")-sha0, commandCalls(t, c, "eval")-eval0
+		if dsha == n && deval == 0 {
+			return
+		}
+		got = append(got, fmt.Sprintf("EVALSHA+%d EVAL+%d", dsha, deval))
+	}
+	t.Fatalf("%d decisions never counted as exactly %d EVALSHA and no EVAL: %v", n, n, got)
+}
