@@ -1,0 +1,243 @@
+package lockguard
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice/store"
+)
+
+// DefaultReleaseTimeout is how long Release waits for the store unless
+// WithReleaseTimeout says otherwise.
+const DefaultReleaseTimeout = 2 * time.Second
+
+// Locker obtains locks from a store.LockStore. Create one with New; the zero
+// Locker is not usable. A Locker is safe for concurrent use, and any number of
+// Lockers, in one process or many, may share a store: locks are exclusive per
+// key across all of them.
+type Locker struct {
+	store          store.LockStore
+	retry          RetryStrategy // nil: try once, or DefaultBackoff under WaitFor
+	releaseTimeout time.Duration
+	maxHold        time.Duration
+}
+
+// Option configures a Locker in New.
+type Option struct{ apply func(*Locker) }
+
+// WithRetryStrategy sets the strategy Obtain follows when the lock is held by
+// another owner, unless a call passes Retry. By default Obtain tries once
+// (under WaitFor it retries with DefaultBackoff). A nil s restores the default.
+func WithRetryStrategy(s RetryStrategy) Option {
+	return Option{func(l *Locker) { l.retry = s }}
+}
+
+// WithReleaseTimeout sets how long Lock.Release waits for the store. Release
+// runs on a context detached from the caller's (so that a cancelled request
+// still frees its lock), and this timeout bounds it. The default is
+// DefaultReleaseTimeout (2s); d must be positive.
+func WithReleaseTimeout(d time.Duration) Option {
+	return Option{func(l *Locker) { l.releaseTimeout = d }}
+}
+
+// WithMaxHold bounds how long a lock may be kept alive: once d has passed
+// since the lock was obtained, a keep-alive (Lock.KeepAlive, Locker.Do, Guard)
+// stops extending it and cancels the work's context with cause
+// ErrMaxHoldExceeded. The default, 0, sets no bound; d must not be negative.
+func WithMaxHold(d time.Duration) Option {
+	return Option{func(l *Locker) { l.maxHold = d }}
+}
+
+// New returns a Locker over s. It returns an error if s is nil or an option is
+// out of range.
+func New(s store.LockStore, opts ...Option) (*Locker, error) {
+	if s == nil {
+		return nil, errors.New("lockguard: nil store")
+	}
+	l := &Locker{store: s, releaseTimeout: DefaultReleaseTimeout}
+	for _, o := range opts {
+		if o.apply != nil {
+			o.apply(l)
+		}
+	}
+	if l.releaseTimeout <= 0 {
+		return nil, fmt.Errorf("lockguard: release timeout %v must be positive", l.releaseTimeout)
+	}
+	if l.maxHold < 0 {
+		return nil, fmt.Errorf("lockguard: max hold %v must not be negative", l.maxHold)
+	}
+	return l, nil
+}
+
+// ObtainOption configures one Obtain or Do call.
+type ObtainOption struct{ apply func(*obtainConfig) }
+
+type obtainConfig struct {
+	retry  RetryStrategy
+	wait   time.Duration
+	noWait bool
+}
+
+// Retry makes this call follow s instead of the Locker's strategy. A nil s
+// means the Locker's strategy.
+func Retry(s RetryStrategy) ObtainOption {
+	return ObtainOption{func(c *obtainConfig) {
+		if s != nil {
+			c.retry = s
+		}
+	}}
+}
+
+// WaitFor bounds how long this call waits for a held lock: the last attempt
+// starts no later than d after the call (or the context's deadline, if that
+// comes first). If neither Retry nor WithRetryStrategy set a strategy, the
+// call retries with DefaultBackoff. A d of zero or less means do not wait:
+// try once.
+func WaitFor(d time.Duration) ObtainOption {
+	return ObtainOption{func(c *obtainConfig) {
+		c.wait = d
+		c.noWait = d <= 0
+	}}
+}
+
+// Obtain takes the lock on key for ttl. By default it tries once; with a retry
+// strategy (Retry, WithRetryStrategy) or WaitFor it waits while another owner
+// holds the lock, until it gets the lock, the strategy gives up, or the next
+// attempt would start after the deadline (WaitFor's or ctx's, whichever comes
+// first).
+//
+// The error is a *HeldError (errors.Is(err, ErrHeld)) when another owner holds
+// the lock; it wraps ctx.Err() when ctx ended; it wraps ErrStore and the
+// store's error when the store failed; and it wraps store.ErrInvalidArgument
+// for an empty key or a ttl below one millisecond.
+func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts ...ObtainOption) (*Lock, error) {
+	token := rand.Text()
+	if err := store.ValidateLock(key, token, ttl, true); err != nil {
+		return nil, fmt.Errorf("lockguard: obtain: %w", err)
+	}
+	cfg := obtainConfig{retry: l.retry}
+	for _, o := range opts {
+		if o.apply != nil {
+			o.apply(&cfg)
+		}
+	}
+	strategy := cfg.retry
+	var deadline time.Time
+	switch {
+	case cfg.noWait:
+		strategy = NoRetry()
+	case cfg.wait > 0:
+		deadline = time.Now().Add(cfg.wait)
+		if strategy == nil {
+			strategy = DefaultBackoff()
+		}
+	case strategy == nil:
+		strategy = NoRetry()
+	}
+	ctxDeadline, hasCtxDeadline := ctx.Deadline()
+	if hasCtxDeadline && (deadline.IsZero() || ctxDeadline.Before(deadline)) {
+		deadline = ctxDeadline
+	} else {
+		hasCtxDeadline = false // the option's deadline comes first
+	}
+
+	for failed := 0; ; {
+		start := time.Now()
+		res, err := l.store.Acquire(ctx, key, token, ttl)
+		if err != nil {
+			return nil, wrapErr(ctx.Err(), "obtain", key, err)
+		}
+		if res.Acquired {
+			return &Lock{
+				locker:     l,
+				key:        key,
+				token:      token,
+				fence:      res.Fence,
+				obtained:   start,
+				ttl:        ttl,
+				validUntil: start.Add(ttl),
+			}, nil
+		}
+		failed++
+		held := &HeldError{Key: key, TTL: res.HolderTTL, Attempts: failed}
+		wait, retry := strategy.Backoff(failed)
+		if !retry {
+			return nil, held
+		}
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left <= 0 || (wait >= left && hasCtxDeadline) {
+				// No time left, or the wait would run into the
+				// context's deadline, where no store call can be made.
+				return nil, held
+			}
+			if wait >= left {
+				wait = left // one last attempt at WaitFor's deadline
+			}
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("lockguard: obtain %q: %w", key, err)
+		}
+	}
+}
+
+// Do obtains the lock on key for ttl (as Obtain does, with opts), runs fn
+// under a keep-alive (see Lock.KeepAlive) and releases the lock when fn
+// returns or panics. fn's context is cancelled with cause ErrLockLost if the
+// lock is lost and with ErrMaxHoldExceeded when the maximum hold time passes.
+//
+// Do returns Obtain's error if the lock was not obtained, and otherwise fn's
+// error, joined with ErrLockLost if the lock was lost while fn ran (the work
+// may not have been exclusive), with ErrMaxHoldExceeded if that cancelled fn
+// and fn failed, and with the release error if releasing failed.
+func (l *Locker) Do(ctx context.Context, key string, ttl time.Duration, fn func(context.Context) error, opts ...ObtainOption) (err error) {
+	lock, err := l.Obtain(ctx, key, ttl, opts...)
+	if err != nil {
+		return err
+	}
+	work, stop := lock.KeepAlive(ctx)
+	defer func() {
+		stop()
+		cause := context.Cause(work)
+		lost := errors.Is(cause, ErrLockLost)
+		switch {
+		case lost && !errors.Is(err, ErrLockLost):
+			err = errors.Join(err, cause)
+		case errors.Is(cause, ErrMaxHoldExceeded) && err != nil && !errors.Is(err, ErrMaxHoldExceeded):
+			err = errors.Join(err, cause)
+		}
+		if rerr := lock.Release(ctx); rerr != nil && !(lost && errors.Is(rerr, ErrNotHeld)) {
+			err = errors.Join(err, rerr)
+		}
+	}()
+	return fn(work)
+}
+
+// wrapErr classifies a store error: a lock not held, an ended context
+// (ctxErr non-nil), bad input, or a store failure.
+func wrapErr(ctxErr error, op, key string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotHeld):
+		return fmt.Errorf("%w: %s %q", ErrNotHeld, op, key)
+	case ctxErr != nil:
+		return fmt.Errorf("lockguard: %s %q: %w", op, key, ctxErr)
+	case errors.Is(err, store.ErrInvalidArgument):
+		return fmt.Errorf("lockguard: %s %q: %w", op, key, err)
+	default:
+		return fmt.Errorf("%w: %s %q: %w", ErrStore, op, key, err)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
