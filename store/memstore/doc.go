@@ -1,0 +1,64 @@
+// Package memstore is an in-memory store.Store: an exact sliding-window log and
+// token-checked locks with fencing tokens, for a single process. It has the
+// same semantics as store/redisstore's Lua scripts, so an application can start
+// on memstore and move to Redis when it runs more than one instance.
+//
+// # Sliding window
+//
+// Each key keeps a log of its hits in the window (now-window, now], at
+// microsecond precision like the Lua scripts: a ring buffer of (time, receipt
+// id) pairs, 16 bytes a hit, that grows on demand up to the rule's limit
+// rounded up to a power of two, so a key costs O(limit) memory. A hit of cost
+// n records n entries. Hits at the same instant are distinct hits. If a key's
+// limit shrinks between calls, hits above the new limit stay until they leave
+// the window (meanwhile the key is denied), and the buffer shrinks to fit the
+// new limit once they have.
+//
+// # Keys
+//
+// Keys are never stored: a key is held as its 64-bit maphash digest under a
+// seed chosen at random by New, so a 1 MB key costs 8 bytes (hashing it costs
+// one pass over its bytes per call). Two distinct keys share a window only if
+// their digests collide, which for n keys happens with probability about
+// n²/2⁶⁵ (3·10⁻⁸ for a million keys) and cannot be aimed at, because the seed
+// is secret and differs per Store. Lock tokens are held as a 128-bit digest
+// (two seeds). Windows and locks live in separate tables, so a window and a
+// lock with the same key name are independent.
+//
+// # Sharding and memory bound
+//
+// Keys are spread over up to 256 shards by their digest, each behind its own
+// mutex, so decisions on different keys rarely contend. The number of keys
+// (windows plus locks) is bounded by WithMaxKeys (DefaultMaxKeys, about a
+// million), split evenly over the shards. A key whose window has emptied is
+// dropped lazily when it is next used, by a background sweep every
+// DefaultSweepInterval (see WithSweepInterval), and under pressure: when a
+// shard is full, a new key first triggers a sweep of expired keys (at most
+// once per quarter of the shard's capacity inserted, so the cost is amortised)
+// and then evicts, among a random sample of windows, the one whose log empties
+// soonest: the one that carries the least information. Held locks are never
+// evicted; if a shard holds nothing but live locks, a new key fails with
+// ErrFull. A flood of distinct clients therefore costs a bounded amount of
+// memory and makes the store forget the quietest clients first.
+//
+// # Locks and fences
+//
+// A lock is held while the store's clock is before its expiry; locks expire by
+// the clock given to WithClock. A key's fence counter is kept for
+// WithFenceTTL after its last acquire, and every fence is at least the clock
+// in microseconds, so fences keep increasing even after a counter was dropped.
+//
+// # Time
+//
+// By default the store reads the monotonic clock, anchored to the wall clock
+// when New runs: a wall-clock step never stretches or shrinks a window, and a
+// reading costs half of time.Now. WithClock injects another source, such as a
+// fake clock in tests.
+//
+// # Performance
+//
+// A decision takes one shard mutex and does no allocation once the key's log
+// has grown to fit its traffic. See the package benchmarks and the comparison
+// with golang.org/x/time/rate and sethvargo/go-limiter in sluice's bench
+// module.
+package memstore

@@ -1,0 +1,460 @@
+package memstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/store"
+)
+
+// Defaults of the options.
+const (
+	// DefaultMaxKeys is the bound on the number of keys unless WithMaxKeys
+	// sets another: 1<<20 (1,048,576).
+	DefaultMaxKeys = 1 << 20
+
+	// DefaultFenceTTL is how long a lock's fence counter is kept after its
+	// last acquire unless WithFenceTTL sets another.
+	DefaultFenceTTL = 24 * time.Hour
+
+	// DefaultSweepInterval is how often a background goroutine drops expired
+	// keys unless WithSweepInterval sets another.
+	DefaultSweepInterval = time.Minute
+)
+
+// maxShards is the number of shards for large key bounds; minShardKeys is the
+// least number of keys a shard holds when the bound is small.
+const (
+	maxShards    = 256
+	minShardKeys = 64
+)
+
+// ErrFull reports that a new key cannot be stored because its shard holds the
+// most keys WithMaxKeys allows and all of them are live locks, which are never
+// evicted.
+var ErrFull = errors.New("memstore: too many keys")
+
+// Store is an in-memory store.Store. Create it with New; the zero value is not
+// usable. A Store is safe for concurrent use. Close stops its background
+// sweeper; calls after Close return store.ErrClosed.
+type Store struct {
+	shards     []shard
+	shardShift uint // digest >> shardShift picks the shard
+	shardBits  uint // low bits of a receipt id that name its shard
+	shardKeys  int  // bound on the keys of one shard
+
+	keySeed  maphash.Seed
+	tokSeeds [2]maphash.Seed
+
+	clock     func() time.Time // nil: the monotonic clock below
+	base      time.Time        // anchor of the monotonic clock
+	baseNanos int64            // base as Unix nanoseconds
+	fenceTTL  int64            // nanoseconds
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	stop      chan struct{} // closed by Close; nil without a sweeper
+	done      chan struct{} // closed when the sweeper returns
+}
+
+var _ store.Store = (*Store)(nil)
+
+type config struct {
+	clock         func() time.Time
+	maxKeys       int
+	fenceTTL      time.Duration
+	sweepInterval time.Duration
+}
+
+// Option configures a Store in New.
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithClock makes the Store read the time from now, for the sliding window and
+// for lock expiry. The default, nil, reads the monotonic clock anchored to the
+// wall clock when New runs.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(c *config) { c.clock = now })
+}
+
+// WithMaxKeys bounds the number of keys, windows and locks together, that the
+// Store holds; it must be positive. The default is DefaultMaxKeys. The bound
+// is split evenly over the shards (at most 256, each holding at least 64 keys
+// when n allows), so the Store may start evicting a little before n keys.
+func WithMaxKeys(n int) Option {
+	return optionFunc(func(c *config) { c.maxKeys = n })
+}
+
+// WithFenceTTL sets how long a lock's fence counter is kept after the lock's
+// last acquire. The default is DefaultFenceTTL (24h); it must be at least one
+// millisecond. Fences keep increasing after the counter is dropped, because
+// none is issued below the clock in microseconds.
+func WithFenceTTL(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.fenceTTL = d })
+}
+
+// WithSweepInterval sets how often a background goroutine drops expired keys.
+// The default is DefaultSweepInterval (1m); 0 starts no goroutine, leaving
+// expired keys to be dropped when they are next used or when their shard is
+// full. A negative interval is rejected by New.
+func WithSweepInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.sweepInterval = d })
+}
+
+// New returns an empty Store. Bad options are an error wrapping
+// store.ErrInvalidArgument. Unless WithSweepInterval(0) is given, New starts
+// a sweeper goroutine that Close stops.
+func New(opts ...Option) (*Store, error) {
+	cfg := config{
+		maxKeys:       DefaultMaxKeys,
+		fenceTTL:      DefaultFenceTTL,
+		sweepInterval: DefaultSweepInterval,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	if cfg.maxKeys <= 0 {
+		return nil, fmt.Errorf("%w: memstore: max keys %d must be positive", store.ErrInvalidArgument, cfg.maxKeys)
+	}
+	if cfg.fenceTTL < time.Millisecond {
+		return nil, fmt.Errorf("%w: memstore: fence ttl %v must be at least 1ms", store.ErrInvalidArgument, cfg.fenceTTL)
+	}
+	if cfg.sweepInterval < 0 {
+		return nil, fmt.Errorf("%w: memstore: sweep interval %v must not be negative", store.ErrInvalidArgument, cfg.sweepInterval)
+	}
+
+	n := 1
+	for n < maxShards && n*2*minShardKeys <= cfg.maxKeys {
+		n *= 2
+	}
+	shardBits := uint(bits.TrailingZeros(uint(n)))
+	s := &Store{
+		shards:     make([]shard, n),
+		shardShift: 64 - shardBits,
+		shardBits:  shardBits,
+		shardKeys:  min(cfg.maxKeys/n, math.MaxInt32),
+		keySeed:    maphash.MakeSeed(),
+		tokSeeds:   [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		clock:      cfg.clock,
+		base:       time.Now(),
+		fenceTTL:   int64(cfg.fenceTTL),
+	}
+	s.baseNanos = s.base.UnixNano()
+	for i := range s.shards {
+		s.shards[i].init(uint64(i))
+	}
+	if cfg.sweepInterval > 0 {
+		s.stop = make(chan struct{})
+		s.done = make(chan struct{})
+		go s.sweeper(cfg.sweepInterval)
+	}
+	return s, nil
+}
+
+// Close stops the background sweeper and drops every key. It is safe to call
+// more than once and always returns nil; any call on the Store after Close
+// returns store.ErrClosed.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		if s.stop != nil {
+			close(s.stop)
+			<-s.done
+		}
+		for i := range s.shards {
+			sh := &s.shards[i]
+			sh.mu.Lock()
+			sh.clear()
+			sh.mu.Unlock()
+		}
+	})
+	return nil
+}
+
+// Len returns the number of keys the Store holds, windows and locks together,
+// including expired ones not yet dropped.
+func (s *Store) Len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += sh.len()
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// nowNanos returns the current time in nanoseconds since the Unix epoch.
+func (s *Store) nowNanos() int64 {
+	if s.clock == nil {
+		return s.baseNanos + int64(time.Since(s.base))
+	}
+	return s.clock().UnixNano()
+}
+
+// shard returns the shard holding a key digest.
+func (s *Store) shard(d uint64) *shard {
+	return &s.shards[d>>s.shardShift&uint64(len(s.shards)-1)]
+}
+
+// check returns the error every call reports before doing any work.
+func (s *Store) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	return nil
+}
+
+// Hit records cost hits for key under rule if they fit in the sliding window.
+// See store.WindowStore.
+func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) (store.Result, error) {
+	if err := s.check(ctx); err != nil {
+		return store.Result{}, err
+	}
+	if err := store.ValidateHit(key, rule, cost); err != nil {
+		return store.Result{}, err
+	}
+	nowNanos := s.nowNanos()
+	now := nowNanos / 1e3 // the log is kept in microseconds, like the Lua script
+	win := int64(rule.Window / time.Microsecond)
+	d := maphash.String(s.keySeed, key)
+	sh := s.shard(d)
+
+	sh.mu.Lock()
+	w, err := sh.window(d, nowNanos, s.shardKeys)
+	if err != nil {
+		sh.mu.Unlock()
+		return store.Result{}, err
+	}
+	if w.expires <= now {
+		w.hits.reset() // every hit has left: skip the pruning
+	} else {
+		w.hits.prune(now - win)
+	}
+	limit := rule.Limit
+	count := w.hits.n
+	res := store.Result{Limit: limit}
+	if count+cost <= limit {
+		sh.seq++
+		id := sh.seq<<s.shardBits | sh.id
+		w.hits.fit(count+cost, limit)
+		for range cost {
+			w.hits.push(hit{at: now, id: id})
+		}
+		count += cost
+		w.expires = w.hits.at(count-1).at + win
+		res.Allowed = true
+		res.Receipt = store.Receipt{ID: id, Cost: cost}
+	} else {
+		// The (count+cost-limit)-th oldest hit must leave before cost fits.
+		res.RetryAfter = leaves(w.hits.at(count+cost-limit-1).at, win, now)
+	}
+	if count > 0 {
+		res.ResetAfter = leaves(w.hits.at(0).at, win, now)
+	}
+	sh.mu.Unlock()
+
+	res.Remaining = max(limit-count, 0)
+	return res, nil
+}
+
+// leaves returns how long until a hit at the given time leaves a window of
+// win microseconds, clamped to [0, win] as the Lua script does.
+func leaves(at, win, now int64) time.Duration {
+	d := min(max(at+win-now, 0), win)
+	return time.Duration(d) * time.Microsecond
+}
+
+// Undo removes the hits that receipt identifies from key's window. A zero
+// receipt, or hits that already left the window, are no-ops. See
+// store.WindowStore.
+func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if key == "" {
+		return fmt.Errorf("%w: empty key", store.ErrInvalidArgument)
+	}
+	if receipt == (store.Receipt{}) {
+		return nil
+	}
+	if receipt.ID == 0 || receipt.Cost <= 0 {
+		return fmt.Errorf("%w: receipt %+v", store.ErrInvalidArgument, receipt)
+	}
+	d := maphash.String(s.keySeed, key)
+	sh := s.shard(d)
+	sh.mu.Lock()
+	if i, ok := sh.windows[d]; ok {
+		sh.wins[i].hits.remove(receipt.ID, receipt.Cost)
+	}
+	sh.mu.Unlock()
+	return nil
+}
+
+// tokenDigest returns the 128-bit digest under which a lock token is held.
+func (s *Store) tokenDigest(token string) [2]uint64 {
+	return [2]uint64{maphash.String(s.tokSeeds[0], token), maphash.String(s.tokSeeds[1], token)}
+}
+
+// Acquire takes key for ttl on behalf of token. See store.LockStore.
+func (s *Store) Acquire(ctx context.Context, key, token string, ttl time.Duration) (store.LockResult, error) {
+	if err := s.check(ctx); err != nil {
+		return store.LockResult{}, err
+	}
+	if err := store.ValidateLock(key, token, ttl, true); err != nil {
+		return store.LockResult{}, err
+	}
+	now := s.nowNanos()
+	tok := s.tokenDigest(token)
+	d := maphash.String(s.keySeed, key)
+	sh := s.shard(d)
+
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st, ok := sh.locks[d]
+	if ok && st.held(now) && st.holder != tok {
+		return store.LockResult{HolderTTL: time.Duration(st.expires - now)}, nil
+	}
+	if !ok {
+		if err := sh.makeRoom(now, s.shardKeys); err != nil {
+			return store.LockResult{}, err
+		}
+	}
+	var last int64
+	if ok && st.fenceExpires > now {
+		last = st.fence
+	}
+	fence := max(last+1, now/1e3)
+	l := lock{
+		holder:       tok,
+		expires:      now + int64(ttl),
+		fence:        fence,
+		fenceExpires: now + s.fenceTTL,
+	}
+	if ok {
+		sh.locks[d] = l
+	} else {
+		sh.addLock(d, l)
+	}
+	return store.LockResult{Acquired: true, Fence: fence}, nil
+}
+
+// Release frees key if token holds it. See store.LockStore.
+func (s *Store) Release(ctx context.Context, key, token string) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := store.ValidateLock(key, token, 0, false); err != nil {
+		return err
+	}
+	now := s.nowNanos()
+	tok := s.tokenDigest(token)
+	d := maphash.String(s.keySeed, key)
+	sh := s.shard(d)
+
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st, ok := sh.locks[d]
+	if !ok || !st.held(now) || st.holder != tok {
+		return store.ErrNotHeld
+	}
+	if st.fenceExpires <= now {
+		delete(sh.locks, d)
+		return nil
+	}
+	st.expires = 0
+	sh.locks[d] = st
+	return nil
+}
+
+// Extend sets key's remaining TTL to ttl if token holds it; it never
+// re-creates an expired lock. See store.LockStore.
+func (s *Store) Extend(ctx context.Context, key, token string, ttl time.Duration) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := store.ValidateLock(key, token, ttl, true); err != nil {
+		return err
+	}
+	now := s.nowNanos()
+	tok := s.tokenDigest(token)
+	d := maphash.String(s.keySeed, key)
+	sh := s.shard(d)
+
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st, ok := sh.locks[d]
+	if !ok || !st.held(now) || st.holder != tok {
+		return store.ErrNotHeld
+	}
+	st.expires = now + int64(ttl)
+	sh.locks[d] = st
+	return nil
+}
+
+// TTL returns the remaining time to live of key's lock if token holds it.
+// See store.LockStore.
+func (s *Store) TTL(ctx context.Context, key, token string) (time.Duration, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	if err := store.ValidateLock(key, token, 0, false); err != nil {
+		return 0, err
+	}
+	now := s.nowNanos()
+	tok := s.tokenDigest(token)
+	d := maphash.String(s.keySeed, key)
+	sh := s.shard(d)
+
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st, ok := sh.locks[d]
+	if !ok || !st.held(now) || st.holder != tok {
+		return 0, store.ErrNotHeld
+	}
+	return time.Duration(st.expires - now), nil
+}
+
+// sweeper drops expired keys every interval until Close.
+func (s *Store) sweeper(interval time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.sweep()
+		}
+	}
+}
+
+// sweep drops the expired keys of every shard, one shard at a time.
+func (s *Store) sweep() {
+	for i := range s.shards {
+		now := s.nowNanos()
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.sweep(now, false)
+		sh.compact()
+		sh.mu.Unlock()
+	}
+}
