@@ -291,10 +291,12 @@ func (s *Store) run(ctx context.Context, cmd *lua.Command, keys []string, args .
 	}()
 	select {
 	case r := <-done:
-		if r.err != nil && ctx.Err() != nil && !errors.Is(r.err, ctx.Err()) {
-			// The client gave up with its own error (an i/o timeout) because
-			// the deadline passed: say so.
-			return nil, fmt.Errorf("%w: %w", ctx.Err(), r.err)
+		if r.err != nil {
+			// A client that applies ctx deadlines to its socket reports an
+			// i/o timeout, possibly before ctx's own timer fires: say why.
+			if cerr := contextError(ctx); cerr != nil && !errors.Is(r.err, cerr) {
+				return nil, fmt.Errorf("%w: %w", cerr, r.err)
+			}
 		}
 		return r.v, r.err
 	case <-ctx.Done():
@@ -305,6 +307,18 @@ func (s *Store) run(ctx context.Context, cmd *lua.Command, keys []string, args .
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// contextError returns ctx's error, or context.DeadlineExceeded once ctx's
+// deadline has passed even if its timer has not fired yet.
+func contextError(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // result unpacks a script reply; redis.Nil (which no sluice script returns)
