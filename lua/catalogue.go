@@ -1,0 +1,342 @@
+package lua
+
+import (
+	"context"
+	_ "embed" // the catalogue scripts are embedded .lua files
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Errors returned by the catalogue commands (CappedIncr, WeightedAverage,
+// Percentile, the Leaderboard calls, Reserve, Restock and RecordSample). They
+// are wrapped with details, so test with errors.Is.
+var (
+	// ErrInvalidArgument reports a call whose arguments cannot be used: an
+	// empty key, a number outside its documented range, mismatched lengths, too
+	// many keys, or an option the command does not take. Every catalogue
+	// function checks its arguments before sending anything to Redis.
+	ErrInvalidArgument = errors.New("lua: invalid argument")
+
+	// ErrWrongValue reports a key that holds a value the command cannot use:
+	// a counter that is not an integer, a hash field that is not a number, a
+	// key of another Redis type (WRONGTYPE). Nothing was changed.
+	ErrWrongValue = errors.New("lua: key holds a value the command cannot use")
+
+	// ErrOutOfRange reports a result that would leave the range a command
+	// keeps exact, such as a leaderboard score past 2^53-1. Nothing was
+	// changed.
+	ErrOutOfRange = errors.New("lua: result out of range")
+
+	// ErrEmpty reports a percentile asked of an empty or missing sorted set.
+	ErrEmpty = errors.New("lua: empty sorted set")
+
+	// ErrNotFound reports a member that is not on a leaderboard.
+	ErrNotFound = errors.New("lua: member not found")
+
+	// ErrShortage is matched (with errors.Is) by every *ShortageError.
+	ErrShortage = errors.New("lua: insufficient stock")
+
+	// ErrCrossSlot reports keys of one call that Redis Cluster stores in
+	// different hash slots. A script can only touch keys of one slot, so all
+	// keys of one call must share a {hash tag}: the part of the key between the
+	// first '{' and the next '}', which is all Cluster hashes when present
+	// (StockKey and TagKey build such keys).
+	ErrCrossSlot = errors.New("lua: keys of one call must share a {hash tag} on Redis Cluster (CROSSSLOT)")
+)
+
+// MaxKeys is the most keys one WeightedAverage, Reserve or Restock call takes,
+// and the most entries one LeaderboardTop call returns. It bounds how long one
+// script blocks the server.
+const MaxKeys = 1000
+
+// MaxInt is the largest integer the catalogue's counters, quantities and
+// scores hold: 2^53-1, the largest integer a Lua number (a double) holds
+// exactly, so no arithmetic inside a script ever rounds.
+const MaxInt = 1<<53 - 1
+
+// Option changes one call of a catalogue command. Each command's doc lists the
+// options it takes; passing any other is an ErrInvalidArgument error. The zero
+// Option changes nothing.
+type Option struct {
+	kind  optionKind
+	ttl   time.Duration
+	field string
+	at    time.Time
+}
+
+type optionKind int
+
+const (
+	optNone optionKind = iota
+	optTTL
+	optField
+	optTime
+)
+
+func (k optionKind) String() string {
+	switch k {
+	case optTTL:
+		return "WithTTL"
+	case optField:
+		return "WithField"
+	case optTime:
+		return "WithTime"
+	}
+	return "Option"
+}
+
+// WithTTL gives the keys a call writes an expiry of d when they have none; an
+// expiry a key already has is kept, so a counter created with WithTTL(24*time.Hour)
+// expires a day after its first write however often it is written later.
+// Without it (or with d == 0) expiries are left alone and new keys never
+// expire. d is rounded up to whole milliseconds; a negative d is an error.
+// Taken by CappedIncr, LeaderboardAdd and RecordSample.
+func WithTTL(d time.Duration) Option { return Option{kind: optTTL, ttl: d} }
+
+// WithField names the hash field WeightedAverage reads; the default is
+// "value".
+func WithField(name string) Option { return Option{kind: optField, field: name} }
+
+// WithTime sets the achievement time LeaderboardAdd records, which breaks ties
+// between equal scores (earlier first). The default is the Redis server's
+// TIME, so every application instance uses one clock. t must lie between the
+// Unix epoch and 2286-11-20 (Unix milliseconds 0 to 9999999999999).
+func WithTime(t time.Time) Option { return Option{kind: optTime, at: t} }
+
+// callOptions is the result of applying a call's options.
+type callOptions struct {
+	ttlMS    int64
+	field    string
+	at       time.Time
+	hasField bool
+	hasTime  bool
+}
+
+// applyOptions applies opts for the command fn, which accepts only the kinds
+// in allowed.
+func applyOptions(fn string, opts []Option, allowed ...optionKind) (callOptions, error) {
+	var co callOptions
+	for _, o := range opts {
+		if o.kind == optNone {
+			continue
+		}
+		ok := false
+		for _, a := range allowed {
+			if o.kind == a {
+				ok = true
+			}
+		}
+		if !ok {
+			return co, fmt.Errorf("%w: %s does not take %s", ErrInvalidArgument, fn, o.kind)
+		}
+		switch o.kind {
+		case optTTL:
+			if o.ttl < 0 {
+				return co, fmt.Errorf("%w: %s: negative TTL %v", ErrInvalidArgument, fn, o.ttl)
+			}
+			co.ttlMS = int64((o.ttl + time.Millisecond - 1) / time.Millisecond)
+		case optField:
+			if o.field == "" {
+				return co, fmt.Errorf("%w: %s: empty field name", ErrInvalidArgument, fn)
+			}
+			co.field, co.hasField = o.field, true
+		case optTime:
+			ms := o.at.UnixMilli()
+			if o.at.IsZero() || ms < 0 || ms > maxTimeMS {
+				return co, fmt.Errorf("%w: %s: time %v outside 1970-01-01..2286-11-20 (Unix ms 0..%d)", ErrInvalidArgument, fn, o.at, int64(maxTimeMS))
+			}
+			co.at, co.hasTime = o.at, true
+		}
+	}
+	return co, nil
+}
+
+var (
+	//go:embed capped_incr.lua
+	cappedIncrSrc string
+	//go:embed weighted_avg.lua
+	weightedAvgSrc string
+	//go:embed percentile.lua
+	percentileSrc string
+	//go:embed leaderboard_add.lua
+	leaderboardAddSrc string
+	//go:embed leaderboard_get.lua
+	leaderboardGetSrc string
+	//go:embed leaderboard_top.lua
+	leaderboardTopSrc string
+	//go:embed reserve.lua
+	reserveSrc string
+	//go:embed restock.lua
+	restockSrc string
+	//go:embed record_sample.lua
+	recordSampleSrc string
+)
+
+var (
+	cappedIncr     = mustCommand("sluice_capped_incr", 1, cappedIncrSrc)
+	weightedAvg    = mustCommand("sluice_weighted_avg", 1, weightedAvgSrc)
+	percentile     = mustCommand("sluice_percentile", 1, percentileSrc)
+	leaderboardAdd = mustCommand("sluice_leaderboard_add", 2, leaderboardAddSrc)
+	leaderboardGet = mustCommand("sluice_leaderboard_get", 2, leaderboardGetSrc)
+	leaderboardTop = mustCommand("sluice_leaderboard_top", 1, leaderboardTopSrc)
+	reserve        = mustCommand("sluice_reserve", 1, reserveSrc)
+	restock        = mustCommand("sluice_restock", 1, restockSrc)
+	recordSample   = mustCommand("sluice_record_sample", 1, recordSampleSrc)
+)
+
+// Catalogue returns the catalogue's commands, sorted by name, for preloading
+// with a Registry (reg.Add(lua.Catalogue()...) then reg.Load) or for listing
+// their names and SHAs:
+//
+//	sluice_capped_incr      CappedIncr
+//	sluice_leaderboard_add  LeaderboardAdd
+//	sluice_leaderboard_get  LeaderboardGet
+//	sluice_leaderboard_top  LeaderboardTop
+//	sluice_percentile       Percentile
+//	sluice_record_sample    RecordSample
+//	sluice_reserve          Reserve
+//	sluice_restock          Restock
+//	sluice_weighted_avg     WeightedAverage
+//
+// Call them through the typed functions, which validate arguments and decode
+// replies. sluice_weighted_avg, sluice_reserve and sluice_restock take a
+// variable number of keys (1 to MaxKeys); a Command's key count is fixed, so
+// theirs reports 1 and Command.Run accepts them only with one key, while the
+// typed functions pass any number.
+func Catalogue() []*Command {
+	return []*Command{cappedIncr, leaderboardAdd, leaderboardGet, leaderboardTop, percentile, recordSample, reserve, restock, weightedAvg}
+}
+
+// LoadCatalogue caches every catalogue script on the server with SCRIPT LOAD:
+// on every master of a Redis Cluster, every shard of a Ring, or the one server
+// otherwise. Calling it at start-up saves the first calls a NOSCRIPT round
+// trip; it is not required for correctness.
+func LoadCatalogue(ctx context.Context, client redis.Scripter) error {
+	return loadScripts(ctx, client, Catalogue())
+}
+
+// runScript runs cmd with any number of keys (Command.Run insists on the fixed
+// count) and maps the catalogue's error replies to its sentinel errors.
+func runScript(ctx context.Context, client redis.Scripter, cmd *Command, keys []string, args ...any) (any, error) {
+	v, err := cmd.Script().Run(ctx, client, keys, args...).Result()
+	if err != nil {
+		return nil, mapError(cmd.Name(), err)
+	}
+	return v, nil
+}
+
+// mapError turns the scripts' error replies into the package's sentinels,
+// keeping the server's text.
+func mapError(name string, err error) error {
+	if errors.Is(err, redis.Nil) {
+		return err
+	}
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return err // a network or context error: not the server's answer
+	}
+	msg := err.Error()
+	var sentinel error
+	switch {
+	case strings.HasPrefix(msg, "SLUICE_BADARG "):
+		sentinel = ErrInvalidArgument
+	case strings.HasPrefix(msg, "SLUICE_WRONGVALUE "):
+		sentinel = ErrWrongValue
+	case strings.HasPrefix(msg, "SLUICE_OUTOFRANGE "):
+		sentinel = ErrOutOfRange
+	case strings.HasPrefix(msg, "CROSSSLOT"), strings.Contains(msg, " CROSSSLOT "):
+		return fmt.Errorf("%w: %s: %w", ErrCrossSlot, name, err)
+	case strings.HasPrefix(msg, "WRONGTYPE"), strings.Contains(msg, "WRONGTYPE "):
+		return fmt.Errorf("%w: %s: %w", ErrWrongValue, name, err)
+	default:
+		return fmt.Errorf("lua: %s: %w", name, err)
+	}
+	_, detail, _ := strings.Cut(msg, " ")
+	return fmt.Errorf("%w: %s", sentinel, detail)
+}
+
+// checkKeys rejects empty keys and more than MaxKeys of them.
+func checkKeys(fn string, keys []string) error {
+	if len(keys) == 0 {
+		return fmt.Errorf("%w: %s: no keys", ErrInvalidArgument, fn)
+	}
+	if len(keys) > MaxKeys {
+		return fmt.Errorf("%w: %s: %d keys, at most %d per call", ErrInvalidArgument, fn, len(keys), MaxKeys)
+	}
+	for i, k := range keys {
+		if k == "" {
+			return fmt.Errorf("%w: %s: key %d is empty", ErrInvalidArgument, fn, i)
+		}
+	}
+	return nil
+}
+
+// checkInt rejects n outside [lo, hi].
+func checkInt(fn, what string, n, lo, hi int64) error {
+	if n < lo || n > hi {
+		return fmt.Errorf("%w: %s: %s %d outside [%d, %d]", ErrInvalidArgument, fn, what, n, lo, hi)
+	}
+	return nil
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+func formatInt(n int64) string { return strconv.FormatInt(n, 10) }
+
+// formatFloat formats f so that both Redis's Lua and miniredis's read it back
+// exactly: the shortest form that round-trips, with a '.' before any exponent
+// ("1.0e+308"), since miniredis's tonumber reads exponents only after a '.'.
+func formatFloat(f float64) string {
+	s := strconv.FormatFloat(f, 'g', -1, 64)
+	if i := strings.IndexByte(s, 'e'); i >= 0 && !strings.Contains(s[:i], ".") {
+		s = s[:i] + ".0" + s[i:]
+	}
+	return s
+}
+
+// replyInt reads an integer out of a script reply element.
+func replyInt(name string, v any) (int64, error) {
+	switch x := v.(type) {
+	case int64:
+		return x, nil
+	case string:
+		n, err := strconv.ParseInt(x, 10, 64)
+		if err == nil {
+			return n, nil
+		}
+		f, ferr := strconv.ParseFloat(x, 64)
+		if ferr == nil && f == math.Trunc(f) && math.Abs(f) <= MaxInt {
+			return int64(f), nil
+		}
+	}
+	return 0, fmt.Errorf("lua: %s: unexpected reply %#v, want an integer", name, v)
+}
+
+// replyFloat reads a number out of a script reply element.
+func replyFloat(name string, v any) (float64, error) {
+	switch x := v.(type) {
+	case string:
+		f, err := strconv.ParseFloat(x, 64)
+		if err == nil {
+			return f, nil
+		}
+	case int64:
+		return float64(x), nil
+	}
+	return 0, fmt.Errorf("lua: %s: unexpected reply %#v, want a number", name, v)
+}
+
+// replySlice reads an array reply of at least n elements.
+func replySlice(name string, v any, n int) ([]any, error) {
+	s, ok := v.([]any)
+	if !ok || len(s) < n {
+		return nil, fmt.Errorf("lua: %s: unexpected reply %#v, want an array of at least %d", name, v, n)
+	}
+	return s, nil
+}

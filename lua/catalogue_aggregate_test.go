@@ -1,0 +1,316 @@
+package lua_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/lua"
+)
+
+func TestWeightedAverage(t *testing.T) {
+	catEach(t, func(t *testing.T, tg *catTarget) {
+		ctx := context.Background()
+		a, b, c := tg.key("a"), tg.key("b"), tg.key("c")
+		require.NoError(t, tg.client.HSet(ctx, a, "value", "1", "price", "10.5").Err())
+		require.NoError(t, tg.client.HSet(ctx, b, "value", "2", "price", "20.25").Err())
+		require.NoError(t, tg.client.HSet(ctx, c, "other", "7").Err())
+		missing := tg.key("missing")
+
+		tests := []struct {
+			name    string
+			keys    []string
+			weights []float64
+			opts    []lua.Option
+			want    float64
+		}{
+			{"keeps decimals", []string{a, b}, []float64{1, 2}, nil, 5.0 / 3.0},
+			{"fractional weights and values", []string{a, b}, []float64{0.5, 1.5}, []lua.Option{lua.WithField("price")}, (10.5*0.5 + 20.25*1.5) / 2},
+			{"one key", []string{b}, []float64{3}, nil, 2},
+			{"zero weights give 0", []string{a, b}, []float64{0, 0}, nil, 0},
+			{"a zero weight drops the key", []string{a, b}, []float64{0, 4}, nil, 2},
+			{"missing hash counts as 0 with its weight", []string{b, missing}, []float64{1, 1}, nil, 1},
+			{"missing field counts as 0 with its weight", []string{b, c}, []float64{1, 3}, nil, 0.5},
+			{"only missing", []string{missing}, []float64{1}, nil, 0},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				got, err := lua.WeightedAverage(ctx, tg.client, tc.keys, tc.weights, tc.opts...)
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, got)
+			})
+		}
+
+		t.Run("MaxKeys keys", func(t *testing.T) {
+			keys := make([]string, lua.MaxKeys)
+			weights := make([]float64, lua.MaxKeys)
+			for i := range keys {
+				keys[i] = tg.key("many:" + strconv.Itoa(i))
+				weights[i] = 1
+			}
+			require.NoError(t, tg.client.HSet(ctx, keys[0], "value", strconv.Itoa(lua.MaxKeys)).Err())
+			got, err := lua.WeightedAverage(ctx, tg.client, keys, weights)
+			require.NoError(t, err)
+			assert.Equal(t, 1.0, got)
+		})
+
+		t.Run("non-numeric field", func(t *testing.T) {
+			bad := tg.key("bad")
+			require.NoError(t, tg.client.HSet(ctx, bad, "value", "twelve").Err())
+			_, err := lua.WeightedAverage(ctx, tg.client, []string{a, bad}, []float64{1, 1})
+			assert.ErrorIs(t, err, lua.ErrWrongValue)
+		})
+
+		t.Run("not a hash", func(t *testing.T) {
+			str := tg.key("string")
+			require.NoError(t, tg.client.Set(ctx, str, "1", 0).Err())
+			_, err := lua.WeightedAverage(ctx, tg.client, []string{str}, []float64{1})
+			assert.ErrorIs(t, err, lua.ErrWrongValue)
+		})
+
+		t.Run("overflow", func(t *testing.T) {
+			huge := tg.key("huge")
+			require.NoError(t, tg.client.HSet(ctx, huge, "value", "1.5e308").Err())
+			_, err := lua.WeightedAverage(ctx, tg.client, []string{huge, huge}, []float64{1e308, 1e308})
+			assert.ErrorIs(t, err, lua.ErrOutOfRange)
+		})
+
+		if tg.cluster {
+			t.Run("keys in different slots", func(t *testing.T) {
+				keys := catCrossSlotKeys(tg)
+				counting := &catCounting{next: tg.client}
+				_, err := lua.WeightedAverage(ctx, counting, keys, []float64{1, 1})
+				assert.ErrorIs(t, err, lua.ErrCrossSlot, "the server's CROSSSLOT answer")
+
+				_, err = lua.WeightedAverage(ctx, tg.client, keys, []float64{1, 1})
+				assert.ErrorIs(t, err, lua.ErrCrossSlot, "checked before sending")
+				assert.Contains(t, err.Error(), "hash tag")
+			})
+		}
+	})
+}
+
+// catCrossSlotKeys returns two untagged keys that live in different slots.
+func catCrossSlotKeys(tg *catTarget) []string {
+	first := tg.untagged("x0")
+	for i := 1; ; i++ {
+		k := tg.untagged("x" + strconv.Itoa(i))
+		if lua.Slot(k) != lua.Slot(first) {
+			return []string{first, k}
+		}
+	}
+}
+
+func TestWeightedAverageInvalidArguments(t *testing.T) {
+	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: catClosedAddr(t)})}
+	ctx := context.Background()
+	many := make([]string, lua.MaxKeys+1)
+	manyWeights := make([]float64, lua.MaxKeys+1)
+	for i := range many {
+		many[i] = "k" + strconv.Itoa(i)
+	}
+	tests := []struct {
+		name    string
+		keys    []string
+		weights []float64
+		opts    []lua.Option
+	}{
+		{"no keys", nil, nil, nil},
+		{"more weights than keys", []string{"a"}, []float64{1, 2}, nil},
+		{"more keys than weights", []string{"a", "b"}, []float64{1}, nil},
+		{"empty key", []string{"a", ""}, []float64{1, 1}, nil},
+		{"negative weight", []string{"a"}, []float64{-1}, nil},
+		{"NaN weight", []string{"a"}, []float64{math.NaN()}, nil},
+		{"infinite weight", []string{"a"}, []float64{math.Inf(1)}, nil},
+		{"too many keys", many, manyWeights, nil},
+		{"empty field", []string{"a"}, []float64{1}, []lua.Option{lua.WithField("")}},
+		{"option it does not take", []string{"a"}, []float64{1}, []lua.Option{lua.WithTTL(time.Second)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := lua.WeightedAverage(ctx, client, tc.keys, tc.weights, tc.opts...)
+			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+		})
+	}
+	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")
+}
+
+func TestPercentile(t *testing.T) {
+	catEach(t, func(t *testing.T, tg *catTarget) {
+		ctx := context.Background()
+		ten := tg.key("ten")
+		for i := 1; i <= 10; i++ {
+			require.NoError(t, tg.client.ZAdd(ctx, ten, redis.Z{Score: float64(i), Member: "m" + strconv.Itoa(i)}).Err())
+		}
+		thousand := tg.key("thousand")
+		zs := make([]redis.Z, 1000)
+		for i := range zs {
+			zs[i] = redis.Z{Score: float64(i + 1), Member: strconv.Itoa(i + 1)}
+		}
+		require.NoError(t, tg.client.ZAdd(ctx, thousand, zs...).Err())
+		one := tg.key("one")
+		require.NoError(t, tg.client.ZAdd(ctx, one, redis.Z{Score: 2.5, Member: "only"}).Err())
+
+		tests := []struct {
+			key  string
+			p    float64
+			want float64
+		}{
+			{ten, 0.0001, 1},
+			{ten, math.SmallestNonzeroFloat64, 1},
+			{ten, 10, 1},
+			{ten, 10.0001, 2},
+			{ten, 50, 5},
+			{ten, 90, 9},
+			{ten, 95, 10},
+			{ten, 99.999, 10},
+			{ten, 100, 10},
+			// p/100*n is an integer here, but not in float64 arithmetic:
+			// 16.1*1000/100 is 161.00000000000003.
+			{thousand, 16.1, 161},
+			{thousand, 8.3, 83},
+			{thousand, 32.7, 327},
+			{thousand, 99.9, 999},
+			{thousand, 99.95, 1000},
+			{thousand, 0.1, 1},
+			{thousand, 0.11, 2},
+			{one, 0.5, 2.5},
+			{one, 100, 2.5},
+		}
+		for _, tc := range tests {
+			t.Run(strconv.FormatFloat(tc.p, 'g', -1, 64), func(t *testing.T) {
+				got, err := lua.Percentile(ctx, tg.client, tc.key, tc.p)
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, got)
+			})
+		}
+
+		t.Run("fractional scores", func(t *testing.T) {
+			key := tg.key("fractional")
+			require.NoError(t, tg.client.ZAdd(ctx, key, redis.Z{Score: 0.125, Member: "a"}, redis.Z{Score: 1e-7, Member: "b"}).Err())
+			got, err := lua.Percentile(ctx, tg.client, key, 100)
+			require.NoError(t, err)
+			assert.Equal(t, 0.125, got)
+			got, err = lua.Percentile(ctx, tg.client, key, 50)
+			require.NoError(t, err)
+			assert.Equal(t, 1e-7, got)
+		})
+
+		t.Run("empty or missing set", func(t *testing.T) {
+			_, err := lua.Percentile(ctx, tg.client, tg.key("nothing"), 50)
+			assert.ErrorIs(t, err, lua.ErrEmpty)
+		})
+
+		t.Run("not a sorted set", func(t *testing.T) {
+			str := tg.key("string")
+			require.NoError(t, tg.client.Set(ctx, str, "1", 0).Err())
+			_, err := lua.Percentile(ctx, tg.client, str, 50)
+			assert.ErrorIs(t, err, lua.ErrWrongValue)
+		})
+	})
+}
+
+func TestPercentileInvalidArguments(t *testing.T) {
+	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: catClosedAddr(t)})}
+	for _, p := range []float64{0, -1, 100.0000001, 101, math.NaN(), math.Inf(1), math.Inf(-1)} {
+		t.Run(strconv.FormatFloat(p, 'g', -1, 64), func(t *testing.T) {
+			_, err := lua.Percentile(context.Background(), client, "k", p)
+			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+		})
+	}
+	_, err := lua.Percentile(context.Background(), client, "", 50)
+	assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")
+}
+
+func TestRecordSample(t *testing.T) {
+	catEach(t, func(t *testing.T, tg *catTarget) {
+		ctx := context.Background()
+		key := tg.key("latency")
+		var n int64
+		for _, v := range []float64{12.5, 3, 12.5, 40, 3} {
+			got, err := lua.RecordSample(ctx, tg.client, key, v, lua.WithTTL(time.Minute))
+			require.NoError(t, err)
+			n++
+			assert.Equal(t, n, got, "equal values are separate samples")
+		}
+		p, err := lua.Percentile(ctx, tg.client, key, 60)
+		require.NoError(t, err)
+		assert.Equal(t, 12.5, p)
+		ttl := tg.client.PTTL(ctx, key).Val()
+		assert.Greater(t, ttl, time.Duration(0))
+		assert.LessOrEqual(t, ttl, time.Minute)
+
+		_, err = lua.RecordSample(ctx, tg.client, key, math.NaN())
+		assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+		_, err = lua.RecordSample(ctx, tg.client, key, 1, lua.WithTime(time.Now()))
+		assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+	})
+}
+
+func TestRecordSampleConcurrent(t *testing.T) {
+	catEach(t, func(t *testing.T, tg *catTarget) {
+		ctx := context.Background()
+		key := tg.key("concurrent")
+		errs := make(chan error, 50)
+		for range 50 {
+			go func() {
+				_, err := lua.RecordSample(ctx, tg.client, key, 1)
+				errs <- err
+			}()
+		}
+		for range 50 {
+			require.NoError(t, <-errs)
+		}
+		assert.Equal(t, int64(50), tg.client.ZCard(ctx, key).Val(), "no two samples share a member")
+	})
+}
+
+func TestValidationBeforeNetwork(t *testing.T) {
+	// Nothing listens at this address: a call that reached the network would
+	// fail with a connection error instead.
+	client := redis.NewClient(&redis.Options{Addr: catClosedAddr(t), MaxRetries: -1})
+	t.Cleanup(func() { _ = client.Close() })
+	ctx := context.Background()
+
+	_, err := lua.CappedIncr(ctx, client, "k", 1, 10)
+	require.Error(t, err)
+	require.NotErrorIs(t, err, lua.ErrInvalidArgument, "a valid call reaches the network")
+	var netErr interface{ Timeout() bool }
+	require.True(t, errors.As(err, &netErr), "a connection error: %v", err)
+
+	calls := map[string]func() error{
+		"CappedIncr": func() error { _, err := lua.CappedIncr(ctx, client, "k", -1, 10); return err },
+		"WeightedAverage": func() error {
+			_, err := lua.WeightedAverage(ctx, client, []string{"a", "b"}, []float64{1})
+			return err
+		},
+		"Percentile":     func() error { _, err := lua.Percentile(ctx, client, "k", 0); return err },
+		"RecordSample":   func() error { _, err := lua.RecordSample(ctx, client, "k", math.Inf(1)); return err },
+		"LeaderboardAdd": func() error { _, err := lua.LeaderboardAdd(ctx, client, "lb", "", 1); return err },
+		"LeaderboardGet": func() error { _, err := lua.LeaderboardGet(ctx, client, "", "m"); return err },
+		"LeaderboardTop": func() error { _, err := lua.LeaderboardTop(ctx, client, "lb", 0); return err },
+		"Reserve": func() error {
+			_, err := lua.Reserve(ctx, client, []lua.Item{{Key: "s", Quantity: 0}})
+			return err
+		},
+		"Restock": func() error {
+			_, err := lua.Restock(ctx, client, []lua.Item{{Key: "s", Quantity: -2}})
+			return err
+		},
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			err := call()
+			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+			assert.False(t, errors.As(err, &netErr), "not a connection error: %v", err)
+		})
+	}
+}

@@ -1,0 +1,154 @@
+package lua_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/lua"
+)
+
+func TestCappedIncr(t *testing.T) {
+	catEach(t, func(t *testing.T, tg *catTarget) {
+		ctx := context.Background()
+		tests := []struct {
+			name    string
+			initial string // "" = missing key
+			by, max int64
+			want    int64
+		}{
+			{"missing key starts at 0", "", 3, 10, 3},
+			{"below the cap", "2", 3, 10, 5},
+			{"reaches exactly max", "7", 3, 10, 10},
+			{"passing max stops at max", "8", 5, 10, 10},
+			{"at max stays at max", "10", 1, 10, 10},
+			{"above a lowered max is left alone", "15", 1, 10, 15},
+			{"by 0 reads", "4", 0, 10, 4},
+			{"max 0", "", 5, 0, 0},
+			{"negative counter", "-5", 3, 10, -2},
+			{"up to MaxInt", strconv.FormatInt(lua.MaxInt-1, 10), 5, lua.MaxInt, lua.MaxInt},
+			{"by MaxInt from the lowest counter", strconv.FormatInt(-lua.MaxInt, 10), lua.MaxInt, lua.MaxInt, 0},
+		}
+		for i, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				key := tg.key("counter:" + strconv.Itoa(i))
+				if tc.initial != "" {
+					require.NoError(t, tg.client.Set(ctx, key, tc.initial, 0).Err())
+				}
+				got, err := lua.CappedIncr(ctx, tg.client, key, tc.by, tc.max)
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, got)
+				stored, err := tg.client.Get(ctx, key).Result()
+				if tc.initial == "" && tc.want == 0 {
+					assert.ErrorIs(t, err, redis.Nil, "nothing added, so no key is created")
+					return
+				}
+				require.NoError(t, err)
+				assert.Equal(t, strconv.FormatInt(tc.want, 10), stored)
+			})
+		}
+
+		t.Run("repeated increments never pass max", func(t *testing.T) {
+			key := tg.key("repeat")
+			var got int64
+			for range 5 {
+				v, err := lua.CappedIncr(ctx, tg.client, key, 4, 10)
+				require.NoError(t, err)
+				assert.GreaterOrEqual(t, v, got)
+				assert.LessOrEqual(t, v, int64(10))
+				got = v
+			}
+			assert.Equal(t, int64(10), got)
+		})
+
+		t.Run("non-integer values are errors, not 0", func(t *testing.T) {
+			for i, bad := range []string{"abc", "1.5", "007", " 5", "+5", "-0", "", "9007199254740992", "-9007199254740992", "1e3"} {
+				key := tg.key("bad:" + strconv.Itoa(i))
+				require.NoError(t, tg.client.Set(ctx, key, bad, 0).Err())
+				_, err := lua.CappedIncr(ctx, tg.client, key, 1, 100)
+				assert.ErrorIs(t, err, lua.ErrWrongValue, "value %q", bad)
+				stored, err := tg.client.Get(ctx, key).Result()
+				require.NoError(t, err)
+				assert.Equal(t, bad, stored, "unchanged")
+			}
+		})
+
+		t.Run("wrong type", func(t *testing.T) {
+			key := tg.key("hash")
+			require.NoError(t, tg.client.HSet(ctx, key, "f", 1).Err())
+			_, err := lua.CappedIncr(ctx, tg.client, key, 1, 100)
+			assert.ErrorIs(t, err, lua.ErrWrongValue)
+		})
+
+		t.Run("TTL", func(t *testing.T) {
+			key := tg.key("ttl:new")
+			_, err := lua.CappedIncr(ctx, tg.client, key, 1, 10, lua.WithTTL(time.Hour))
+			require.NoError(t, err)
+			ttl := tg.client.PTTL(ctx, key).Val()
+			assert.Greater(t, ttl, 59*time.Minute)
+			assert.LessOrEqual(t, ttl, time.Hour)
+
+			kept := tg.key("ttl:kept")
+			require.NoError(t, tg.client.Set(ctx, kept, "1", 10*time.Second).Err())
+			_, err = lua.CappedIncr(ctx, tg.client, kept, 1, 10, lua.WithTTL(time.Hour))
+			require.NoError(t, err)
+			ttl = tg.client.PTTL(ctx, kept).Val()
+			assert.Greater(t, ttl, time.Duration(0))
+			assert.LessOrEqual(t, ttl, 10*time.Second, "an existing expiry is kept")
+
+			_, err = lua.CappedIncr(ctx, tg.client, kept, 1, 10)
+			require.NoError(t, err)
+			assert.Greater(t, tg.client.PTTL(ctx, kept).Val(), time.Duration(0), "INCRBY keeps the expiry")
+
+			none := tg.key("ttl:none")
+			_, err = lua.CappedIncr(ctx, tg.client, none, 1, 10)
+			require.NoError(t, err)
+			assert.Equal(t, time.Duration(-1), tg.client.PTTL(ctx, none).Val(), "no expiry without WithTTL")
+
+			atMax := tg.key("ttl:atmax")
+			require.NoError(t, tg.client.Set(ctx, atMax, "10", 0).Err())
+			got, err := lua.CappedIncr(ctx, tg.client, atMax, 1, 10, lua.WithTTL(time.Minute))
+			require.NoError(t, err)
+			assert.Equal(t, int64(10), got)
+			assert.Greater(t, tg.client.PTTL(ctx, atMax).Val(), time.Duration(0), "a full counter gets the expiry too")
+
+			if tg.mr != nil {
+				tg.mr.FastForward(time.Hour)
+				got, err := lua.CappedIncr(ctx, tg.client, key, 1, 10, lua.WithTTL(time.Hour))
+				require.NoError(t, err)
+				assert.Equal(t, int64(1), got, "the counter restarts after it expired")
+			}
+		})
+	})
+}
+
+func TestCappedIncrInvalidArguments(t *testing.T) {
+	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: catClosedAddr(t)})}
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		key     string
+		by, max int64
+		opts    []lua.Option
+	}{
+		{"empty key", "", 1, 10, nil},
+		{"negative by", "k", -1, 10, nil},
+		{"by past MaxInt", "k", lua.MaxInt + 1, lua.MaxInt, nil},
+		{"negative max", "k", 1, -1, nil},
+		{"max past MaxInt", "k", 1, lua.MaxInt + 1, nil},
+		{"negative TTL", "k", 1, 10, []lua.Option{lua.WithTTL(-time.Second)}},
+		{"option it does not take", "k", 1, 10, []lua.Option{lua.WithField("x")}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := lua.CappedIncr(ctx, client, tc.key, tc.by, tc.max, tc.opts...)
+			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+		})
+	}
+	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")
+}

@@ -1,0 +1,43 @@
+package lua
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// CappedIncr adds by to the integer counter at key without ever raising it
+// past max, and returns the counter's value after the call, all in one atomic
+// script (capped_incr.lua). A missing key counts as 0.
+//
+// It adds min(by, max-current): a counter at max stays at max, and a counter
+// already above max (because max was lowered) is left as it is, since an
+// increment never lowers a counter. by must be in [0, MaxInt] (0 reads the
+// counter and writes nothing; decrements are not supported) and max in
+// [0, MaxInt]. A key holding anything but an integer in [-MaxInt, MaxInt] is
+// an ErrWrongValue error, not a silent 0, and a key of another type too.
+//
+// The counter is written with INCRBY, so it keeps any expiry it has;
+// WithTTL(d) gives it expiry d when it has none, for counters that should
+// reset, such as a daily cap. CappedIncr takes only WithTTL.
+func CappedIncr(ctx context.Context, client redis.Scripter, key string, by, max int64, opts ...Option) (int64, error) {
+	const fn = "CappedIncr"
+	co, err := applyOptions(fn, opts, optTTL)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkKeys(fn, []string{key}); err != nil {
+		return 0, err
+	}
+	if err := checkInt(fn, "by", by, 0, MaxInt); err != nil {
+		return 0, err
+	}
+	if err := checkInt(fn, "max", max, 0, MaxInt); err != nil {
+		return 0, err
+	}
+	v, err := runScript(ctx, client, cappedIncr, []string{key}, formatInt(by), formatInt(max), formatInt(co.ttlMS))
+	if err != nil {
+		return 0, err
+	}
+	return replyInt(cappedIncr.Name(), v)
+}
