@@ -1,0 +1,20 @@
+// Package echomw is sluice's middleware for echo (github.com/labstack/echo/v4):
+// RateLimit and RateLimitBy turn a limiter.Policy into an echo.MiddlewareFunc,
+// and the Guard middleware of this package turns a lockguard.Guard into one,
+// so that one request at a time works on a resource and concurrent requests
+// for it get 409 Conflict.
+//
+// Mount a policy per route or group, and several on one route to stack
+// limits:
+//
+//	e.GET("/api/hello", hello, echomw.RateLimit(burst), echomw.RateLimit(daily))
+//	e.POST("/users/:id/report", report, echomw.RateLimitBy(perUser, echomw.ParamKey("id")))
+//
+// Echo keeps route parameters in echo.Context, not in *http.Request, so
+// RateLimitBy takes a key function of the echo.Context (ParamKey reads one
+// parameter); the policy's own KeyFunc serves RateLimit. Do not key on
+// echo.Context.RealIP unless echo's IPExtractor is configured: by default it
+// believes X-Forwarded-For from anyone. Use limiter.TrustedProxyIP instead.
+//
+// Only this package imports echo; a net/http user of sluice never compiles it.
+package echomw

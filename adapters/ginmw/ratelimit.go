@@ -1,0 +1,79 @@
+package ginmw
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/sluicehq/sluice/limiter"
+)
+
+// RateLimit returns gin middleware that applies p to every request, keyed by
+// p's own KeyFunc: requests over the limit get p's denial (429 by default)
+// and the chain is aborted; the others go on with the quota headers set and
+// the decision in the request's context (limiter.FromContext on
+// c.Request.Context()).
+//
+// When p counts only failed or only successful requests, the status is read
+// from c.Writer.Status() once the rest of the chain has run (c.Next). A
+// handler that panics counts as status 500.
+//
+// RateLimit panics if p was not made by limiter.NewPolicy: that is a wiring
+// mistake, found at start-up.
+func RateLimit(p *limiter.Policy) gin.HandlerFunc {
+	return RateLimitBy(p, nil)
+}
+
+// RateLimitBy is RateLimit with requests keyed by key, a function of the
+// *gin.Context (for instance ParamKey). A nil key uses p's KeyFunc. An error
+// or an empty key answers through p's request error handler (400 by
+// default).
+func RateLimitBy(p *limiter.Policy, key func(c *gin.Context) (string, error)) gin.HandlerFunc {
+	if p.Name() == "" {
+		panic("ginmw: RateLimit needs a Policy made by limiter.NewPolicy")
+	}
+	return func(c *gin.Context) {
+		r := c.Request
+		if p.Skips(r) {
+			return
+		}
+		var k string
+		var kerr error
+		if key != nil {
+			k, kerr = key(c)
+		} else {
+			k, kerr = p.Key(r)
+		}
+		out := p.CheckKey(c.Writer, r, k, kerr)
+		if !out.Proceed {
+			c.Abort()
+			return
+		}
+		c.Request = out.Request
+		if !p.NeedsStatus() {
+			return
+		}
+		finished := false
+		defer func() {
+			if !finished { // a handler panicked
+				p.Finish(out, http.StatusInternalServerError)
+			}
+		}()
+		c.Next()
+		finished = true
+		p.Finish(out, c.Writer.Status())
+	}
+}
+
+// ParamKey returns a key function that reads the route parameter name (":id"
+// in the route "/users/:id"). A missing or empty parameter is an error
+// wrapping limiter.ErrNoKey.
+func ParamKey(name string) func(c *gin.Context) (string, error) {
+	return func(c *gin.Context) (string, error) {
+		if v := c.Param(name); v != "" {
+			return v, nil
+		}
+		return "", fmt.Errorf("%w: route parameter %q is empty", limiter.ErrNoKey, name)
+	}
+}

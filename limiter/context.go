@@ -1,0 +1,170 @@
+package limiter
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+	"unsafe"
+)
+
+// stateKey is the context key under which a request's limiter state lives.
+type stateKey struct{}
+
+// reqState is the per-request state of the policies on a route. It is the
+// request's context itself (it embeds the parent and answers Value for
+// stateKey), and it holds the decisions, the header value slices and the
+// bytes of the strings a decision needs, so that the allowed path costs one
+// allocation for all of them plus one for the request copy that carries it.
+//
+// A reqState belongs to one request and is used by one goroutine at a time:
+// the middleware chain in front of the handler. Stacked policies that see the
+// very request it was made for append to it; a policy that sees another
+// request (one a middleware in between derived) starts a new state seeded
+// with the decisions so far.
+type reqState struct {
+	context.Context
+	req    *http.Request // the request whose context this is
+	decs   []Decision
+	legacy int // index in decs of the decision shown in X-RateLimit-*; -1 none
+
+	inline [2]Decision
+	vals   [8]string // backing arrays of header values
+	nvals  int
+	buf    [224]byte // bytes of strings handed out by str; never rewritten
+	used   int
+}
+
+func (s *reqState) Value(key any) any {
+	if key == (stateKey{}) {
+		return s
+	}
+	return s.Context.Value(key)
+}
+
+func newState(parent context.Context, prev *reqState) *reqState {
+	s := &reqState{Context: parent, legacy: -1}
+	s.decs = s.inline[:0]
+	if prev != nil {
+		s.decs = append(s.decs, prev.decs...)
+		s.legacy = prev.legacy
+	}
+	return s
+}
+
+// stateOf returns the limiter state in ctx, if any.
+func stateOf(ctx context.Context) *reqState {
+	s, _ := ctx.Value(stateKey{}).(*reqState)
+	return s
+}
+
+// str returns b's bytes as a string. Strings live in s.buf while it has
+// room: a region is handed out once and never written again, so the strings
+// are immutable as Go requires, and they keep s alive while in use. When
+// s.buf is full the bytes are copied to the heap as usual.
+func (s *reqState) str(parts ...string) string {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n == 0 {
+		return ""
+	}
+	if n > len(s.buf)-s.used {
+		b := make([]byte, 0, n)
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		return unsafe.String(unsafe.SliceData(b), n)
+	}
+	b := s.buf[s.used:s.used]
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	s.used += n
+	return unsafe.String(unsafe.SliceData(b), n)
+}
+
+// itoa returns the decimal form of v, stored like str's strings.
+func (s *reqState) itoa(v int64) string {
+	var tmp [20]byte
+	return s.bytes(strconv.AppendInt(tmp[:0], v, 10))
+}
+
+// bytes returns a string with b's contents, stored like str's strings; b
+// itself is not kept.
+func (s *reqState) bytes(b []byte) string {
+	return s.str(unsafe.String(unsafe.SliceData(b), len(b)))
+}
+
+// slot returns a one-element slice holding v, for a header map entry,
+// backed by s.vals while it has room.
+func (s *reqState) slot(v string) []string {
+	if s.nvals == len(s.vals) {
+		return []string{v}
+	}
+	i := s.nvals
+	s.nvals++
+	s.vals[i] = v
+	return s.vals[i : i+1 : i+1]
+}
+
+// FromContext returns the decisions of every limiter that has decided on the
+// request whose context is ctx, in the order they ran (outermost first); nil
+// if none did. Requests that a policy skipped, or served while its store was
+// failing (fail-open), carry no decision of that policy. The slice is a copy.
+func FromContext(ctx context.Context) []Decision {
+	s := stateOf(ctx)
+	if s == nil || len(s.decs) == 0 {
+		return nil
+	}
+	return append([]Decision(nil), s.decs...)
+}
+
+// DecisionFor returns the decision of the limiter named name on the request
+// whose context is ctx, and whether there is one.
+func DecisionFor(ctx context.Context, name string) (Decision, bool) {
+	s := stateOf(ctx)
+	if s == nil {
+		return Decision{}, false
+	}
+	for i := len(s.decs) - 1; i >= 0; i-- {
+		if s.decs[i].Policy == name {
+			return s.decs[i], true
+		}
+	}
+	return Decision{}, false
+}
+
+// RetryAfterSeconds returns RetryAfter in whole seconds, rounded up, and at
+// least 1 for a denial: the value of the Retry-After header. It is 0 for an
+// allowed decision.
+func (d Decision) RetryAfterSeconds() int64 {
+	if d.Allowed {
+		return 0
+	}
+	return max(ceilSeconds(d.RetryAfter), 1)
+}
+
+// ResetSeconds returns the seconds, rounded up, until the quota shown in the
+// headers resets: ResetAfter when allowed, RetryAfterSeconds when denied.
+func (d Decision) ResetSeconds() int64 {
+	if !d.Allowed {
+		return d.RetryAfterSeconds()
+	}
+	return ceilSeconds(d.ResetAfter)
+}
+
+// resetAt returns when the quota resets, as Unix seconds rounded up.
+func (d Decision) resetAt(now time.Time) int64 {
+	reset := d.ResetAfter
+	if !d.Allowed {
+		reset = time.Duration(d.RetryAfterSeconds()) * time.Second
+	}
+	t := now.Add(reset)
+	sec := t.Unix()
+	if t.Nanosecond() > 0 {
+		sec++
+	}
+	return sec
+}

@@ -1,0 +1,243 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Canonical forms of the header names (http.CanonicalHeaderKey), used as
+// map keys directly.
+const (
+	hdrLimit      = "X-Ratelimit-Limit"
+	hdrRemaining  = "X-Ratelimit-Remaining"
+	hdrReset      = "X-Ratelimit-Reset"
+	hdrPolicy     = "Ratelimit-Policy"
+	hdrRateLimit  = "Ratelimit"
+	hdrRetryAfter = "Retry-After"
+)
+
+// Outcome is what Check decided about one request, for the adapter that
+// called it.
+type Outcome struct {
+	// Request is the request to hand to the next handler: the checked
+	// request with the decision in its context (see FromContext), or the
+	// checked request itself when nothing was decided.
+	Request *http.Request
+	// Proceed reports that the request may go on to the next handler. When it
+	// is false, Check has written the whole response (429, 400 or 503) and
+	// the next handler must not run.
+	Proceed bool
+
+	dec  Decision // what Finish may undo
+	undo bool
+}
+
+// Skips reports whether the policy's skip predicate (WithSkip) exempts r.
+// Check calls it itself; an adapter that resolves keys outside
+// *http.Request calls it before resolving the key for CheckKey.
+func (p *Policy) Skips(r *http.Request) bool {
+	return p.skip != nil && p.skip(r)
+}
+
+// Key returns r's key under the policy's KeyFunc.
+func (p *Policy) Key(r *http.Request) (string, error) { return p.key(r) }
+
+// NeedsStatus reports whether Finish needs the final status of the response
+// (WithSkipSuccessful or WithSkipFailed is set). When it is false an adapter
+// may skip Finish and need not capture the status.
+func (p *Policy) NeedsStatus() bool { return p.skipOK || p.skipFailed }
+
+// Check decides r: it evaluates the skip predicate, the key and the cost,
+// asks the limiter, and sets the quota headers on w. If the request is
+// denied, cannot be attributed, or the store failed under FailClosed, Check
+// writes the response and Outcome.Proceed is false. Otherwise the adapter
+// calls the next handler with Outcome.Request and, if NeedsStatus, calls
+// Finish with the final status afterwards.
+func (p *Policy) Check(w http.ResponseWriter, r *http.Request) Outcome {
+	if p.Skips(r) {
+		return Outcome{Request: r, Proceed: true}
+	}
+	key, err := p.key(r)
+	return p.CheckKey(w, r, key, err)
+}
+
+// CheckKey is Check with a key the caller resolved itself (keyErr non-nil if
+// it could not), for frameworks whose route parameters are not on
+// *http.Request. It does not evaluate the skip predicate: call Skips first.
+func (p *Policy) CheckKey(w http.ResponseWriter, r *http.Request, key string, keyErr error) Outcome {
+	if keyErr == nil && key == "" {
+		keyErr = ErrNoKey
+	}
+	if keyErr != nil {
+		if !errors.Is(keyErr, ErrNoKey) {
+			keyErr = errors.Join(ErrNoKey, keyErr)
+		}
+		p.badRequest(w, r, keyErr)
+		return Outcome{Request: r}
+	}
+	cost := p.cost
+	if p.costFn != nil {
+		c, err := p.costFn(r)
+		if err != nil || c < 1 || c > p.lim.rule.Limit {
+			if err == nil {
+				err = errors.New("cost " + strconv.Itoa(c) + " outside 1.." + p.limitValue)
+			}
+			p.badRequest(w, r, errors.Join(ErrInvalidCost, err))
+			return Outcome{Request: r}
+		}
+		cost = c
+	}
+
+	parent := r.Context()
+	prev := stateOf(parent)
+	st := prev
+	if st == nil || st.req != r {
+		st = newState(parent, prev)
+	}
+	storeKey := st.str(p.lim.prefix, key)
+
+	ctx := parent
+	var cancel context.CancelFunc
+	if p.timeout > 0 && !p.lim.local {
+		ctx, cancel = context.WithTimeout(parent, p.timeout)
+	}
+	d, err := p.lim.allow(ctx, storeKey, cost)
+	if cancel != nil {
+		cancel()
+	}
+	if err != nil {
+		if parent.Err() == nil { // not merely a client that went away
+			p.report(parent, err)
+		}
+		if p.fail == FailClosed {
+			writeJSON(w, http.StatusServiceUnavailable, `{"error":"rate limiter unavailable"}`)
+			return Outcome{Request: r}
+		}
+		return Outcome{Request: r, Proceed: true}
+	}
+
+	out := Outcome{Request: r}
+	if st.req != r {
+		out.Request = r.WithContext(st)
+		st.req = out.Request
+	}
+	st.decs = append(st.decs, d)
+	p.setHeaders(w.Header(), st, len(st.decs)-1)
+	if !d.Allowed {
+		w.Header()[hdrRetryAfter] = st.slot(st.itoa(d.RetryAfterSeconds()))
+		p.deny(w, out.Request, d)
+		return out
+	}
+	out.Proceed = true
+	if p.skipOK || p.skipFailed {
+		out.dec, out.undo = d, true
+	}
+	return out
+}
+
+// Finish completes a request that Check let through, given the final status
+// of its response (0 counts as 200; pass 500 if the handler panicked): under
+// WithSkipSuccessful or WithSkipFailed it undoes the request's hits when the
+// status says so. The undo runs on a context detached from the request's
+// cancellation, bounded by the policy's timeout; a failure is reported to the
+// error handler. Finish does nothing when NeedsStatus is false or the request
+// was not counted.
+func (p *Policy) Finish(out Outcome, status int) {
+	if !out.undo {
+		return
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	ok := p.success(status)
+	if (ok && !p.skipOK) || (!ok && !p.skipFailed) {
+		return
+	}
+	ctx := context.WithoutCancel(out.Request.Context())
+	if p.timeout > 0 && !p.lim.local {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
+	if err := p.lim.Undo(ctx, out.dec); err != nil {
+		p.report(ctx, err)
+	}
+}
+
+// setHeaders writes the quota headers of st.decs[i] to h: the IETF fields
+// gain a list member per policy; the legacy fields show the most restrictive
+// decision (a denial, else the lowest remaining, else the latest reset).
+func (p *Policy) setHeaders(h http.Header, st *reqState, i int) {
+	d := &st.decs[i]
+	if p.headers&LegacyHeaders != 0 && (st.legacy < 0 || stricter(d, &st.decs[st.legacy])) {
+		st.legacy = i
+		h[hdrLimit] = st.slot(p.limitValue)
+		h[hdrRemaining] = st.slot(st.itoa(int64(d.Remaining)))
+		h[hdrReset] = st.slot(st.itoa(d.resetAt(p.now())))
+	}
+	if p.headers&IETFHeaders != 0 {
+		var tmp [64]byte
+		b := append(tmp[:0], p.rlPrefix...)
+		b = strconv.AppendInt(b, int64(d.Remaining), 10)
+		b = append(b, ";t="...)
+		b = strconv.AppendInt(b, d.ResetSeconds(), 10)
+		rl := st.bytes(b)
+		h[hdrPolicy] = st.slot(appendMember(h[hdrPolicy], p.policyValue))
+		h[hdrRateLimit] = st.slot(appendMember(h[hdrRateLimit], rl))
+	}
+}
+
+// appendMember adds member to the list field whose current values are old.
+func appendMember(old []string, member string) string {
+	if len(old) == 0 {
+		return member
+	}
+	return strings.Join(old, ", ") + ", " + member
+}
+
+// stricter reports whether d should replace cur in the legacy headers.
+func stricter(d, cur *Decision) bool {
+	if d.Allowed != cur.Allowed {
+		return !d.Allowed
+	}
+	if d.Remaining != cur.Remaining {
+		return d.Remaining < cur.Remaining
+	}
+	return d.ResetSeconds() > cur.ResetSeconds()
+}
+
+// DenyJSON is the default DenyHandler: status 429 Too Many Requests with
+// Content-Type application/json and the body
+//
+//	{"error":"too many requests","policy":"<name>","retry_after":<seconds>}
+//
+// where seconds equals the Retry-After header.
+func DenyJSON(w http.ResponseWriter, _ *http.Request, d Decision) {
+	b := make([]byte, 0, 80+len(d.Policy))
+	b = append(b, `{"error":"too many requests","policy":"`...)
+	b = append(b, d.Policy...) // names are [A-Za-z0-9_.-]: nothing to escape
+	b = append(b, `","retry_after":`...)
+	b = strconv.AppendInt(b, d.RetryAfterSeconds(), 10)
+	b = append(b, '}')
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = w.Write(b)
+}
+
+func badRequestJSON(w http.ResponseWriter, _ *http.Request, err error) {
+	if errors.Is(err, ErrInvalidCost) {
+		writeJSON(w, http.StatusBadRequest, `{"error":"invalid request cost"}`)
+		return
+	}
+	writeJSON(w, http.StatusBadRequest, `{"error":"cannot identify client"}`)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}

@@ -1,0 +1,223 @@
+package limiter
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// KeyFunc picks the key a request is counted under: who the client is (an
+// address, an API key, a user). An error (or an empty key) means the request
+// cannot be attributed; the Policy then answers 400 instead of guessing, and
+// never panics. Keys may be long (a 32 KB header is fine): stores hash them.
+type KeyFunc func(r *http.Request) (string, error)
+
+// ClientIP is the default KeyFunc: the address of the peer that connected
+// (http.Request.RemoteAddr), with the port dropped. An IPv4 address (also
+// one written as an IPv4-mapped IPv6 address) is its own key; an IPv6 address
+// is grouped by its /64 prefix ("2001:db8:1:2::/64"), because one host
+// usually holds a whole /64 and could otherwise rotate addresses to escape
+// its limit. X-Forwarded-For and X-Real-IP are ignored: behind a reverse
+// proxy use TrustedProxyIP. A RemoteAddr that is not an IP address (a Unix
+// socket) is an error wrapping ErrNoKey.
+func ClientIP(r *http.Request) (string, error) {
+	a, raw, ok := parseHost(r.RemoteAddr)
+	if !ok {
+		return "", fmt.Errorf("%w: remote address is not an IP address", ErrNoKey)
+	}
+	return ipKey(a, raw), nil
+}
+
+// TrustedProxyIP returns a KeyFunc for an application behind reverse proxies
+// or load balancers whose addresses are in trusted, a list of CIDR prefixes
+// ("10.0.0.0/8", "2001:db8::/32") or single addresses ("192.0.2.7"); empty
+// entries are ignored and a malformed one is an error wrapping
+// ErrInvalidConfig.
+//
+// If the connecting peer (RemoteAddr) is not trusted, the request came
+// straight from the client and forwarding headers are ignored, so a client
+// cannot choose its own key by sending them. If the peer is trusted, the
+// client is the right-most address in X-Forwarded-For (all its header lines,
+// in order) that is not trusted: each trusted proxy appends the address it
+// received the request from, so the entries left of the first untrusted one,
+// reading from the right, were written by the client and prove nothing. An
+// entry that is not an IP address stops the walk and the request is counted
+// under the hop that handed it over (the entry to its right, or the peer),
+// which the client cannot choose. When every entry is trusted the left-most
+// one is the client. Without X-Forwarded-For, X-Real-IP set by the trusted
+// peer is used if it holds an IP address; otherwise the peer itself is the
+// client. Addresses are grouped as ClientIP groups them. With no trusted
+// entries at all the KeyFunc behaves as ClientIP.
+func TrustedProxyIP(trusted ...string) (KeyFunc, error) {
+	var nets []netip.Prefix
+	for _, s := range trusted {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := parsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: trusted proxy %q: not a CIDR prefix or IP address", ErrInvalidConfig, s)
+		}
+		nets = append(nets, p)
+	}
+	if len(nets) == 0 {
+		return ClientIP, nil
+	}
+	tp := trustedProxies(nets)
+	return tp.key, nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap().WithZone("")
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+type trustedProxies []netip.Prefix
+
+func (t trustedProxies) contains(a netip.Addr) bool {
+	a = a.WithZone("")
+	for _, p := range t {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t trustedProxies) key(r *http.Request) (string, error) {
+	peer, peerRaw, ok := parseHost(r.RemoteAddr)
+	if !ok {
+		return "", fmt.Errorf("%w: remote address is not an IP address", ErrNoKey)
+	}
+	if !t.contains(peer) {
+		return ipKey(peer, peerRaw), nil
+	}
+	last, lastRaw := peer, peerRaw // the nearest hop known to be genuine
+	lines := r.Header.Values("X-Forwarded-For")
+	seen := false
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := lines[i]
+		for end := len(line); end >= 0; {
+			start := strings.LastIndexByte(line[:end], ',') + 1
+			entry := strings.TrimSpace(line[start:end])
+			end = start - 1
+			if entry == "" {
+				continue
+			}
+			seen = true
+			a, raw, ok := parseHost(entry)
+			if !ok {
+				return ipKey(last, lastRaw), nil
+			}
+			if !t.contains(a) {
+				return ipKey(a, raw), nil
+			}
+			last, lastRaw = a, raw
+		}
+	}
+	if !seen {
+		if a, raw, ok := parseHost(strings.TrimSpace(r.Header.Get("X-Real-IP"))); ok {
+			return ipKey(a, raw), nil
+		}
+	}
+	return ipKey(last, lastRaw), nil
+}
+
+// HeaderKey returns a KeyFunc that counts requests by the value of the
+// request header name (for instance "X-API-Key"). When the header is absent
+// or blank it calls fallback (for instance ClientIP), or fails with ErrNoKey
+// if fallback is nil. Header keys are namespaced by the header's name, so a
+// client cannot send another client's IP address as its key and use up that
+// client's quota.
+func HeaderKey(name string, fallback KeyFunc) KeyFunc {
+	canon := http.CanonicalHeaderKey(name)
+	prefix := canon + ":"
+	return func(r *http.Request) (string, error) {
+		if v := strings.TrimSpace(r.Header.Get(canon)); v != "" {
+			return prefix + v, nil
+		}
+		if fallback != nil {
+			return fallback(r)
+		}
+		return "", fmt.Errorf("%w: header %s missing", ErrNoKey, canon)
+	}
+}
+
+// ContextKey returns a KeyFunc that counts requests by a value an earlier
+// middleware stored in the request's context under k, typically the
+// authenticated user's id. The value must be a non-empty string or a
+// fmt.Stringer; otherwise fallback is called (for instance ClientIP for
+// anonymous requests), or the KeyFunc fails with ErrNoKey if fallback is nil.
+// Context keys are namespaced apart from addresses and headers.
+func ContextKey(k any, fallback KeyFunc) KeyFunc {
+	return func(r *http.Request) (string, error) {
+		var v string
+		switch x := r.Context().Value(k).(type) {
+		case string:
+			v = x
+		case fmt.Stringer:
+			v = x.String()
+		}
+		if v != "" {
+			return "ctx:" + v, nil
+		}
+		if fallback != nil {
+			return fallback(r)
+		}
+		return "", fmt.Errorf("%w: no value in request context", ErrNoKey)
+	}
+}
+
+// parseHost parses an address with or without a port ("192.0.2.1",
+// "192.0.2.1:80", "2001:db8::1", "[2001:db8::1]:80"), returning the address
+// and the text it was parsed from.
+func parseHost(s string) (netip.Addr, string, bool) {
+	host := s
+	switch {
+	case strings.HasPrefix(s, "["):
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return netip.Addr{}, "", false
+		}
+		host = s[1:end]
+	case strings.Count(s, ":") == 1:
+		host = s[:strings.IndexByte(s, ':')]
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, "", false
+	}
+	return a, host, true
+}
+
+// ipKey is the key of an address: IPv4 as written (ParseAddr accepts only
+// the canonical dotted form, so raw needs no copy), IPv6 as its /64.
+func ipKey(a netip.Addr, raw string) string {
+	if a.Is4() {
+		return raw
+	}
+	if a.Is4In6() {
+		return a.Unmap().String()
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil { // unreachable for a valid IPv6 address
+		return a.WithZone("").String()
+	}
+	return p.String()
+}

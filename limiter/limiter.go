@@ -1,0 +1,230 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/store"
+)
+
+// Sentinel errors. Functions wrap them with details, so test with errors.Is.
+var (
+	// ErrInvalidConfig reports a limiter or policy that cannot be built: a bad
+	// name, a limit or window that is not positive, a nil store or function,
+	// an option out of range.
+	ErrInvalidConfig = errors.New("limiter: invalid configuration")
+
+	// ErrNameInUse reports a second live Limiter with the same name over the
+	// same store: their counters would mix.
+	ErrNameInUse = errors.New("limiter: name already in use on this store")
+
+	// ErrClosed reports a call on a Limiter after Close.
+	ErrClosed = errors.New("limiter: closed")
+
+	// ErrNoKey reports that a KeyFunc found nothing to identify the client
+	// by (no usable address, a missing header or context value).
+	ErrNoKey = errors.New("limiter: no key for request")
+
+	// ErrInvalidCost reports a request cost outside 1..limit.
+	ErrInvalidCost = errors.New("limiter: invalid request cost")
+)
+
+// MaxNameLen is the longest name a Limiter may have.
+const MaxNameLen = 64
+
+// keySep separates a limiter's name from the client's key in store keys. It
+// is not a valid name character, so no two names share a key space.
+const keySep = ':'
+
+// Limiter is a named sliding-window rule (at most Limit hits in any Window)
+// over a store.WindowStore, counted per key. Create it with New; the zero
+// value is not usable. A Limiter is safe for concurrent use.
+//
+// The name identifies the limiter's counters in the store (store key = name,
+// ':', key; the store hashes it) and appears in response headers, so two
+// live limiters over one store cannot share a name. The name is released by
+// Close or, failing that, once the Limiter is garbage collected.
+type Limiter struct {
+	name   string
+	prefix string // name + keySep
+	rule   store.Rule
+	st     store.WindowStore
+	local  bool // st answers in-process: no deadline needed
+
+	closed  atomic.Bool
+	regOnce sync.Once
+	reg     registration
+}
+
+// Decision is the outcome of Allow or AllowN for one key.
+//
+// The zero Decision describes nothing and Undo ignores it.
+type Decision struct {
+	// Policy is the name of the Limiter that decided.
+	Policy string
+	// Limit is the number of hits the limiter allows in one window.
+	Limit int
+	// Window is the length of the sliding window.
+	Window time.Duration
+	// Cost is the number of hits the call asked for.
+	Cost int
+	// Allowed reports whether the hits were recorded.
+	Allowed bool
+	// Remaining is how many more hits the key's window takes right now,
+	// after this call. It is never negative.
+	Remaining int
+	// RetryAfter is, when denied, how long until enough old hits have left
+	// the window for Cost to fit. It is 0 when allowed.
+	RetryAfter time.Duration
+	// ResetAfter is how long until the oldest hit in the window leaves it,
+	// that is, until Remaining next grows; 0 for an empty window.
+	ResetAfter time.Duration
+
+	lim     *Limiter
+	key     string // the store key
+	receipt store.Receipt
+}
+
+// New returns a Limiter named name that allows limit hits per key in any
+// sliding window of length window, counted in s.
+//
+// The name must be 1 to MaxNameLen characters from [A-Za-z0-9_.-] (it is
+// quoted in response headers and prefixes store keys), limit must be positive
+// and window at least one millisecond; otherwise the error wraps
+// ErrInvalidConfig. A second live Limiter with the same name over the same
+// store is an error wrapping ErrNameInUse: Close the first one to reuse its
+// name. Two stores that share a backend (two redisstore.Store values with the
+// same Redis and prefix) are different stores to this check.
+func New(name string, limit int, window time.Duration, s store.WindowStore) (*Limiter, error) {
+	if err := validName(name); err != nil {
+		return nil, err
+	}
+	rule := store.Rule{Limit: limit, Window: window}
+	if err := rule.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: limiter %q: %w", ErrInvalidConfig, name, err)
+	}
+	if s == nil {
+		return nil, fmt.Errorf("%w: limiter %q: nil store", ErrInvalidConfig, name)
+	}
+	l := &Limiter{
+		name:   name,
+		prefix: name + string(keySep),
+		rule:   rule,
+		st:     s,
+		local:  inProcess(s),
+	}
+	if err := register(l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func validName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty limiter name", ErrInvalidConfig)
+	}
+	if len(name) > MaxNameLen {
+		return fmt.Errorf("%w: limiter name longer than %d bytes", ErrInvalidConfig, MaxNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == '-':
+		default:
+			return fmt.Errorf("%w: limiter name %q: only [A-Za-z0-9_.-] allowed", ErrInvalidConfig, name)
+		}
+	}
+	return nil
+}
+
+// Name returns the limiter's name.
+func (l *Limiter) Name() string { return l.name }
+
+// Limit returns the number of hits allowed in one window.
+func (l *Limiter) Limit() int { return l.rule.Limit }
+
+// Window returns the length of the sliding window.
+func (l *Limiter) Window() time.Duration { return l.rule.Window }
+
+// Allow records one hit for key if it fits in key's window. It is AllowN with
+// n = 1.
+func (l *Limiter) Allow(ctx context.Context, key string) (Decision, error) {
+	return l.AllowN(ctx, key, 1)
+}
+
+// AllowN records n hits for key if they fit in key's window, and reports the
+// outcome; a denial is not an error. An empty key or n outside 1..Limit is an
+// error wrapping store.ErrInvalidArgument, a call after Close is ErrClosed,
+// and a store failure is returned as the store reported it (the Decision is
+// then zero). The key is hashed by the store, so its length does not matter.
+func (l *Limiter) AllowN(ctx context.Context, key string, n int) (Decision, error) {
+	if key == "" {
+		return Decision{}, fmt.Errorf("limiter %q: %w: empty key", l.name, store.ErrInvalidArgument)
+	}
+	return l.allow(ctx, l.prefix+key, n)
+}
+
+// allow decides for a ready store key (prefix + client key).
+func (l *Limiter) allow(ctx context.Context, storeKey string, n int) (Decision, error) {
+	if l.closed.Load() {
+		return Decision{}, ErrClosed
+	}
+	if n <= 0 || n > l.rule.Limit {
+		return Decision{}, fmt.Errorf("limiter %q: %w: cost %d outside 1..%d", l.name, store.ErrInvalidArgument, n, l.rule.Limit)
+	}
+	res, err := l.st.Hit(ctx, storeKey, l.rule, n)
+	if err != nil {
+		return Decision{}, err
+	}
+	d := Decision{
+		Policy:     l.name,
+		Limit:      l.rule.Limit,
+		Window:     l.rule.Window,
+		Cost:       n,
+		Allowed:    res.Allowed,
+		Remaining:  max(res.Remaining, 0),
+		RetryAfter: max(res.RetryAfter, 0),
+		ResetAfter: max(res.ResetAfter, 0),
+		lim:        l,
+		key:        storeKey,
+	}
+	if res.Allowed {
+		d.receipt = res.Receipt
+		d.RetryAfter = 0
+	}
+	return d, nil
+}
+
+// Undo removes the hits that d recorded, giving the capacity back: the
+// building block of "count only failed requests". A zero Decision, a denied
+// one, or hits that already left the window are not an error; a Decision made
+// by another Limiter is an error wrapping store.ErrInvalidArgument. Undo works
+// after Close too, so that requests in flight can finish.
+func (l *Limiter) Undo(ctx context.Context, d Decision) error {
+	if d.lim == nil || d.receipt == (store.Receipt{}) {
+		return nil
+	}
+	if d.lim != l {
+		return fmt.Errorf("limiter %q: %w: decision of limiter %q", l.name, store.ErrInvalidArgument, d.Policy)
+	}
+	return l.st.Undo(ctx, d.key, d.receipt)
+}
+
+// Close releases the limiter's name so that a new Limiter may use it on the
+// same store, and makes further Allow calls fail with ErrClosed. It does not
+// close the store. Close is safe to call more than once and always returns
+// nil.
+func (l *Limiter) Close() error {
+	l.closed.Store(true)
+	l.regOnce.Do(func() {
+		l.reg.cleanup.Stop()
+		unregister(l.reg.entry)
+	})
+	runtime.KeepAlive(l)
+	return nil
+}

@@ -1,0 +1,362 @@
+package limiter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultTimeout is how long a Policy waits for its store on one decision
+// unless WithTimeout sets another.
+const DefaultTimeout = 500 * time.Millisecond
+
+// Headers selects the families of rate-limit response headers a Policy sends.
+type Headers uint8
+
+const (
+	// LegacyHeaders are X-RateLimit-Limit, X-RateLimit-Remaining and
+	// X-RateLimit-Reset (Unix time in seconds, rounded up), as GitHub and
+	// express-rate-limit send them.
+	LegacyHeaders Headers = 1 << iota
+	// IETFHeaders are RateLimit-Policy and RateLimit of
+	// draft-ietf-httpapi-ratelimit-headers (-08 to -10).
+	IETFHeaders
+
+	// NoHeaders sends no quota headers (Retry-After is still sent on a
+	// denial).
+	NoHeaders Headers = 0
+	// AllHeaders is the default: both families.
+	AllHeaders = LegacyHeaders | IETFHeaders
+)
+
+// FailMode says what a Policy does when its store fails (an error, a closed
+// limiter, or no answer within the timeout).
+type FailMode int
+
+const (
+	// FailOpen serves the request as if it were allowed, without quota
+	// headers, and reports the error. It is the default: an outage of the
+	// store does not take the application down with it.
+	FailOpen FailMode = iota
+	// FailClosed answers 503 Service Unavailable with the JSON body
+	// {"error":"rate limiter unavailable"}, and reports the error. Use it
+	// where the limit protects something (a login form against password
+	// guessing).
+	FailClosed
+)
+
+// DenyHandler writes the response to a request that a limiter denied. When
+// it runs, the quota headers and Retry-After are already set on w. DenyJSON
+// is the default.
+type DenyHandler func(w http.ResponseWriter, r *http.Request, d Decision)
+
+// ErrorHandler is told about a store failure (or a failed Undo) of the named
+// policy. It runs on the request's goroutine and should return quickly.
+type ErrorHandler func(ctx context.Context, policy string, err error)
+
+// RequestErrorHandler writes the response to a request whose key or cost
+// could not be determined; err wraps ErrNoKey or ErrInvalidCost. It must not
+// send err's text to the client. The default answers 400 with a JSON error
+// (see WithRequestErrorHandler).
+type RequestErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+
+// Option configures a Policy in NewPolicy.
+type Option func(p *Policy) error
+
+// Policy is the HTTP side of a Limiter: which requests it counts, under which
+// key and cost, the headers it sends, how it denies and what it does when the
+// store fails. It works on net/http types only; the adapters in
+// adapters/httpmw, adapters/echomw and adapters/ginmw turn it into
+// middleware. Create it with NewPolicy; the zero value is not usable. A
+// Policy is safe for concurrent use.
+type Policy struct {
+	lim        *Limiter
+	key        KeyFunc
+	cost       int
+	costFn     func(*http.Request) (int, error)
+	skip       func(*http.Request) bool
+	skipOK     bool
+	skipFailed bool
+	success    func(status int) bool
+	headers    Headers
+	fail       FailMode
+	timeout    time.Duration
+	deny       DenyHandler
+	badRequest RequestErrorHandler
+	onError    ErrorHandler
+	now        func() time.Time
+
+	// Precomputed header values.
+	limitValue  string // "5"
+	policyValue string // "name";q=5;w=10
+	rlPrefix    string // "name";r=
+
+	lastLog    atomic.Int64 // UnixNano of the last default error log line
+	suppressed atomic.Int64 // error log lines dropped since then
+}
+
+// NewPolicy returns a Policy for l, configured by opts. Without options it
+// counts every request once per client IP (ClientIP), sends both header
+// families, denies with DenyJSON, fails open, and gives the store
+// DefaultTimeout per decision. An option out of range or a nil function is an
+// error wrapping ErrInvalidConfig.
+//
+// A Policy uses its Limiter for as long as it lives; one Limiter may back
+// several Policies (for instance the same quota on two routes).
+func NewPolicy(l *Limiter, opts ...Option) (*Policy, error) {
+	if l == nil {
+		return nil, fmt.Errorf("%w: nil limiter", ErrInvalidConfig)
+	}
+	p := &Policy{
+		lim:        l,
+		key:        ClientIP,
+		cost:       1,
+		success:    defaultSuccess,
+		headers:    AllHeaders,
+		fail:       FailOpen,
+		timeout:    DefaultTimeout,
+		deny:       DenyJSON,
+		badRequest: badRequestJSON,
+		now:        time.Now,
+	}
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(p); err != nil {
+			return nil, fmt.Errorf("policy %q: %w", l.name, err)
+		}
+	}
+	if p.cost > l.rule.Limit {
+		return nil, fmt.Errorf("%w: policy %q: cost %d exceeds limit %d", ErrInvalidConfig, l.name, p.cost, l.rule.Limit)
+	}
+	p.limitValue = strconv.Itoa(l.rule.Limit)
+	p.policyValue = `"` + l.name + `";q=` + p.limitValue + ";w=" + strconv.FormatInt(ceilSeconds(l.rule.Window), 10)
+	p.rlPrefix = `"` + l.name + `";r=`
+	return p, nil
+}
+
+func defaultSuccess(status int) bool { return status < 400 }
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+}
+
+// WithKey sets the function that picks the key a request is counted under.
+// The default is ClientIP. See also HeaderKey, ContextKey and TrustedProxyIP.
+func WithKey(fn KeyFunc) Option {
+	return func(p *Policy) error {
+		if fn == nil {
+			return invalid("nil KeyFunc")
+		}
+		p.key = fn
+		return nil
+	}
+}
+
+// WithCost sets how many hits each request counts as; it must be between 1
+// and the limit. The default is 1.
+func WithCost(n int) Option {
+	return func(p *Policy) error {
+		if n < 1 {
+			return invalid("cost %d must be positive", n)
+		}
+		p.cost, p.costFn = n, nil
+		return nil
+	}
+}
+
+// WithCostFunc computes each request's cost (for instance from the size of a
+// batch). A cost outside 1..limit, or an error, answers the request through
+// the RequestErrorHandler (400 by default) without counting it. The default
+// is the fixed cost of WithCost, 1.
+func WithCostFunc(fn func(r *http.Request) (int, error)) Option {
+	return func(p *Policy) error {
+		if fn == nil {
+			return invalid("nil cost function")
+		}
+		p.costFn = fn
+		return nil
+	}
+}
+
+// WithSkip exempts requests for which fn returns true: they are not counted
+// and get no rate-limit headers. The default exempts nothing.
+func WithSkip(fn func(r *http.Request) bool) Option {
+	return func(p *Policy) error {
+		if fn == nil {
+			return invalid("nil skip function")
+		}
+		p.skip = fn
+		return nil
+	}
+}
+
+// WithSkipSuccessful counts only requests that fail: each request is counted
+// on the way in (so concurrent requests cannot overrun the limit) and undone
+// once the handler has answered with a successful status. This is the
+// classic login guard: only wrong passwords use up the quota. Successful means
+// status < 400 unless WithSuccess says otherwise. The default counts every
+// request.
+func WithSkipSuccessful() Option {
+	return func(p *Policy) error {
+		p.skipOK = true
+		return nil
+	}
+}
+
+// WithSkipFailed counts only requests that succeed, undoing the others once
+// the handler has answered; see WithSkipSuccessful. The default counts every
+// request.
+func WithSkipFailed() Option {
+	return func(p *Policy) error {
+		p.skipFailed = true
+		return nil
+	}
+}
+
+// WithSuccess replaces the test of a final status used by WithSkipSuccessful
+// and WithSkipFailed. The default is status < 400.
+func WithSuccess(fn func(status int) bool) Option {
+	return func(p *Policy) error {
+		if fn == nil {
+			return invalid("nil success function")
+		}
+		p.success = fn
+		return nil
+	}
+}
+
+// WithHeaders selects the quota header families to send: LegacyHeaders,
+// IETFHeaders, both (AllHeaders, the default) or NoHeaders.
+func WithHeaders(h Headers) Option {
+	return func(p *Policy) error {
+		if h&^AllHeaders != 0 {
+			return invalid("unknown header families %#x", uint8(h))
+		}
+		p.headers = h
+		return nil
+	}
+}
+
+// WithFailMode chooses what happens when the store fails: FailOpen (the
+// default) or FailClosed.
+func WithFailMode(m FailMode) Option {
+	return func(p *Policy) error {
+		if m != FailOpen && m != FailClosed {
+			return invalid("unknown fail mode %d", int(m))
+		}
+		p.fail = m
+		return nil
+	}
+}
+
+// WithTimeout bounds each decision (and each Undo) of a store that does I/O,
+// such as Redis: a store that has not answered by then counts as failed, so
+// a hung store costs a request at most d. The default is DefaultTimeout
+// (500ms); 0 sets no deadline of the Policy's own (the request's context
+// still applies). Stores that answer from process memory (store/memstore)
+// never block and get no deadline, which spares them a timer per request.
+func WithTimeout(d time.Duration) Option {
+	return func(p *Policy) error {
+		if d < 0 {
+			return invalid("negative timeout %v", d)
+		}
+		p.timeout = d
+		return nil
+	}
+}
+
+// WithDenyHandler replaces DenyJSON, the default response to a denied
+// request.
+func WithDenyHandler(h DenyHandler) Option {
+	return func(p *Policy) error {
+		if h == nil {
+			return invalid("nil deny handler")
+		}
+		p.deny = h
+		return nil
+	}
+}
+
+// WithRequestErrorHandler replaces the default response to a request whose
+// key or cost could not be determined: 400 with the JSON body
+// {"error":"cannot identify client"} or {"error":"invalid request cost"}.
+func WithRequestErrorHandler(h RequestErrorHandler) Option {
+	return func(p *Policy) error {
+		if h == nil {
+			return invalid("nil request error handler")
+		}
+		p.badRequest = h
+		return nil
+	}
+}
+
+// WithErrorHandler sets the function told about store failures. The default
+// logs them with log/slog's default logger at error level, with the policy's
+// name and no client data, at most one line per second per policy (the line
+// says how many were suppressed), so a Redis outage does not flood the log.
+func WithErrorHandler(h ErrorHandler) Option {
+	return func(p *Policy) error {
+		if h == nil {
+			return invalid("nil error handler")
+		}
+		p.onError = h
+		return nil
+	}
+}
+
+// WithClock sets the clock X-RateLimit-Reset is computed from (it is an
+// absolute time; every other value is relative). The default is time.Now;
+// tests pass the same clock as the store's.
+func WithClock(now func() time.Time) Option {
+	return func(p *Policy) error {
+		if now == nil {
+			return invalid("nil clock")
+		}
+		p.now = now
+		return nil
+	}
+}
+
+// Name returns the policy's name, which is its Limiter's; "" for a Policy
+// not made by NewPolicy.
+func (p *Policy) Name() string {
+	if p == nil || p.lim == nil {
+		return ""
+	}
+	return p.lim.name
+}
+
+// Limiter returns the policy's Limiter.
+func (p *Policy) Limiter() *Limiter { return p.lim }
+
+// report passes a store failure to the error handler.
+func (p *Policy) report(ctx context.Context, err error) {
+	if p.onError != nil {
+		p.onError(ctx, p.lim.name, err)
+		return
+	}
+	now := time.Now().UnixNano()
+	last := p.lastLog.Load()
+	if now-last < int64(time.Second) || !p.lastLog.CompareAndSwap(last, now) {
+		p.suppressed.Add(1)
+		return
+	}
+	slog.Default().ErrorContext(ctx, "sluice: rate limiter store failed",
+		slog.String("policy", p.lim.name),
+		slog.Any("error", err),
+		slog.Int64("suppressed", p.suppressed.Swap(0)))
+}
+
+// ceilSeconds rounds d up to whole seconds.
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
