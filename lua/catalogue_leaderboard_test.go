@@ -1,0 +1,272 @@
+package lua_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/lua"
+)
+
+// catMembers returns the members of entries in order.
+func catMembers(entries []lua.LeaderboardEntry) []string {
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.Member
+	}
+	return out
+}
+
+func TestLeaderboardTieBreak(t *testing.T) {
+	catEach(t, func(t *testing.T, tg *catTarget) {
+		ctx := context.Background()
+		t0 := time.Date(2030, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
+		latest := time.UnixMilli(9999999999999)
+		for _, score := range []int64{1_000_000, 1_000_000_000_000, lua.MaxInt} {
+			t.Run(strconv.FormatInt(score, 10), func(t *testing.T) {
+				for _, base := range []time.Time{t0, time.UnixMilli(0), latest.Add(-2 * time.Millisecond)} {
+					key := tg.key("tie:" + strconv.FormatInt(score, 10) + ":" + strconv.FormatInt(base.UnixMilli(), 10))
+					// Added out of time order: c (latest), a (earliest), b.
+					order := []struct {
+						member string
+						at     time.Time
+					}{
+						{"c", base.Add(2 * time.Millisecond)},
+						{"a", base},
+						{"b", base.Add(time.Millisecond)},
+					}
+					wantRank := map[string]int64{"c": 1, "a": 1, "b": 2}
+					for _, o := range order {
+						e, err := lua.LeaderboardAdd(ctx, tg.client, key, o.member, score, lua.WithTime(o.at))
+						require.NoError(t, err)
+						assert.Equal(t, score, e.Score)
+						assert.Equal(t, wantRank[o.member], e.Rank, "rank of %s when added", o.member)
+						assert.True(t, o.at.Equal(e.AchievedAt), "%v != %v", o.at, e.AchievedAt)
+					}
+					top, err := lua.LeaderboardTop(ctx, tg.client, key, 10)
+					require.NoError(t, err)
+					assert.Equal(t, []string{"a", "b", "c"}, catMembers(top), "1 ms earlier ranks first")
+					for i, e := range top {
+						assert.Equal(t, int64(i+1), e.Rank)
+						assert.Equal(t, score, e.Score)
+						assert.True(t, base.Add(time.Duration(i)*time.Millisecond).Equal(e.AchievedAt))
+					}
+				}
+			})
+		}
+	})
+}
+
+func TestLeaderboard(t *testing.T) {
+	catEach(t, func(t *testing.T, tg *catTarget) {
+		ctx := context.Background()
+		key := tg.key("board")
+		t0 := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
+		at := func(ms int) lua.Option { return lua.WithTime(t0.Add(time.Duration(ms) * time.Millisecond)) }
+
+		add := func(member string, by int64, opts ...lua.Option) lua.LeaderboardEntry {
+			t.Helper()
+			e, err := lua.LeaderboardAdd(ctx, tg.client, key, member, by, opts...)
+			require.NoError(t, err)
+			return e
+		}
+		assert.Equal(t, int64(1), add("alice", 50, at(0)).Rank)
+		assert.Equal(t, int64(1), add("bob", 70, at(1)).Rank, "higher score first, whatever the time")
+		assert.Equal(t, int64(3), add("carol", 10, at(2)).Rank)
+		e := add("alice", 20, at(3))
+		assert.Equal(t, int64(70), e.Score, "points add up")
+		assert.Equal(t, int64(2), e.Rank, "bob reached 70 first")
+
+		e = add("bob", 0, at(4))
+		assert.Equal(t, int64(70), e.Score)
+		assert.True(t, t0.Add(time.Millisecond).Equal(e.AchievedAt), "by 0 keeps the achievement time")
+		assert.Equal(t, int64(1), e.Rank)
+
+		e = add("carol", -15, at(5))
+		assert.Equal(t, int64(-5), e.Score, "negative points lower the score")
+		assert.Equal(t, int64(3), e.Rank)
+
+		e = add("dave", 0, at(6))
+		assert.Equal(t, int64(0), e.Score, "a new member with by 0 joins at 0")
+		assert.Equal(t, int64(3), e.Rank)
+
+		top, err := lua.LeaderboardTop(ctx, tg.client, key, 10)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"bob", "alice", "dave", "carol"}, catMembers(top))
+		top, err = lua.LeaderboardTop(ctx, tg.client, key, 2)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"bob", "alice"}, catMembers(top))
+
+		got, err := lua.LeaderboardGet(ctx, tg.client, key, "alice")
+		require.NoError(t, err)
+		assert.Equal(t, lua.LeaderboardEntry{Member: "alice", Score: 70, Rank: 2, AchievedAt: t0.Add(3 * time.Millisecond)}, got)
+		_, err = lua.LeaderboardGet(ctx, tg.client, key, "erin")
+		assert.ErrorIs(t, err, lua.ErrNotFound)
+
+		n, err := tg.client.ZCard(ctx, key).Result()
+		require.NoError(t, err)
+		assert.Equal(t, int64(4), n, "one sorted-set member per player")
+
+		t.Run("member ids with separators", func(t *testing.T) {
+			k := tg.key("ids")
+			for i, id := range []string{"a:b", "9999999999999:x", " ", "ü"} {
+				_, err := lua.LeaderboardAdd(ctx, tg.client, k, id, int64(10-i), at(i))
+				require.NoError(t, err)
+			}
+			top, err := lua.LeaderboardTop(ctx, tg.client, k, 10)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"a:b", "9999999999999:x", " ", "ü"}, catMembers(top))
+		})
+
+		t.Run("score range", func(t *testing.T) {
+			k := tg.key("range")
+			_, err := lua.LeaderboardAdd(ctx, tg.client, k, "max", lua.MaxInt, at(0))
+			require.NoError(t, err)
+			_, err = lua.LeaderboardAdd(ctx, tg.client, k, "max", 1, at(1))
+			assert.ErrorIs(t, err, lua.ErrOutOfRange)
+			e, err := lua.LeaderboardGet(ctx, tg.client, k, "max")
+			require.NoError(t, err)
+			assert.Equal(t, int64(lua.MaxInt), e.Score, "unchanged")
+			assert.True(t, t0.Equal(e.AchievedAt), "unchanged")
+
+			_, err = lua.LeaderboardAdd(ctx, tg.client, k, "min", -lua.MaxInt, at(0))
+			require.NoError(t, err)
+			_, err = lua.LeaderboardAdd(ctx, tg.client, k, "min", -1, at(1))
+			assert.ErrorIs(t, err, lua.ErrOutOfRange)
+		})
+
+		t.Run("server time by default", func(t *testing.T) {
+			k := tg.key("clock")
+			if tg.mr != nil {
+				now := time.Date(2032, 3, 4, 5, 6, 7, 891_234_000, time.UTC)
+				tg.mr.SetTime(now)
+				e, err := lua.LeaderboardAdd(ctx, tg.client, k, "x", 1)
+				require.NoError(t, err)
+				assert.Equal(t, now.Truncate(time.Millisecond), e.AchievedAt)
+				return
+			}
+			before := time.Now()
+			e, err := lua.LeaderboardAdd(ctx, tg.client, k, "x", 1)
+			require.NoError(t, err)
+			// The server shares this machine's clock; allow for skew, not speed.
+			assert.WithinDuration(t, before, e.AchievedAt, time.Minute)
+		})
+
+		t.Run("TTL", func(t *testing.T) {
+			k := tg.key("weekly")
+			times, err := lua.LeaderboardTimesKey(k)
+			require.NoError(t, err)
+			_, err = lua.LeaderboardAdd(ctx, tg.client, k, "x", 1, lua.WithTTL(time.Hour))
+			require.NoError(t, err)
+			boardTTL := tg.client.PTTL(ctx, k).Val()
+			timesTTL := tg.client.PTTL(ctx, times).Val()
+			assert.Greater(t, boardTTL, 59*time.Minute)
+			assert.LessOrEqual(t, boardTTL, time.Hour)
+			assert.Greater(t, timesTTL, 59*time.Minute, "the times hash expires with the board")
+
+			_, err = lua.LeaderboardAdd(ctx, tg.client, k, "y", 1)
+			require.NoError(t, err)
+			assert.Greater(t, tg.client.PTTL(ctx, k).Val(), time.Duration(0), "later calls keep the expiry")
+
+			if tg.mr != nil {
+				tg.mr.FastForward(time.Hour)
+				assert.Zero(t, tg.client.Exists(ctx, k, times).Val(), "both keys are gone")
+			}
+		})
+
+		t.Run("data it did not write", func(t *testing.T) {
+			k := tg.key("foreign")
+			require.NoError(t, tg.client.ZAdd(ctx, k, redis.Z{Score: 1, Member: "alice"}).Err())
+			_, err := lua.LeaderboardTop(ctx, tg.client, k, 5)
+			assert.ErrorIs(t, err, lua.ErrWrongValue)
+
+			str := tg.key("string")
+			require.NoError(t, tg.client.Set(ctx, str, "1", 0).Err())
+			_, err = lua.LeaderboardAdd(ctx, tg.client, str, "x", 1)
+			assert.ErrorIs(t, err, lua.ErrWrongValue)
+		})
+
+		t.Run("empty board", func(t *testing.T) {
+			top, err := lua.LeaderboardTop(ctx, tg.client, tg.key("empty"), 10)
+			require.NoError(t, err)
+			assert.Empty(t, top)
+		})
+
+		if tg.cluster {
+			t.Run("untagged key on Cluster", func(t *testing.T) {
+				k := tg.untagged("board")
+				_, err := lua.LeaderboardAdd(ctx, tg.client, k, "x", 1)
+				require.NoError(t, err, "the times hash is tagged with the whole key")
+				e, err := lua.LeaderboardGet(ctx, tg.client, k, "x")
+				require.NoError(t, err)
+				assert.Equal(t, int64(1), e.Score)
+			})
+		}
+	})
+}
+
+func TestLeaderboardInvalidArguments(t *testing.T) {
+	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: catClosedAddr(t)})}
+	ctx := context.Background()
+	addTests := []struct {
+		name   string
+		key    string
+		member string
+		by     int64
+		opts   []lua.Option
+	}{
+		{"empty key", "", "m", 1, nil},
+		{"key with '}' and no tag", "lb}x", "m", 1, nil},
+		{"empty member", "lb", "", 1, nil},
+		{"by past MaxInt", "lb", "m", lua.MaxInt + 1, nil},
+		{"by below -MaxInt", "lb", "m", -lua.MaxInt - 1, nil},
+		{"time before 1970", "lb", "m", 1, []lua.Option{lua.WithTime(time.UnixMilli(-1))}},
+		{"time after 2286", "lb", "m", 1, []lua.Option{lua.WithTime(time.UnixMilli(9999999999999 + 1))}},
+		{"zero time", "lb", "m", 1, []lua.Option{lua.WithTime(time.Time{})}},
+		{"negative TTL", "lb", "m", 1, []lua.Option{lua.WithTTL(-1)}},
+		{"option it does not take", "lb", "m", 1, []lua.Option{lua.WithField("f")}},
+	}
+	for _, tc := range addTests {
+		t.Run("Add/"+tc.name, func(t *testing.T) {
+			_, err := lua.LeaderboardAdd(ctx, client, tc.key, tc.member, tc.by, tc.opts...)
+			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+		})
+	}
+	for _, n := range []int{0, -1, lua.MaxKeys + 1} {
+		t.Run("Top/"+strconv.Itoa(n), func(t *testing.T) {
+			_, err := lua.LeaderboardTop(ctx, client, "lb", n)
+			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+		})
+	}
+	_, err := lua.LeaderboardGet(ctx, client, "lb", "")
+	assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")
+}
+
+func TestLeaderboardTimesKey(t *testing.T) {
+	tests := []struct {
+		key, want string
+	}{
+		{"lb:{game}", "lb:{game}:times"},
+		{"{game}:lb", "{game}:lb:times"},
+		{"lb:game", "{lb:game}:times"},
+		{"lb{", "{lb{}:times"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.key, func(t *testing.T) {
+			got, err := lua.LeaderboardTimesKey(tc.key)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+			assert.Equal(t, lua.Slot(tc.key), lua.Slot(got), "same Cluster slot")
+		})
+	}
+	for _, bad := range []string{"", "a}b", "a{}b", "a{}b}"} {
+		_, err := lua.LeaderboardTimesKey(bad)
+		assert.ErrorIs(t, err, lua.ErrInvalidArgument, "%q", bad)
+	}
+}

@@ -1,0 +1,269 @@
+package lua_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/lua"
+)
+
+func TestReserve(t *testing.T) {
+	catEach(t, func(t *testing.T, tg *catTarget) {
+		ctx := context.Background()
+		stock := func(t *testing.T, key string) string {
+			t.Helper()
+			v, err := tg.client.Get(ctx, key).Result()
+			if errors.Is(err, redis.Nil) {
+				return "<missing>"
+			}
+			require.NoError(t, err)
+			return v
+		}
+
+		t.Run("one item", func(t *testing.T) {
+			k := tg.key("one")
+			require.NoError(t, tg.client.Set(ctx, k, "10", 0).Err())
+			left, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: k, Quantity: 3}})
+			require.NoError(t, err)
+			assert.Equal(t, []int64{7}, left)
+			left, err = lua.Reserve(ctx, tg.client, []lua.Item{{Key: k, Quantity: 7}})
+			require.NoError(t, err)
+			assert.Equal(t, []int64{0}, left, "all of it")
+			assert.Equal(t, "0", stock(t, k))
+		})
+
+		t.Run("several items", func(t *testing.T) {
+			a, b := tg.key("several:a"), tg.key("several:b")
+			require.NoError(t, tg.client.Set(ctx, a, "5", 0).Err())
+			require.NoError(t, tg.client.Set(ctx, b, "2", 0).Err())
+			left, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: a, Quantity: 2}, {Key: b, Quantity: 2}})
+			require.NoError(t, err)
+			assert.Equal(t, []int64{3, 0}, left)
+		})
+
+		t.Run("a shortage changes nothing and names the item", func(t *testing.T) {
+			a, b, c := tg.key("short:a"), tg.key("short:b"), tg.key("short:c")
+			require.NoError(t, tg.client.Set(ctx, a, "5", 0).Err())
+			require.NoError(t, tg.client.Set(ctx, b, "1", 0).Err())
+			require.NoError(t, tg.client.Set(ctx, c, "9", 0).Err())
+			_, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: a, Quantity: 2}, {Key: b, Quantity: 3}, {Key: c, Quantity: 1}})
+			require.ErrorIs(t, err, lua.ErrShortage)
+			var short *lua.ShortageError
+			require.ErrorAs(t, err, &short)
+			assert.Equal(t, lua.ShortageError{Item: b, Index: 1, Available: 1, Requested: 3}, *short)
+			assert.Contains(t, err.Error(), b)
+			assert.Equal(t, "5", stock(t, a))
+			assert.Equal(t, "1", stock(t, b))
+			assert.Equal(t, "9", stock(t, c))
+		})
+
+		t.Run("a missing counter holds nothing", func(t *testing.T) {
+			k := tg.key("never-stocked")
+			_, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: k, Quantity: 1}})
+			var short *lua.ShortageError
+			require.ErrorAs(t, err, &short)
+			assert.Equal(t, int64(0), short.Available)
+			assert.Equal(t, "<missing>", stock(t, k), "not created")
+		})
+
+		t.Run("non-integer stock", func(t *testing.T) {
+			good, bad := tg.key("wv:good"), tg.key("wv:bad")
+			require.NoError(t, tg.client.Set(ctx, good, "5", 0).Err())
+			for _, v := range []string{"five", "2.5", "9007199254740992"} {
+				require.NoError(t, tg.client.Set(ctx, bad, v, 0).Err())
+				_, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: good, Quantity: 1}, {Key: bad, Quantity: 1}})
+				assert.ErrorIs(t, err, lua.ErrWrongValue, "%q", v)
+				assert.Equal(t, "5", stock(t, good))
+				assert.Equal(t, v, stock(t, bad))
+			}
+		})
+
+		t.Run("expiry is kept", func(t *testing.T) {
+			k := tg.key("ttl")
+			require.NoError(t, tg.client.Set(ctx, k, "3", time.Hour).Err())
+			_, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: k, Quantity: 1}})
+			require.NoError(t, err)
+			assert.Greater(t, tg.client.PTTL(ctx, k).Val(), time.Duration(0))
+		})
+
+		t.Run("StockKey", func(t *testing.T) {
+			a, b := lua.StockKey(tg.token, "apple"), lua.StockKey(tg.token, "pear")
+			assert.Equal(t, "stock:{"+tg.token+"}:apple", a)
+			require.NoError(t, tg.client.Set(ctx, a, "1", 0).Err())
+			require.NoError(t, tg.client.Set(ctx, b, "1", 0).Err())
+			left, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: a, Quantity: 1}, {Key: b, Quantity: 1}})
+			require.NoError(t, err)
+			assert.Equal(t, []int64{0, 0}, left)
+		})
+
+		if tg.cluster {
+			t.Run("keys without a shared tag", func(t *testing.T) {
+				keys := catCrossSlotKeys(tg)
+				items := []lua.Item{{Key: keys[0], Quantity: 1}, {Key: keys[1], Quantity: 1}}
+				_, err := lua.Reserve(ctx, tg.client, items)
+				require.ErrorIs(t, err, lua.ErrCrossSlot, "checked before sending")
+				assert.Contains(t, err.Error(), "StockKey")
+
+				counting := &catCounting{next: tg.client}
+				_, err = lua.Reserve(ctx, counting, items)
+				require.ErrorIs(t, err, lua.ErrCrossSlot, "the server's CROSSSLOT answer")
+				assert.Contains(t, err.Error(), "hash tag")
+				assert.Positive(t, counting.calls.Load(), "this one reached the server")
+			})
+		}
+	})
+}
+
+func TestReserveConcurrent(t *testing.T) {
+	catEach(t, func(t *testing.T, tg *catTarget) {
+		ctx := context.Background()
+		k := tg.key("hot-item")
+		other := tg.key("other-item")
+		require.NoError(t, tg.client.Set(ctx, k, "10", 0).Err())
+		require.NoError(t, tg.client.Set(ctx, other, "1000", 0).Err())
+
+		const callers = 100
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ok, short := 0, 0
+		var unexpected []error
+		for range callers {
+			wg.Go(func() {
+				_, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: other, Quantity: 1}, {Key: k, Quantity: 1}})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, lua.ErrShortage):
+					short++
+				default:
+					unexpected = append(unexpected, err)
+				}
+			})
+		}
+		wg.Wait()
+		require.Empty(t, unexpected)
+		assert.Equal(t, 10, ok, "exactly the stock is sold")
+		assert.Equal(t, callers-10, short)
+		assert.Equal(t, "0", tg.client.Get(ctx, k).Val(), "never negative")
+		assert.Equal(t, "990", tg.client.Get(ctx, other).Val(), "failed reservations take nothing")
+	})
+}
+
+func TestRestock(t *testing.T) {
+	catEach(t, func(t *testing.T, tg *catTarget) {
+		ctx := context.Background()
+		a, b := tg.key("a"), tg.key("b")
+		require.NoError(t, tg.client.Set(ctx, a, "2", 0).Err())
+
+		left, err := lua.Restock(ctx, tg.client, []lua.Item{{Key: a, Quantity: 3}, {Key: b, Quantity: 4}})
+		require.NoError(t, err)
+		assert.Equal(t, []int64{5, 4}, left, "a missing counter starts at 0")
+
+		left, err = lua.Reserve(ctx, tg.client, []lua.Item{{Key: a, Quantity: 5}, {Key: b, Quantity: 1}})
+		require.NoError(t, err)
+		assert.Equal(t, []int64{0, 3}, left)
+		left, err = lua.Restock(ctx, tg.client, []lua.Item{{Key: a, Quantity: 5}, {Key: b, Quantity: 1}})
+		require.NoError(t, err)
+		assert.Equal(t, []int64{5, 4}, left, "a failed order hands its reservation back")
+
+		full := tg.key("full")
+		require.NoError(t, tg.client.Set(ctx, full, strconv.FormatInt(lua.MaxInt-1, 10), 0).Err())
+		_, err = lua.Restock(ctx, tg.client, []lua.Item{{Key: a, Quantity: 1}, {Key: full, Quantity: 2}})
+		assert.ErrorIs(t, err, lua.ErrOutOfRange)
+		assert.Equal(t, "5", tg.client.Get(ctx, a).Val(), "nothing changed")
+		left, err = lua.Restock(ctx, tg.client, []lua.Item{{Key: full, Quantity: 1}})
+		require.NoError(t, err)
+		assert.Equal(t, []int64{lua.MaxInt}, left)
+
+		bad := tg.key("bad")
+		require.NoError(t, tg.client.Set(ctx, bad, "x", 0).Err())
+		_, err = lua.Restock(ctx, tg.client, []lua.Item{{Key: a, Quantity: 1}, {Key: bad, Quantity: 1}})
+		assert.ErrorIs(t, err, lua.ErrWrongValue)
+		assert.Equal(t, "5", tg.client.Get(ctx, a).Val(), "nothing changed")
+	})
+}
+
+func TestStockInvalidArguments(t *testing.T) {
+	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: catClosedAddr(t)})}
+	ctx := context.Background()
+	many := make([]lua.Item, lua.MaxKeys+1)
+	for i := range many {
+		many[i] = lua.Item{Key: "k" + strconv.Itoa(i), Quantity: 1}
+	}
+	tests := []struct {
+		name  string
+		items []lua.Item
+	}{
+		{"no items", nil},
+		{"zero quantity", []lua.Item{{Key: "a", Quantity: 0}}},
+		{"negative quantity", []lua.Item{{Key: "a", Quantity: -1}}},
+		{"quantity past MaxInt", []lua.Item{{Key: "a", Quantity: lua.MaxInt + 1}}},
+		{"empty key", []lua.Item{{Key: "", Quantity: 1}}},
+		{"same key twice", []lua.Item{{Key: "a", Quantity: 1}, {Key: "b", Quantity: 1}, {Key: "a", Quantity: 2}}},
+		{"too many items", many},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := lua.Reserve(ctx, client, tc.items)
+			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+			_, err = lua.Restock(ctx, client, tc.items)
+			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+		})
+	}
+	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")
+}
+
+func TestShortageError(t *testing.T) {
+	var err error = &lua.ShortageError{Item: "stock:{shop}:apple", Index: 2, Available: 1, Requested: 4}
+	wrapped := errors.Join(errors.New("checkout"), err)
+	assert.ErrorIs(t, wrapped, lua.ErrShortage)
+	assert.NotErrorIs(t, wrapped, lua.ErrInvalidArgument)
+	var short *lua.ShortageError
+	require.ErrorAs(t, wrapped, &short)
+	assert.Equal(t, 2, short.Index)
+	assert.Equal(t, "lua: insufficient stock: stock:{shop}:apple has 1, 4 requested", err.Error())
+}
+
+func TestSlot(t *testing.T) {
+	tests := []struct {
+		key  string
+		want int
+	}{
+		{"123456789", 0x31C3 % 16384}, // the CRC-16/XMODEM check value
+		{"foo", 12182},
+		{"", 0},
+	}
+	for _, tc := range tests {
+		assert.Equal(t, tc.want, lua.Slot(tc.key), "%q", tc.key)
+	}
+	same := [][2]string{
+		{"{user1000}.following", "{user1000}.followers"},
+		{"foo{bar}{zap}", "bar"},
+		{"foo{{bar}}zap", "{bar"},
+		{"foo{}{bar}", "foo{}{bar}"},
+		{"stock:{shop}:a", "shop"},
+	}
+	for _, p := range same {
+		assert.Equal(t, lua.Slot(p[0]), lua.Slot(p[1]), "%q and %q", p[0], p[1])
+	}
+
+	t.Run("cluster", func(t *testing.T) {
+		c := catCluster(t)
+		ctx := context.Background()
+		for _, k := range []string{"foo", "{user1000}.following", "foo{}{bar}", "foo{{bar}}zap", "stock:{shop}:a", "ü{ß}", "a{b"} {
+			want, err := c.ClusterKeySlot(ctx, k).Result()
+			require.NoError(t, err)
+			assert.Equal(t, int(want), lua.Slot(k), "CLUSTER KEYSLOT %q", k)
+		}
+	})
+}

@@ -1,0 +1,259 @@
+package lua_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sluicehq/sluice/lua"
+)
+
+// exampleClient starts an in-process Redis for the examples; a real
+// application passes its *redis.Client or *redis.ClusterClient.
+func exampleClient() (*redis.Client, func()) {
+	mr, err := miniredis.Run()
+	if err != nil {
+		panic(err)
+	}
+	client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	return client, func() { _ = client.Close(); mr.Close() }
+}
+
+func ExampleCappedIncr() {
+	client, done := exampleClient()
+	defer done()
+	ctx := context.Background()
+
+	// At most 100 bonus points per user and day.
+	key := "bonus:{user42}:2026-01-31"
+	for _, points := range []int64{60, 30, 30} {
+		total, err := lua.CappedIncr(ctx, client, key, points, 100, lua.WithTTL(24*time.Hour))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(total)
+	}
+	// Output:
+	// 60
+	// 90
+	// 100
+}
+
+func ExampleWeightedAverage() {
+	client, done := exampleClient()
+	defer done()
+	ctx := context.Background()
+
+	// Ratings of one product from three sources, weighted by trust.
+	keys := []string{
+		lua.TagKey("rating", "sku-1", "shop"),
+		lua.TagKey("rating", "sku-1", "partner"),
+		lua.TagKey("rating", "sku-1", "survey"),
+	}
+	client.HSet(ctx, keys[0], "stars", "4.5")
+	client.HSet(ctx, keys[1], "stars", "3")
+	// keys[2] has no rating yet: it counts as 0 with its weight.
+
+	avg, err := lua.WeightedAverage(ctx, client, keys, []float64{2, 1, 1}, lua.WithField("stars"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(avg)
+	// Output: 3
+}
+
+func ExamplePercentile() {
+	client, done := exampleClient()
+	defer done()
+	ctx := context.Background()
+
+	for i := 1; i <= 10; i++ {
+		client.ZAdd(ctx, "scores", redis.Z{Score: float64(i), Member: fmt.Sprint("m", i)})
+	}
+	for _, p := range []float64{50, 95, 100} {
+		v, err := lua.Percentile(ctx, client, "scores", p)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("p%v = %v\n", p, v)
+	}
+	_, err := lua.Percentile(ctx, client, "no-such-set", 50)
+	fmt.Println(errors.Is(err, lua.ErrEmpty))
+	// Output:
+	// p50 = 5
+	// p95 = 10
+	// p100 = 10
+	// true
+}
+
+func ExampleRecordSample() {
+	client, done := exampleClient()
+	defer done()
+	ctx := context.Background()
+
+	// One key per minute, kept for ten minutes: GET /stats/latency?p=95
+	// reads the current minute's key.
+	minute := time.Date(2026, 1, 31, 12, 30, 0, 0, time.UTC).Unix() / 60
+	key := lua.TagKey("latency", "GET /checkout", fmt.Sprint(minute))
+	for _, ms := range []float64{12, 15, 11, 250, 14, 13, 12, 16, 15, 14} {
+		if _, err := lua.RecordSample(ctx, client, key, ms, lua.WithTTL(10*time.Minute)); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	p50, _ := lua.Percentile(ctx, client, key, 50)
+	p95, _ := lua.Percentile(ctx, client, key, 95)
+	fmt.Printf("p50=%vms p95=%vms\n", p50, p95)
+	// Output: p50=14ms p95=250ms
+}
+
+func ExampleLeaderboardAdd() {
+	client, done := exampleClient()
+	defer done()
+	ctx := context.Background()
+
+	board := lua.TagKey("board", "season-1", "scores")
+	start := time.Date(2026, 1, 31, 12, 0, 0, 0, time.UTC)
+	plays := []struct {
+		player string
+		points int64
+		after  time.Duration
+	}{
+		{"ann", 1_000_000, 2 * time.Millisecond},
+		{"bob", 1_000_000, 1 * time.Millisecond}, // same score, 1 ms earlier
+		{"cat", 999_999, 0},
+	}
+	for _, p := range plays {
+		e, err := lua.LeaderboardAdd(ctx, client, board, p.player, p.points, lua.WithTime(start.Add(p.after)))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("%s is #%d with %d\n", e.Member, e.Rank, e.Score)
+	}
+
+	top, err := lua.LeaderboardTop(ctx, client, board, 10)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, e := range top {
+		fmt.Printf("%d. %s %d at %s\n", e.Rank, e.Member, e.Score, e.AchievedAt.Format("15:04:05.000"))
+	}
+	// Output:
+	// ann is #1 with 1000000
+	// bob is #1 with 1000000
+	// cat is #3 with 999999
+	// 1. bob 1000000 at 12:00:00.001
+	// 2. ann 1000000 at 12:00:00.002
+	// 3. cat 999999 at 12:00:00.000
+}
+
+func ExampleReserve() {
+	client, done := exampleClient()
+	defer done()
+	ctx := context.Background()
+
+	apple, pear := lua.StockKey("shop", "apple"), lua.StockKey("shop", "pear")
+	client.Set(ctx, apple, 5, 0)
+	client.Set(ctx, pear, 1, 0)
+
+	cart := []lua.Item{{Key: apple, Quantity: 2}, {Key: pear, Quantity: 1}}
+	left, err := lua.Reserve(ctx, client, cart)
+	fmt.Println(left, err)
+
+	// The same cart again: no pear left, so nothing is taken.
+	_, err = lua.Reserve(ctx, client, cart)
+	var short *lua.ShortageError
+	if errors.As(err, &short) {
+		fmt.Printf("short of %s: %d available, %d requested\n", short.Item, short.Available, short.Requested)
+	}
+
+	// Payment failed for the first order: hand its stock back.
+	left, err = lua.Restock(ctx, client, cart)
+	fmt.Println(left, err)
+	// Output:
+	// [3 0] <nil>
+	// short of stock:{shop}:pear: 0 available, 1 requested
+	// [5 1] <nil>
+}
+
+func ExampleLoadCatalogue() {
+	client, done := exampleClient()
+	defer done()
+	ctx := context.Background()
+
+	// At start-up: cache the scripts on the server (on every master of a
+	// Cluster) so that the first calls skip a NOSCRIPT round trip.
+	if err := lua.LoadCatalogue(ctx, client); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, c := range lua.Catalogue()[:3] {
+		exists := client.ScriptExists(ctx, c.SHA()).Val()
+		fmt.Println(c.Name(), exists[0])
+	}
+	// Output:
+	// sluice_capped_incr true
+	// sluice_leaderboard_add true
+	// sluice_leaderboard_get true
+}
+
+func ExampleRegistry_Define_custom() {
+	client, done := exampleClient()
+	defer done()
+	ctx := context.Background()
+
+	// Define commands once, at start-up, with their key counts.
+	reg := lua.NewRegistry()
+	getdel, err := reg.Define("myapp_getdel", 1, `
+-- KEYS[1] the key; reply: its value (nil if missing), which is deleted
+local v = redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[1])
+return v`)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := reg.Add(lua.Catalogue()...); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// SCRIPT LOAD every command (on every master of a Cluster).
+	if err := reg.Load(ctx, client); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	client.Set(ctx, "token", "abc", 0)
+	v, err := getdel.Run(ctx, client, []string{"token"}).Text()
+	fmt.Println(v, err)
+	_, err = getdel.Run(ctx, client, []string{"token"}).Text()
+	fmt.Println(errors.Is(err, redis.Nil))
+
+	// A restart or SCRIPT FLUSH empties the cache; Run reloads with EVAL.
+	client.ScriptFlush(ctx)
+	client.Set(ctx, "token", "def", 0)
+	v, err = getdel.Run(ctx, client, []string{"token"}).Text()
+	fmt.Println(v, err)
+
+	// The wrong number of keys never reaches Redis.
+	err = getdel.Run(ctx, client, nil).Err()
+	fmt.Println(errors.Is(err, lua.ErrKeyCount))
+
+	c, _ := reg.Lookup("myapp_getdel")
+	fmt.Println(c.Name(), c.SHA() == getdel.SHA(), len(reg.Commands()))
+	// Output:
+	// abc <nil>
+	// true
+	// def <nil>
+	// true
+	// myapp_getdel true 10
+}
