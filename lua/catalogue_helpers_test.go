@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -142,7 +143,10 @@ func catFlushScripts(t *testing.T, c redis.UniversalClient) {
 // catScriptsCached reports, per node, whether every sha is cached there.
 func catScriptsCached(t *testing.T, c redis.UniversalClient, shas ...string) []bool {
 	t.Helper()
-	var out []bool
+	var (
+		mu  sync.Mutex // ForEachMaster calls fn concurrently
+		out []bool
+	)
 	require.NoError(t, catNodes(context.Background(), c, func(ctx context.Context, node *redis.Client) error {
 		exists, err := node.ScriptExists(ctx, shas...).Result()
 		if err != nil {
@@ -152,7 +156,9 @@ func catScriptsCached(t *testing.T, c redis.UniversalClient, shas ...string) []b
 		for _, e := range exists {
 			all = all && e
 		}
+		mu.Lock()
 		out = append(out, all)
+		mu.Unlock()
 		return nil
 	}))
 	return out
