@@ -1,0 +1,159 @@
+package ginmw_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/gin-gonic/gin"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/adapters/ginmw"
+	"github.com/sluicehq/sluice/lockguard"
+	"github.com/sluicehq/sluice/lockguard/guardtest"
+	"github.com/sluicehq/sluice/store/memstore"
+)
+
+// guardEngine returns a gin engine in test mode with gin's Recovery
+// middleware, which answers a panic with 500.
+func guardEngine() *gin.Engine {
+	gin.SetMode(gin.TestMode)
+	r := gin.New()
+	r.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, _ any) {
+		c.AbortWithStatus(http.StatusInternalServerError)
+	}))
+	return r
+}
+
+// guardMount serves POST /orders/:id through ginmw.Guard, with gin's
+// Recovery outside it.
+func guardMount(g *lockguard.Guard, h http.Handler) http.Handler {
+	r := guardEngine()
+	r.POST("/orders/:id", ginmw.Guard(g), gin.WrapH(h))
+	return r
+}
+
+// guardByMount is guardMount with the key read by GuardBy from gin's route
+// parameter.
+func guardByMount(g *lockguard.Guard, h http.Handler) http.Handler {
+	r := guardEngine()
+	key := func(c *gin.Context) (string, error) {
+		if c.Param("id") == "abc" {
+			return "", errors.New("not a number") // the suite's key-error case
+		}
+		return "order:" + c.Param("id"), nil
+	}
+	r.POST("/orders/:id", ginmw.GuardBy(g, key), gin.WrapH(h))
+	return r
+}
+
+func guardBackends() []guardtest.Backend {
+	mini := guardtest.Emulated("miniredis", func(t *testing.T) guardtest.EmulatedServer { return miniredis.RunT(t) })
+	return append([]guardtest.Backend{guardtest.Memory(), mini, guardtest.OwnRedis()}, guardtest.Env()...)
+}
+
+func TestGuard(t *testing.T) {
+	guardtest.Run(t, guardMount, guardBackends()...)
+}
+
+func TestGuardBy(t *testing.T) {
+	guardtest.Run(t, guardByMount, guardtest.Memory())
+}
+
+func newGuard(t *testing.T, ttl time.Duration) *lockguard.Guard {
+	t.Helper()
+	st, err := memstore.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	locker, err := lockguard.New(st)
+	require.NoError(t, err)
+	g, err := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), ttl, lockguard.WithLogger(nil))
+	require.NoError(t, err)
+	return g
+}
+
+// A rejection aborts the chain: later handlers never run, and the 409 is
+// gin's JSON with Retry-After.
+func TestGuardRejectionAborts(t *testing.T) {
+	g := newGuard(t, 30*time.Second)
+	entered, leave := make(chan struct{}), make(chan struct{})
+	ran := make(chan string, 4)
+	r := guardEngine()
+	r.POST("/orders/:id", ginmw.Guard(g), func(c *gin.Context) {
+		ran <- c.Query("hold")
+		if c.Query("hold") != "" {
+			close(entered)
+			<-leave
+		}
+		c.Status(http.StatusOK)
+	})
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(srv.URL+"/orders/1?hold=1", "", nil)
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	<-entered
+	resp, err := http.Post(srv.URL+"/orders/1", "", nil)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	close(leave)
+
+	assert.Equal(t, http.StatusConflict, resp.StatusCode)
+	assert.Equal(t, "30", resp.Header.Get("Retry-After"))
+	assert.JSONEq(t, `{"error":"resource is locked","retry_after":30}`, string(body))
+	assert.Equal(t, http.StatusOK, <-first)
+	assert.Equal(t, "1", <-ran)
+	select {
+	case q := <-ran:
+		t.Errorf("the handler ran for the rejected request (hold=%q)", q)
+	default:
+	}
+}
+
+// The handler reads the lock from c.Request.Context(), and GuardBy keys on
+// what an earlier middleware stored with c.Set.
+func TestGuardByContextValue(t *testing.T) {
+	r := guardEngine()
+	r.Use(func(c *gin.Context) { c.Set("user", c.GetHeader("X-User")) })
+	r.POST("/report", ginmw.GuardBy(newGuard(t, time.Second), func(c *gin.Context) (string, error) {
+		return "user:" + c.GetString("user"), nil
+	}), func(c *gin.Context) {
+		l, ok := lockguard.FromContext(c.Request.Context())
+		if !ok {
+			c.String(http.StatusInternalServerError, "no lock")
+			return
+		}
+		c.String(http.StatusOK, l.Key())
+	})
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/report", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-User", "ada")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "user:ada", string(body))
+}
+
+func TestGuardNilPanics(t *testing.T) {
+	assert.Panics(t, func() { ginmw.Guard(nil) })
+	assert.Panics(t, func() { ginmw.GuardBy(newGuard(t, time.Second), nil) })
+}
