@@ -91,12 +91,13 @@ func (k optionKind) String() string {
 	return "Option"
 }
 
-// WithTTL gives the keys a call writes an expiry of d when they have none; an
-// expiry a key already has is kept, so a counter created with WithTTL(24*time.Hour)
-// expires a day after its first write however often it is written later.
-// Without it (or with d == 0) expiries are left alone and new keys never
-// expire. d is rounded up to whole milliseconds; a negative d is an error.
-// Taken by CappedIncr, LeaderboardAdd and RecordSample.
+// WithTTL gives the key a call updates an expiry of d if it exists without one
+// after the call; an expiry the key already has is kept, so a counter created
+// with WithTTL(24*time.Hour) expires a day after its first write however often
+// it is written later (a fixed window, not a sliding one). Without it (or with
+// d == 0) expiries are left alone and new keys never expire. d is rounded up
+// to whole milliseconds; a negative d is an error. Taken by CappedIncr,
+// LeaderboardAdd and RecordSample.
 func WithTTL(d time.Duration) Option { return Option{kind: optTTL, ttl: d} }
 
 // WithField names the hash field WeightedAverage reads; the default is

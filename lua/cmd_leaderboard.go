@@ -48,9 +48,9 @@ type LeaderboardEntry struct {
 // every application instance uses one clock. A call with by == 0 on a member
 // already on the board changes nothing; on a new member it adds it with score
 // 0. A new score outside [-MaxInt, MaxInt] is an ErrOutOfRange error and
-// changes nothing. member must be non-empty. WithTTL(d) gives a board without
-// an expiry expiry d (a weekly board); the companion hash always expires with
-// the board. LeaderboardAdd takes WithTime and WithTTL.
+// changes nothing. member must be non-empty. WithTTL(d) sets expiry d on a
+// board that has none (a weekly board); the companion hash always expires
+// with the board. LeaderboardAdd takes WithTime and WithTTL.
 //
 // On Redis Cluster the board and its companion hash must share a slot:
 // LeaderboardTimesKey derives one that does from any key that has a {hash tag}
