@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"strconv"
 	"sync"
@@ -117,6 +118,10 @@ func Percentile(ctx context.Context, client redis.Scripter, key string, p float6
 // nearestRank returns ceil(p/100 * n) clamped to [1, n], computed exactly from
 // the shortest decimal that formats p.
 func nearestRank(p float64, n int64) int64 {
+	if p == math.Trunc(p) && n <= math.MaxInt64/100 {
+		// Whole percentiles (the common case) need no big numbers.
+		return min(max((int64(p)*n+99)/100, 1), n)
+	}
 	r, ok := new(big.Rat).SetString(strconv.FormatFloat(p, 'f', -1, 64))
 	if !ok {
 		return 1
