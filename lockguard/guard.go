@@ -179,9 +179,10 @@ func RetryAfterSeconds(ttl time.Duration) int {
 
 type ctxKey struct{}
 
-// FromContext returns the lock a Guard holds for the request whose context is
-// ctx. It reports false outside a guarded handler and when a fail-open Guard
-// let the request through without a lock.
+// FromContext returns the lock held for the work whose context is ctx: the
+// request context of a handler behind a Guard, or the context Locker.Do passes
+// to its function. It reports false elsewhere, and when a fail-open Guard let
+// the request through without a lock.
 func FromContext(ctx context.Context) (*Lock, bool) {
 	l, ok := ctx.Value(ctxKey{}).(*Lock)
 	return l, ok && l != nil

@@ -102,8 +102,8 @@ func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
 //
 // The work's context is cancelled with cause ErrLockLost (see context.Cause)
 // when the store reports the lock gone, or when store failures persist until
-// the lock's TTL would lapse (failed extends are retried until then; the error
-// then also wraps the last store error). It is cancelled with cause
+// the lock's TTL would lapse (failed extends are retried until then; the cause
+// then also wraps ErrStore and the last store error). It is cancelled with cause
 // ErrMaxHoldExceeded once the Locker's maximum hold time (WithMaxHold) has
 // passed since the lock was obtained; extending stops then. Either way
 // the lock is not released: that is the caller's job.
@@ -171,7 +171,7 @@ func (l *Lock) keepAlive(ctx context.Context, lost context.CancelCauseFunc, done
 			// A store failure: retry while the lock may still be held.
 			wait := min(max(ttl/10, time.Millisecond), time.Until(validUntil)/2)
 			if wait < time.Millisecond {
-				lost(fmt.Errorf("%w: %q: could not extend before its ttl lapsed: %w", ErrLockLost, l.key, err))
+				lost(fmt.Errorf("%w: not extended before its ttl lapsed: %w", ErrLockLost, wrapErr(nil, "extend", l.key, err)))
 				return
 			}
 			tick.Reset(wait)

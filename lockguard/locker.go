@@ -186,8 +186,9 @@ func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts
 
 // Do obtains the lock on key for ttl (as Obtain does, with opts), runs fn
 // under a keep-alive (see Lock.KeepAlive) and releases the lock when fn
-// returns or panics. fn's context is cancelled with cause ErrLockLost if the
-// lock is lost and with ErrMaxHoldExceeded when the maximum hold time passes.
+// returns or panics. fn finds the lock, and its fence, with FromContext. fn's
+// context is cancelled with cause ErrLockLost if the lock is lost and with
+// ErrMaxHoldExceeded when the maximum hold time passes.
 //
 // Do returns Obtain's error if the lock was not obtained, and otherwise fn's
 // error, joined with ErrLockLost if the lock was lost while fn ran (the work
@@ -198,7 +199,7 @@ func (l *Locker) Do(ctx context.Context, key string, ttl time.Duration, fn func(
 	if err != nil {
 		return err
 	}
-	work, stop := lock.KeepAlive(ctx)
+	work, stop := lock.KeepAlive(context.WithValue(ctx, ctxKey{}, lock))
 	defer func() {
 		stop()
 		cause := context.Cause(work)
