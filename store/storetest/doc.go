@@ -32,9 +32,10 @@
 //     context's error and records nothing.
 //
 // Time is controlled: the suite passes each store a fake clock for its sliding
-// window and moves that clock instead of sleeping. Lock TTLs run down by the
-// same clock and, when Backend.Elapse is set (for stores whose locks expire on
-// a server's own clock), by Elapse too; lock TTLs in the suite are short
+// window and moves that clock instead of sleeping; moving a window does not
+// call Backend.Elapse. Lock TTLs run down by the same clock and, when
+// Backend.Elapse is set (for stores whose locks expire on a server's own
+// clock), by Elapse too; lock TTLs in the suite are short
 // (150ms), so a real-time Elapse keeps the suite quick. Windows are at least a
 // minute long, so that a server expiring keys on its own clock never drops a
 // window while a subtest runs.

@@ -103,8 +103,14 @@ func (s suite) env(t *testing.T) *env {
 	return &env{t: t, b: s.b, clock: c, s: st, ctx: t.Context()}
 }
 
-// advance moves the fake clock and the backend's lock clock by d.
+// advance moves the fake clock, and so the sliding window, by d.
 func (e *env) advance(d time.Duration) {
+	e.clock.Add(d)
+}
+
+// elapse moves time by d for locks: the fake clock, and the backend's lock
+// clock through Elapse when it has one.
+func (e *env) elapse(d time.Duration) {
 	e.clock.Add(d)
 	if e.b.Elapse != nil {
 		e.b.Elapse(d)
@@ -802,7 +808,7 @@ func (s suite) testLock(t *testing.T) {
 		e := s.env(t)
 		key := e.key("lock")
 		e.mustAcquire(key, "A", lockTTL)
-		e.advance(100 * time.Millisecond)
+		e.elapse(100 * time.Millisecond)
 		if d := e.ttl(key, "A"); d <= 0 || d > 50*time.Millisecond {
 			t.Fatalf("TTL 100ms into a 150ms lock = %v, want in (0, 50ms]", d)
 		}
@@ -812,7 +818,7 @@ func (s suite) testLock(t *testing.T) {
 		if d := e.ttl(key, "A"); d <= 500*time.Millisecond || d > time.Second {
 			t.Fatalf("TTL after Extend(1s) = %v, want in (500ms, 1s]", d)
 		}
-		e.advance(pastTTL) // beyond the original expiry
+		e.elapse(pastTTL) // beyond the original expiry
 		if res := e.acquire(key, "B", lockTTL); res.Acquired {
 			t.Errorf("extended lock was taken at its original expiry")
 		}
@@ -837,7 +843,7 @@ func (s suite) testLock(t *testing.T) {
 		e := s.env(t)
 		key := e.key("lock")
 		e.mustAcquire(key, "A", lockTTL)
-		e.advance(pastTTL)
+		e.elapse(pastTTL)
 		if err := e.s.Extend(e.ctx, key, "A", time.Minute); !errors.Is(err, store.ErrNotHeld) {
 			t.Fatalf("Extend of an expired lock = %v, want store.ErrNotHeld", err)
 		}
@@ -860,7 +866,7 @@ func (s suite) testLock(t *testing.T) {
 		e := s.env(t)
 		key := e.key("lock")
 		first := e.mustAcquire(key, "A", lockTTL)
-		e.advance(100 * time.Millisecond)
+		e.elapse(100 * time.Millisecond)
 		again := e.mustAcquire(key, "A", lockTTL)
 		if again.Fence <= first.Fence {
 			t.Errorf("re-acquire fence %d, want above %d", again.Fence, first.Fence)
@@ -893,7 +899,7 @@ func (s suite) testLock(t *testing.T) {
 		}
 		next("D", e.mustAcquire(key, "D", lockTTL))
 		next("D again", e.mustAcquire(key, "D", lockTTL))
-		e.advance(pastTTL)
+		e.elapse(pastTTL)
 		next("E after D expired", e.mustAcquire(key, "E", lockTTL))
 		other := e.mustAcquire(e.key("other"), "A", lockTTL)
 		if other.Fence <= 0 {
@@ -905,7 +911,7 @@ func (s suite) testLock(t *testing.T) {
 		e := s.env(t)
 		key := e.key("lock")
 		e.mustAcquire(key, "A", lockTTL)
-		e.advance(pastTTL)
+		e.elapse(pastTTL)
 		e.mustAcquire(key, "B", lockTTL)
 		if err := e.s.Release(e.ctx, key, "A"); !errors.Is(err, store.ErrNotHeld) {
 			t.Errorf("Release by the expired owner = %v, want store.ErrNotHeld", err)
