@@ -181,13 +181,13 @@ var (
 
 var (
 	cappedIncr     = mustCommand("sluice_capped_incr", 1, cappedIncrSrc)
-	weightedAvg    = mustCommand("sluice_weighted_avg", 1, weightedAvgSrc)
+	weightedAvg    = mustCommand("sluice_weighted_avg", AnyKeys, weightedAvgSrc)
 	percentile     = mustCommand("sluice_percentile", 1, percentileSrc)
 	leaderboardAdd = mustCommand("sluice_leaderboard_add", 2, leaderboardAddSrc)
 	leaderboardGet = mustCommand("sluice_leaderboard_get", 2, leaderboardGetSrc)
 	leaderboardTop = mustCommand("sluice_leaderboard_top", 1, leaderboardTopSrc)
-	reserve        = mustCommand("sluice_reserve", 1, reserveSrc)
-	restock        = mustCommand("sluice_restock", 1, restockSrc)
+	reserve        = mustCommand("sluice_reserve", AnyKeys, reserveSrc)
+	restock        = mustCommand("sluice_restock", AnyKeys, restockSrc)
 	recordSample   = mustCommand("sluice_record_sample", 1, recordSampleSrc)
 )
 
@@ -206,10 +206,9 @@ var (
 //	sluice_weighted_avg     WeightedAverage
 //
 // Call them through the typed functions, which validate arguments and decode
-// replies. sluice_weighted_avg, sluice_reserve and sluice_restock take a
-// variable number of keys (1 to MaxKeys); a Command's key count is fixed, so
-// theirs reports 1 and Command.Run accepts them only with one key, while the
-// typed functions pass any number.
+// replies. sluice_weighted_avg, sluice_reserve and sluice_restock take any
+// number of keys (their Keys is AnyKeys; the typed functions accept 1 to
+// MaxKeys).
 func Catalogue() []*Command {
 	return []*Command{cappedIncr, leaderboardAdd, leaderboardGet, leaderboardTop, percentile, recordSample, reserve, restock, weightedAvg}
 }
@@ -222,10 +221,10 @@ func LoadCatalogue(ctx context.Context, client redis.Scripter) error {
 	return loadScripts(ctx, client, Catalogue())
 }
 
-// runScript runs cmd with any number of keys (Command.Run insists on the fixed
-// count) and maps the catalogue's error replies to its sentinel errors.
+// runScript runs cmd and maps the catalogue's error replies to its sentinel
+// errors.
 func runScript(ctx context.Context, client redis.Scripter, cmd *Command, keys []string, args ...any) (any, error) {
-	v, err := cmd.Script().Run(ctx, client, keys, args...).Result()
+	v, err := cmd.Run(ctx, client, keys, args...).Result()
 	if err != nil {
 		return nil, mapError(cmd.Name(), err)
 	}

@@ -11,8 +11,14 @@ import (
 )
 
 // ErrInvalidCommand reports a command definition that cannot be used: an empty
-// name or source, a negative key count, or a name defined twice in a Registry.
+// name or source, a key count below AnyKeys, or a name defined twice in a
+// Registry.
 var ErrInvalidCommand = errors.New("lua: invalid command")
+
+// AnyKeys is the key count of a command that takes any number of keys (such as
+// Reserve's stock counters). Keys of one call must still share a {hash tag} on
+// Redis Cluster.
+const AnyKeys = -1
 
 // ErrKeyCount reports a call that passes a different number of keys than the
 // command was defined with.
@@ -22,7 +28,8 @@ var ErrKeyCount = errors.New("lua: wrong number of keys")
 // of ioredis's defineCommand. Run sends EVALSHA and falls back to EVAL when the
 // server answers NOSCRIPT (after a restart, a failover or SCRIPT FLUSH), so a
 // flushed script cache never reaches the caller. A Command is safe for
-// concurrent use.
+// concurrent use. The zero value is not usable; create one with NewCommand or
+// Registry.Define.
 type Command struct {
 	name   string
 	keys   int
@@ -30,15 +37,16 @@ type Command struct {
 	script *redis.Script
 }
 
-// NewCommand defines a command from Lua source that reads keys KEYS entries.
+// NewCommand defines a command from Lua source that reads keys KEYS entries, or
+// any number of them when keys is AnyKeys.
 // Every key the script touches must be passed in KEYS, so that Redis Cluster can
 // route the call; keys of one call must share a {hash tag} there.
 func NewCommand(name string, keys int, src string) (*Command, error) {
 	if name == "" {
 		return nil, fmt.Errorf("%w: empty name", ErrInvalidCommand)
 	}
-	if keys < 0 {
-		return nil, fmt.Errorf("%w: %s: negative key count %d", ErrInvalidCommand, name, keys)
+	if keys < AnyKeys {
+		return nil, fmt.Errorf("%w: %s: key count %d is negative", ErrInvalidCommand, name, keys)
 	}
 	if src == "" {
 		return nil, fmt.Errorf("%w: %s: empty source", ErrInvalidCommand, name)
@@ -57,7 +65,7 @@ func mustCommand(name string, keys int, src string) *Command {
 // Name returns the command's name.
 func (c *Command) Name() string { return c.name }
 
-// Keys returns the number of keys every call passes.
+// Keys returns the number of keys every call passes, or AnyKeys.
 func (c *Command) Keys() int { return c.keys }
 
 // SHA returns the SHA1 digest of the source, under which Redis caches it.
@@ -73,7 +81,7 @@ func (c *Command) Script() *redis.Script { return c.script }
 // does not have the script cached. A call with the wrong number of keys fails
 // with ErrKeyCount before anything is sent.
 func (c *Command) Run(ctx context.Context, client redis.Scripter, keys []string, args ...any) *redis.Cmd {
-	if len(keys) != c.keys {
+	if c.keys != AnyKeys && len(keys) != c.keys {
 		cmd := redis.NewCmd(ctx)
 		cmd.SetErr(fmt.Errorf("%w: %s takes %d keys, got %d", ErrKeyCount, c.name, c.keys, len(keys)))
 		return cmd
@@ -88,8 +96,8 @@ func (c *Command) Load(ctx context.Context, client redis.Scripter) error {
 }
 
 // Registry is a set of commands by name, to be defined once and preloaded at
-// start-up. The zero value is not usable; call NewRegistry. A Registry is safe
-// for concurrent use.
+// start-up. The zero value is an empty registry ready to use, as is the one
+// NewRegistry returns. A Registry is safe for concurrent use.
 type Registry struct {
 	mu   sync.RWMutex
 	cmds map[string]*Command
@@ -119,6 +127,9 @@ func (r *Registry) Define(name string, keys int, src string) (*Command, error) {
 func (r *Registry) Add(cmds ...*Command) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.cmds == nil {
+		r.cmds = make(map[string]*Command)
+	}
 	seen := make(map[string]bool, len(cmds))
 	for _, c := range cmds {
 		if c == nil {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -76,7 +77,7 @@ func TestUserCommandDefinitionErrors(t *testing.T) {
 		src  string
 	}{
 		{"", 1, "return 1"},
-		{"neg", -1, "return 1"},
+		{"neg", -2, "return 1"},
 		{"nosrc", 0, ""},
 	}
 	for _, tc := range tests {
@@ -247,4 +248,29 @@ func TestCatalogue(t *testing.T) {
 	reg := lua.NewRegistry()
 	require.NoError(t, reg.Add(lua.Builtin()...))
 	require.NoError(t, reg.Add(lua.Catalogue()...), "built-in and catalogue scripts share a registry")
+}
+
+func TestZeroRegistryIsUsable(t *testing.T) {
+	var reg lua.Registry
+	cmd, err := reg.Define("zero", 0, "return 1")
+	require.NoError(t, err)
+	got, ok := reg.Lookup("zero")
+	require.True(t, ok)
+	assert.Same(t, cmd, got)
+	assert.Len(t, reg.Commands(), 1)
+}
+
+func TestAnyKeysCommandTakesAnyNumberOfKeys(t *testing.T) {
+	m := miniredis.RunT(t)
+	client := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { _ = client.Close() })
+
+	count, err := lua.NewCommand("count_keys", lua.AnyKeys, "return #KEYS")
+	require.NoError(t, err)
+	assert.Equal(t, lua.AnyKeys, count.Keys())
+	for _, keys := range [][]string{nil, {"a"}, {"a", "b", "c"}} {
+		n, err := count.Run(context.Background(), client, keys).Int()
+		require.NoError(t, err)
+		assert.Equal(t, len(keys), n)
+	}
 }
