@@ -155,11 +155,13 @@ func (d Decision) ResetSeconds() int64 {
 	return ceilSeconds(d.ResetAfter)
 }
 
-// resetAt returns when the quota resets, as Unix seconds rounded up.
+// resetAt returns, as Unix seconds rounded up, when the quota resets: when
+// the window next frees capacity, or for a denial when the request would
+// fit (now + RetryAfter).
 func (d Decision) resetAt(now time.Time) int64 {
 	reset := d.ResetAfter
 	if !d.Allowed {
-		reset = time.Duration(d.RetryAfterSeconds()) * time.Second
+		reset = max(d.RetryAfter, time.Nanosecond)
 	}
 	t := now.Add(reset)
 	sec := t.Unix()

@@ -91,7 +91,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 type trustedProxies []netip.Prefix
 
 func (t trustedProxies) contains(a netip.Addr) bool {
-	a = a.WithZone("")
+	a = a.Unmap().WithZone("")
 	for _, p := range t {
 		if p.Contains(a) {
 			return true

@@ -1,0 +1,20 @@
+// Package limitertest is a black-box test suite for HTTP middleware built on
+// limiter.Policy. It drives a real HTTP server (httptest.Server) through the
+// behaviour a user relies on: the exact quota headers on allowed and denied
+// responses, the 429 body and Retry-After, the window sliding with the clock,
+// routes with independent policies, stacked policies (both in the IETF
+// fields, the stricter one denying), counting only failed or only successful
+// requests (the login pattern), the skip predicate, request costs, switching
+// header families off, the decisions visible to the handler, key functions
+// (spoofed X-Forwarded-For ignored by default and honoured behind trusted
+// proxies, right-most untrusted address, IPv6 grouped by /64, a 32 KB API
+// key, a key error answered 400, a route parameter), 40 concurrent requests
+// against a limit of 5, and fail-open and fail-closed when the store is down
+// or hangs.
+//
+// Each adapter's tests call Run with a Mount for their framework and the
+// backends to test against (Memory, Emulated, OwnRedis, Env). The suite's
+// clock is injected into the stores, so no test sleeps to move time.
+// limitertest uses only the standard library's testing package, like
+// store/storetest.
+package limitertest
