@@ -1,0 +1,190 @@
+package lockguard_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/lockguard"
+	"github.com/sluicehq/sluice/store/memstore"
+)
+
+func newGuardLocker(t *testing.T) (*memstore.Store, *lockguard.Locker) {
+	t.Helper()
+	st, err := memstore.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	return st, newLocker(t, st)
+}
+
+func TestNewGuard(t *testing.T) {
+	_, l := newGuardLocker(t)
+	key := lockguard.PathValue("id", "order:")
+	cases := []struct {
+		name   string
+		locker *lockguard.Locker
+		key    lockguard.KeyFunc
+		ttl    time.Duration
+		opts   []lockguard.GuardOption
+		ok     bool
+	}{
+		{"defaults", l, key, time.Second, nil, true},
+		{"all-options", l, key, time.Second, []lockguard.GuardOption{
+			lockguard.WithWait(time.Second), lockguard.WithFailOpen(true), lockguard.WithLogger(slog.Default()), {},
+		}, true},
+		{"nil-locker", nil, key, time.Second, nil, false},
+		{"nil-key", l, nil, time.Second, nil, false},
+		{"zero-ttl", l, key, 0, nil, false},
+		{"negative-wait", l, key, time.Second, []lockguard.GuardOption{lockguard.WithWait(-time.Second)}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := lockguard.NewGuard(tc.locker, tc.key, tc.ttl, tc.opts...)
+			if tc.ok {
+				require.NoError(t, err)
+				assert.NotNil(t, g)
+			} else {
+				assert.Error(t, err)
+				assert.Nil(t, g)
+			}
+		})
+	}
+}
+
+func TestRetryAfterSeconds(t *testing.T) {
+	cases := []struct {
+		ttl  time.Duration
+		want int
+	}{
+		{-time.Second, 1}, {0, 1}, {time.Millisecond, 1}, {time.Second, 1},
+		{time.Second + time.Millisecond, 2}, {4500 * time.Millisecond, 5}, {5 * time.Second, 5},
+	}
+	for _, tc := range cases {
+		t.Run(tc.ttl.String(), func(t *testing.T) {
+			assert.Equal(t, tc.want, lockguard.RetryAfterSeconds(tc.ttl))
+		})
+	}
+}
+
+func TestRejectionWrite(t *testing.T) {
+	cases := []struct {
+		name   string
+		rj     lockguard.Rejection
+		header string
+		body   string
+	}{
+		{"locked", lockguard.Rejection{Status: 409, RetryAfter: 3, Message: "resource is locked", Err: errors.New("secret")},
+			"3", `{"error":"resource is locked","retry_after":3}`},
+		{"unavailable", lockguard.Rejection{Status: 503, Message: "lock service unavailable", Err: errors.New("secret")},
+			"", `{"error":"lock service unavailable"}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			tc.rj.Write(rec)
+			assert.Equal(t, tc.rj.Status, rec.Code)
+			assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+			assert.Equal(t, tc.header, rec.Header().Get("Retry-After"))
+			assert.JSONEq(t, tc.body, rec.Body.String())
+			assert.NotContains(t, rec.Body.String(), "secret")
+		})
+	}
+}
+
+func TestPathValue(t *testing.T) {
+	key := lockguard.PathValue("id", "order:")
+	r := httptest.NewRequest(http.MethodPost, "/orders/42/pay", nil)
+	_, err := key(r)
+	assert.ErrorIs(t, err, lockguard.ErrNoKey, "no path value")
+	r.SetPathValue("id", "42")
+	k, err := key(r)
+	require.NoError(t, err)
+	assert.Equal(t, "order:42", k)
+}
+
+func TestFromContextOutsideGuard(t *testing.T) {
+	l, ok := lockguard.FromContext(context.Background())
+	assert.False(t, ok)
+	assert.Nil(t, l)
+}
+
+func TestEnter(t *testing.T) {
+	st, l := newGuardLocker(t)
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	g, err := lockguard.NewGuard(l, lockguard.PathValue("id", "order:"), 10*time.Second, lockguard.WithLogger(logger))
+	require.NoError(t, err)
+	req := func() *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/orders/1", nil)
+		r.SetPathValue("id", "1")
+		return r
+	}
+
+	r1, release1, rj := g.Enter(req(), nil)
+	require.Nil(t, rj)
+	lock, ok := lockguard.FromContext(r1.Context())
+	require.True(t, ok)
+	assert.Equal(t, "order:1", lock.Key())
+
+	_, release2, rj := g.Enter(req(), nil)
+	require.NotNil(t, rj)
+	assert.Equal(t, http.StatusConflict, rj.Status)
+	assert.Equal(t, 10, rj.RetryAfter)
+	assert.ErrorIs(t, rj.Err, lockguard.ErrHeld)
+	release2() // a no-op
+
+	// A key function of the adapter's own overrides the Guard's.
+	r3, release3, rj := g.Enter(req(), func(*http.Request) (string, error) { return "order:2", nil })
+	require.Nil(t, rj)
+	lock3, _ := lockguard.FromContext(r3.Context())
+	assert.Equal(t, "order:2", lock3.Key())
+	release3()
+
+	_, _, rj = g.Enter(req(), func(*http.Request) (string, error) { return "", nil })
+	require.NotNil(t, rj)
+	assert.Equal(t, http.StatusBadRequest, rj.Status)
+	assert.ErrorIs(t, rj.Err, lockguard.ErrNoKey)
+
+	release1()
+	release1() // safe twice
+	assert.ErrorIs(t, r1.Context().Err(), context.Canceled, "the handler's context ends with the release")
+	_, err = lock.TTL(context.Background())
+	assert.ErrorIs(t, err, lockguard.ErrNotHeld, "released")
+
+	// A store failure is logged and answered 503.
+	require.NoError(t, st.Close())
+	_, _, rj = g.Enter(req(), nil)
+	require.NotNil(t, rj)
+	assert.Equal(t, http.StatusServiceUnavailable, rj.Status)
+	assert.ErrorIs(t, rj.Err, lockguard.ErrStore)
+	assert.Contains(t, logs.String(), "fail-closed")
+	assert.Contains(t, logs.String(), "order:1")
+}
+
+// A request cancelled while it waits for the lock is neither a conflict nor
+// a store failure.
+func TestEnterCancelledWhileWaiting(t *testing.T) {
+	_, l := newGuardLocker(t)
+	g, err := lockguard.NewGuard(l, func(*http.Request) (string, error) { return "k", nil }, 10*time.Second,
+		lockguard.WithWait(10*time.Second), lockguard.WithLogger(nil))
+	require.NoError(t, err)
+	_, release, rj := g.Enter(httptest.NewRequest(http.MethodPost, "/", nil), nil)
+	require.Nil(t, rj)
+	defer release()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, _, rj = g.Enter(httptest.NewRequest(http.MethodPost, "/", nil).WithContext(ctx), nil)
+	require.NotNil(t, rj)
+	assert.Equal(t, http.StatusServiceUnavailable, rj.Status)
+	assert.Equal(t, "request cancelled", rj.Message)
+	assert.ErrorIs(t, rj.Err, context.Canceled)
+}
