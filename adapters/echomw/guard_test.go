@@ -70,7 +70,7 @@ func TestGuardBy(t *testing.T) {
 	guardtest.Run(t, guardByMount, guardtest.Memory())
 }
 
-func newGuard(t *testing.T) *lockguard.Guard {
+func guardNew(t *testing.T) *lockguard.Guard {
 	t.Helper()
 	st, err := memstore.New()
 	require.NoError(t, err)
@@ -82,7 +82,7 @@ func newGuard(t *testing.T) *lockguard.Guard {
 	return g
 }
 
-func do(t *testing.T, url string) (int, string) {
+func guardDo(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Post(url, "", nil)
 	require.NoError(t, err)
@@ -119,15 +119,15 @@ func TestGuardHandlerError(t *testing.T) {
 					return tc.err
 				}
 				return c.String(http.StatusOK, "ok")
-			}, echomw.Guard(newGuard(t)))
+			}, echomw.Guard(guardNew(t)))
 			srv := httptest.NewServer(e)
 			t.Cleanup(srv.Close)
 
-			status, _ := do(t, srv.URL+"/orders/1?fail=1")
+			status, _ := guardDo(t, srv.URL+"/orders/1?fail=1")
 			assert.Equal(t, tc.status, status)
 			assert.Same(t, tc.err, seen, "echo's error handler got the handler's error")
 
-			status, body := do(t, srv.URL+"/orders/1")
+			status, body := guardDo(t, srv.URL+"/orders/1")
 			assert.Equal(t, http.StatusOK, status, "the lock was released after the error")
 			assert.Equal(t, "ok", body)
 		})
@@ -142,12 +142,12 @@ func TestGuardRejectionBypassesErrorHandler(t *testing.T) {
 		called = true
 		e.DefaultHTTPErrorHandler(err, c)
 	}
-	e.POST("/orders/:id", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.Guard(newGuard(t)))
-	e.POST("/orders", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.Guard(newGuard(t)))
+	e.POST("/orders/:id", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.Guard(guardNew(t)))
+	e.POST("/orders", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.Guard(guardNew(t)))
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 
-	status, body := do(t, srv.URL+"/orders") // no :id parameter: key error
+	status, body := guardDo(t, srv.URL+"/orders") // no :id parameter: key error
 	assert.Equal(t, http.StatusBadRequest, status)
 	assert.JSONEq(t, `{"error":"invalid resource key"}`, body)
 	assert.False(t, called)
@@ -172,7 +172,7 @@ func TestGuardByContextValue(t *testing.T) {
 			return c.String(http.StatusInternalServerError, "no lock")
 		}
 		return c.String(http.StatusOK, l.Key())
-	}, echomw.GuardBy(newGuard(t), key))
+	}, echomw.GuardBy(guardNew(t), key))
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 
@@ -189,5 +189,5 @@ func TestGuardByContextValue(t *testing.T) {
 
 func TestGuardNilPanics(t *testing.T) {
 	assert.Panics(t, func() { echomw.Guard(nil) })
-	assert.Panics(t, func() { echomw.GuardBy(newGuard(t), nil) })
+	assert.Panics(t, func() { echomw.GuardBy(guardNew(t), nil) })
 }

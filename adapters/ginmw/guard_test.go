@@ -65,7 +65,7 @@ func TestGuardBy(t *testing.T) {
 	guardtest.Run(t, guardByMount, guardtest.Memory())
 }
 
-func newGuard(t *testing.T, ttl time.Duration) *lockguard.Guard {
+func guardNew(t *testing.T, ttl time.Duration) *lockguard.Guard {
 	t.Helper()
 	st, err := memstore.New()
 	require.NoError(t, err)
@@ -80,7 +80,7 @@ func newGuard(t *testing.T, ttl time.Duration) *lockguard.Guard {
 // A rejection aborts the chain: later handlers never run, and the 409 is
 // gin's JSON with Retry-After.
 func TestGuardRejectionAborts(t *testing.T) {
-	g := newGuard(t, 30*time.Second)
+	g := guardNew(t, 30*time.Second)
 	entered, leave := make(chan struct{}), make(chan struct{})
 	ran := make(chan string, 4)
 	r := guardEngine()
@@ -129,7 +129,7 @@ func TestGuardRejectionAborts(t *testing.T) {
 func TestGuardByContextValue(t *testing.T) {
 	r := guardEngine()
 	r.Use(func(c *gin.Context) { c.Set("user", c.GetHeader("X-User")) })
-	r.POST("/report", ginmw.GuardBy(newGuard(t, time.Second), func(c *gin.Context) (string, error) {
+	r.POST("/report", ginmw.GuardBy(guardNew(t, time.Second), func(c *gin.Context) (string, error) {
 		return "user:" + c.GetString("user"), nil
 	}), func(c *gin.Context) {
 		l, ok := lockguard.FromContext(c.Request.Context())
@@ -155,5 +155,5 @@ func TestGuardByContextValue(t *testing.T) {
 
 func TestGuardNilPanics(t *testing.T) {
 	assert.Panics(t, func() { ginmw.Guard(nil) })
-	assert.Panics(t, func() { ginmw.GuardBy(newGuard(t, time.Second), nil) })
+	assert.Panics(t, func() { ginmw.GuardBy(guardNew(t, time.Second), nil) })
 }

@@ -45,19 +45,19 @@ func TestGuard(t *testing.T) {
 	guardtest.Run(t, guardMount, guardBackends()...)
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's logger.
-type syncBuffer struct {
+// guardLogBuffer is a bytes.Buffer safe for the server's logger.
+type guardLogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *guardLogBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *guardLogBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -83,7 +83,7 @@ func TestGuardPanicReachesServer(t *testing.T) {
 		assert.True(t, ok, "the handler sees its lock")
 	})))
 	srv := httptest.NewUnstartedServer(mux)
-	var logs syncBuffer
+	var logs guardLogBuffer
 	srv.Config.ErrorLog = log.New(&logs, "", 0)
 	srv.Start()
 	t.Cleanup(srv.Close)

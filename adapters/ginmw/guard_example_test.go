@@ -1,0 +1,62 @@
+package ginmw_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/sluicehq/sluice/adapters/ginmw"
+	"github.com/sluicehq/sluice/lockguard"
+	"github.com/sluicehq/sluice/store/memstore"
+)
+
+// One payment per order at a time: a second request for an order being paid
+// gets 409 Conflict. lockguard.PathValue reads gin's route parameter.
+func ExampleGuard() {
+	st, _ := memstore.New() // or redisstore.New(client) for many instances
+	defer st.Close()
+	locker, _ := lockguard.New(st)
+	guard, err := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), 5*time.Second)
+	if err != nil {
+		panic(err)
+	}
+
+	paying, finish := make(chan struct{}), make(chan struct{})
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.POST("/orders/:id/pay", ginmw.Guard(guard), func(c *gin.Context) {
+		lock, _ := lockguard.FromContext(c.Request.Context()) // lock.Fence() goes with every write
+		if _, slow := c.GetQuery("slow"); slow {
+			close(paying)
+			<-finish
+		}
+		c.String(http.StatusOK, "order %s paid: %t\n", c.Param("id"), lock.Fence() > 0)
+	})
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+
+	first := make(chan string)
+	go func() { first <- guardPost(srv.URL + "/orders/42/pay?slow") }()
+	<-paying
+	fmt.Print(guardPost(srv.URL + "/orders/42/pay"))
+	close(finish)
+	fmt.Print(<-first)
+	// Output:
+	// 409 Retry-After 5: {"error":"resource is locked","retry_after":5}
+	// 200 Retry-After : order 42 paid: true
+}
+
+func guardPost(url string) string {
+	resp, err := http.Post(url, "", nil)
+	if err != nil {
+		return err.Error() + "\n"
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return fmt.Sprintf("%d Retry-After %s: %s\n", resp.StatusCode, resp.Header.Get("Retry-After"), bytes.TrimSpace(body))
+}
