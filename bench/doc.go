@@ -1,0 +1,37 @@
+// Package bench compares sluice's stores with peer Go rate limiters. It is a
+// separate module, so that the peers' dependencies never enter sluice's own
+// go.mod; it refers to sluice through a replace directive pointing at the
+// parent directory, so it always measures the working tree.
+//
+// memstore_test.go measures one rate-limit decision in process, all in the
+// same run:
+//
+//   - sluice's store/memstore (an exact sliding-window log, sharded, bounded
+//     in keys);
+//   - golang.org/x/time/rate, one *rate.Limiter per key kept in a
+//     map[string]*rate.Limiter behind a sync.Mutex, the usual way to limit
+//     per client with it (a token bucket, unbounded map);
+//   - github.com/sethvargo/go-limiter's memorystore (a token bucket per key in
+//     a map behind a sync.RWMutex, swept in the background).
+//
+// Each decides on a hot key (every call on one key) and on 100,000 distinct
+// keys (calls cycling through them), serially and from GOMAXPROCS goroutines
+// (b.RunParallel). The configurations are comparable: "Allowed" gives each
+// limiter a limit so generous that every decision is allowed (the common
+// path of a healthy service: memstore and x/time/rate 1<<20 per 10ms,
+// go-limiter a bucket of 1<<40 per hour, because it resets a bucket to
+// ticks*interval/tokens at each tick and would deny with a short interval),
+// "Denied" a limit of one per hour, so that every decision after the first is
+// denied. Every benchmark reports allocations and
+// the fraction of decisions allowed (allowed/op), which shows that the path
+// named is the path measured. Keys are created before timing starts.
+//
+// redis_test.go, when present, compares store/redisstore with go-redis/redis_rate
+// on a real Redis server (REDIS_ADDR).
+//
+// Run the comparison from this directory:
+//
+//	go test -run '^$' -bench . -benchmem -benchtime=1s
+//
+// and compare runs with golang.org/x/perf/cmd/benchstat.
+package bench
