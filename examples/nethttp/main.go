@@ -1,0 +1,277 @@
+// Command nethttp is sluice's example server for net/http: rate limits and a
+// route guard mounted on an http.ServeMux with Go 1.22 patterns. The echo and
+// gin examples serve the same routes with the same behaviour.
+//
+// Run it on the in-memory store (one process), on Redis or on a Redis Cluster
+// (every instance shares one quota and one set of locks):
+//
+//	go run ./examples/nethttp
+//	REDIS_URL=redis://127.0.0.1:6379/0 go run ./examples/nethttp
+//	REDIS_CLUSTER=10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379 go run ./examples/nethttp
+//
+// Environment:
+//
+//	ADDR             listen address (default ":8080")
+//	REDIS_CLUSTER    comma-separated seed addresses of a Redis Cluster
+//	REDIS_URL        redis://host:port/db, used when REDIS_CLUSTER is unset;
+//	                 with neither, the store is in process memory
+//	TRUSTED_PROXIES  comma-separated CIDRs of reverse proxies whose
+//	                 X-Forwarded-For is believed (default: none)
+//
+// Routes:
+//
+//	GET  /healthz                  200, never limited
+//	GET  /api/hello                policy "api": 5 per 10 s per X-API-Key, or per
+//	                               client IP without one; fail-open
+//	POST /login                    {"user":..,"password":..}; "correct" gives 200,
+//	                               else 401; policy "login": 3 failed attempts per
+//	                               60 s per client IP; fail-closed
+//	POST /orders/{id}/pay?work=MS  works MS milliseconds (0 to 10000) holding the
+//	                               lock "order:{id}"; a concurrent payment of the
+//	                               same order gets 409; fail-closed
+//
+// It prints one line naming its store and address once it listens, and shuts
+// down gracefully on SIGINT or SIGTERM. docs/examples.md has a curl session.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sluicehq/sluice/adapters/httpmw"
+	"github.com/sluicehq/sluice/limiter"
+	"github.com/sluicehq/sluice/lockguard"
+	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/store"
+	"github.com/sluicehq/sluice/store/memstore"
+	"github.com/sluicehq/sluice/store/redisstore"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "sluice example (net/http):", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	clientIP, err := limiter.TrustedProxyIP(list(os.Getenv("TRUSTED_PROXIES"))...)
+	if err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	st, storeName, closeStore, err := openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	mux, err := routes(st, clientIP)
+	if err != nil {
+		return err
+	}
+
+	addr := os.Getenv("ADDR")
+	if addr == "" {
+		addr = ":8080"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Printf("sluice example (net/http): store=%s listening on %s\n", storeName, ln.Addr())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	stop() // a second signal ends the process at once
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx) // lets requests in flight (up to 10 s of work) finish
+}
+
+func routes(st store.Store, clientIP limiter.KeyFunc) (*http.ServeMux, error) {
+	api, err := policy(st, "api", 5, 10*time.Second,
+		limiter.WithKey(limiter.HeaderKey("X-API-Key", clientIP))) // fail-open: the default
+	if err != nil {
+		return nil, err
+	}
+	login, err := policy(st, "login", 3, time.Minute, limiter.WithKey(clientIP),
+		limiter.WithSkipSuccessful(), limiter.WithFailMode(limiter.FailClosed))
+	if err != nil {
+		return nil, err
+	}
+	locker, err := lockguard.New(st)
+	if err != nil {
+		return nil, err
+	}
+	// Fail-closed (the default): without the lock store, no payment runs.
+	orders, err := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /api/hello", httpmw.RateLimit(api)(http.HandlerFunc(hello)))
+	mux.Handle("POST /login", httpmw.RateLimit(login)(http.HandlerFunc(loginHandler)))
+	// validWork runs before the guard, so that a bad request never takes the lock.
+	mux.Handle("POST /orders/{id}/pay", validWork(httpmw.Guard(orders)(http.HandlerFunc(pay))))
+	return mux, nil
+}
+
+func policy(st store.Store, name string, limit int, window time.Duration, opts ...limiter.Option) (*limiter.Policy, error) {
+	l, err := limiter.New(name, limit, window, st)
+	if err != nil {
+		return nil, err
+	}
+	return limiter.NewPolicy(l, opts...)
+}
+
+func hello(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"message": "hello"})
+}
+
+func loginHandler(w http.ResponseWriter, r *http.Request) {
+	var creds struct {
+		User     string `json:"user"`
+		Password string `json:"password"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&creds); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody("malformed JSON body"))
+		return
+	}
+	if creds.Password != "correct" {
+		writeJSON(w, http.StatusUnauthorized, errorBody("wrong user or password"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "welcome", "user": creds.User})
+}
+
+func validWork(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := parseWork(r.URL.Query().Get("work")); !ok {
+			writeJSON(w, http.StatusBadRequest, errorBody(badWork))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func pay(w http.ResponseWriter, r *http.Request) {
+	work, _ := parseWork(r.URL.Query().Get("work")) // validWork checked it
+	select {
+	case <-time.After(work):
+	case <-r.Context().Done(): // the client hung up, or the lock was lost
+		writeJSON(w, http.StatusServiceUnavailable, errorBody("payment interrupted"))
+		return
+	}
+	var fence int64
+	if lock, ok := lockguard.FromContext(r.Context()); ok {
+		fence = lock.Fence() // pass it to the payment system, which rejects stale fences
+	}
+	writeJSON(w, http.StatusOK, payment{Order: r.PathValue("id"), Paid: true, Fence: fence})
+}
+
+type payment struct {
+	Order string `json:"order"`
+	Paid  bool   `json:"paid"`
+	Fence int64  `json:"fence"`
+}
+
+const badWork = "work must be a whole number of milliseconds from 0 to 10000"
+
+// parseWork reads ?work=: milliseconds from 0 to 10000, 0 when missing.
+func parseWork(s string) (time.Duration, bool) {
+	if s == "" {
+		return 0, true
+	}
+	ms, err := strconv.Atoi(s)
+	if err != nil || ms < 0 || ms > 10000 {
+		return 0, false
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}
+
+func errorBody(msg string) map[string]string { return map[string]string{"error": msg} }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// openStore returns the store the environment names (a Redis Cluster, else
+// Redis, else process memory), its name for the start-up line, and a function
+// that closes it.
+func openStore(ctx context.Context) (store.Store, string, func(), error) {
+	var client redis.UniversalClient
+	var name string
+	switch seeds, rawURL := list(os.Getenv("REDIS_CLUSTER")), os.Getenv("REDIS_URL"); {
+	case len(seeds) > 0:
+		client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: seeds})
+		name = "redis-cluster(" + strings.Join(seeds, ",") + ")"
+	case rawURL != "":
+		opts, err := redis.ParseURL(rawURL)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		client = redis.NewClient(opts)
+		u, _ := url.Parse(rawURL) // redis.ParseURL accepted it
+		name = "redis(" + u.Redacted() + ")"
+	default:
+		st, err := memstore.New()
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return st, "memory", func() { _ = st.Close() }, nil
+	}
+
+	// Fail fast on an unreachable Redis, and preload the scripts on every master.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := client.Ping(ctx).Err()
+	if err == nil {
+		err = lua.Load(ctx, client)
+	}
+	var st *redisstore.Store
+	if err == nil {
+		st, err = redisstore.New(client, redisstore.WithTimeout(time.Second))
+	}
+	if err != nil {
+		_ = client.Close()
+		return nil, "", nil, fmt.Errorf("cannot use %s: %w", name, err)
+	}
+	return st, name, func() { _ = client.Close() }, nil
+}
+
+// list splits a comma-separated list, dropping blanks.
+func list(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
