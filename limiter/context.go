@@ -28,10 +28,12 @@ type reqState struct {
 	decs   []Decision
 	legacy int // index in decs of the decision shown in X-RateLimit-*; -1 none
 
-	inline [2]Decision
-	vals   [8]string // backing arrays of header values
+	// Room for one policy's decision, header values and strings (the
+	// common case); stacked policies spill to the heap.
+	inline [1]Decision
+	vals   [6]string // backing arrays of header values
 	nvals  int
-	buf    [224]byte // bytes of strings handed out by str; never rewritten
+	buf    [128]byte // bytes of strings handed out by str; never rewritten
 	used   int
 }
 

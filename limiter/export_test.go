@@ -1,0 +1,4 @@
+package limiter
+
+// InProcess exposes inProcess to the tests.
+var InProcess = inProcess

@@ -1,0 +1,158 @@
+package limiter_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/limiter"
+)
+
+func request(remote string, hdr ...string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = remote
+	for _, h := range hdr {
+		name, value, _ := strings.Cut(h, ":")
+		r.Header.Add(name, strings.TrimSpace(value))
+	}
+	return r
+}
+
+func TestClientIP(t *testing.T) {
+	cases := []struct {
+		remote string
+		want   string // "" = ErrNoKey
+	}{
+		{"192.0.2.1:1234", "192.0.2.1"},
+		{"192.0.2.1", "192.0.2.1"},
+		{"[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2::ffff]:443", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2::7", "2001:db8:1:2::/64"},
+		{"[fe80::1%eth0]:80", "fe80::/64"},
+		{"[::ffff:192.0.2.1]:80", "192.0.2.1"},
+		{"[::1]:80", "::/64"},
+		{"", ""},
+		{"@", ""},
+		{"/run/app.sock", ""},
+		{"[2001:db8::1:80", ""},
+		{"not-an-ip:80", ""},
+		{"192.0.2.256:80", ""},
+		{"01.2.3.4:80", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.remote, func(t *testing.T) {
+			got, err := limiter.ClientIP(request(c.remote, "X-Forwarded-For: 203.0.113.1", "X-Real-IP: 203.0.113.2"))
+			if c.want == "" {
+				require.ErrorIs(t, err, limiter.ErrNoKey)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, c.want, got, "forwarding headers must be ignored")
+		})
+	}
+}
+
+func TestTrustedProxyIP(t *testing.T) {
+	kf, err := limiter.TrustedProxyIP(" 10.0.0.0/8 ", "", "192.0.2.7", "2001:db8:ffff::/48", "::ffff:172.16.0.0/108")
+	require.NoError(t, err)
+	cases := []struct {
+		name   string
+		remote string
+		hdr    []string
+		want   string
+	}{
+		{"untrusted peer: headers ignored", "198.51.100.1:1", []string{"X-Forwarded-For: 203.0.113.1", "X-Real-IP: 203.0.113.2"}, "198.51.100.1"},
+		{"trusted peer, no headers: the peer", "10.1.1.1:1", nil, "10.1.1.1"},
+		{"single hop", "10.1.1.1:1", []string{"X-Forwarded-For: 203.0.113.1"}, "203.0.113.1"},
+		{"right-most untrusted", "10.1.1.1:1", []string{"X-Forwarded-For: 198.51.100.9, 203.0.113.1, 10.2.2.2, 192.0.2.7"}, "203.0.113.1"},
+		{"no spaces", "10.1.1.1:1", []string{"X-Forwarded-For: 198.51.100.9,203.0.113.1,10.2.2.2"}, "203.0.113.1"},
+		{"several lines in order", "10.1.1.1:1", []string{"X-Forwarded-For: 198.51.100.9", "X-Forwarded-For: 203.0.113.1, 10.2.2.2"}, "203.0.113.1"},
+		{"later line wins", "10.1.1.1:1", []string{"X-Forwarded-For: 203.0.113.1", "X-Forwarded-For: 203.0.113.2"}, "203.0.113.2"},
+		{"empty members skipped", "10.1.1.1:1", []string{"X-Forwarded-For: 203.0.113.1, , 10.2.2.2,"}, "203.0.113.1"},
+		{"all trusted: left-most", "10.1.1.1:1", []string{"X-Forwarded-For: 10.3.3.3, 10.2.2.2"}, "10.3.3.3"},
+		{"malformed: the hop that sent it", "10.1.1.1:1", []string{"X-Forwarded-For: 203.0.113.1, garbage, 10.2.2.2"}, "10.2.2.2"},
+		{"malformed last: the peer", "10.1.1.1:1", []string{"X-Forwarded-For: 203.0.113.1, unknown"}, "10.1.1.1"},
+		{"entry with port", "10.1.1.1:1", []string{"X-Forwarded-For: 203.0.113.1:5555"}, "203.0.113.1"},
+		{"bracketed IPv6 entry with port", "10.1.1.1:1", []string{"X-Forwarded-For: [2001:db8:1:2::9]:5555"}, "2001:db8:1:2::/64"},
+		{"IPv6 client grouped", "10.1.1.1:1", []string{"X-Forwarded-For: 2001:db8:1:2::9"}, "2001:db8:1:2::/64"},
+		{"trusted IPv6 proxy", "[2001:db8:ffff::1]:1", []string{"X-Forwarded-For: 203.0.113.1, 2001:db8:ffff:0:1::2"}, "203.0.113.1"},
+		{"IPv4-mapped peer is IPv4", "[::ffff:10.1.1.1]:1", []string{"X-Forwarded-For: 203.0.113.1"}, "203.0.113.1"},
+		{"IPv4-mapped prefix trusts IPv4", "172.16.0.5:1", []string{"X-Forwarded-For: 203.0.113.1"}, "203.0.113.1"},
+		{"IPv4-mapped client", "10.1.1.1:1", []string{"X-Forwarded-For: ::ffff:203.0.113.1"}, "203.0.113.1"},
+		{"X-Real-IP without X-Forwarded-For", "10.1.1.1:1", []string{"X-Real-IP: 203.0.113.3"}, "203.0.113.3"},
+		{"X-Forwarded-For wins over X-Real-IP", "10.1.1.1:1", []string{"X-Forwarded-For: 203.0.113.1", "X-Real-IP: 203.0.113.3"}, "203.0.113.1"},
+		{"bad X-Real-IP: the peer", "10.1.1.1:1", []string{"X-Real-IP: nope"}, "10.1.1.1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := kf(request(c.remote, c.hdr...))
+			require.NoError(t, err)
+			assert.Equal(t, c.want, got)
+		})
+	}
+	t.Run("peer not an IP", func(t *testing.T) {
+		_, err := kf(request("@", "X-Forwarded-For: 203.0.113.1"))
+		require.ErrorIs(t, err, limiter.ErrNoKey)
+	})
+}
+
+func TestTrustedProxyIPConfig(t *testing.T) {
+	for _, bad := range []string{"10.0.0.0/33", "10.0.0", "nope", "10.0.0.0/8/8"} {
+		_, err := limiter.TrustedProxyIP("127.0.0.1", bad)
+		require.ErrorIs(t, err, limiter.ErrInvalidConfig, bad)
+	}
+	kf, err := limiter.TrustedProxyIP("", " ")
+	require.NoError(t, err)
+	got, err := kf(request("10.1.1.1:1", "X-Forwarded-For: 203.0.113.1"))
+	require.NoError(t, err)
+	assert.Equal(t, "10.1.1.1", got, "no trusted proxies: X-Forwarded-For ignored")
+}
+
+func TestHeaderKey(t *testing.T) {
+	long := strings.Repeat("k", 32<<10)
+	withIP := limiter.HeaderKey("x-api-key", limiter.ClientIP)
+	got, err := withIP(request("192.0.2.1:1", "X-API-Key: "+long))
+	require.NoError(t, err)
+	assert.Equal(t, "X-Api-Key:"+long, got)
+
+	got, err = withIP(request("192.0.2.1:1", "X-API-Key:   "))
+	require.NoError(t, err)
+	assert.Equal(t, "192.0.2.1", got, "blank header: fallback")
+
+	got, err = withIP(request("192.0.2.1:1", "X-API-Key: 192.0.2.9"))
+	require.NoError(t, err)
+	assert.NotEqual(t, "192.0.2.9", got, "a header value never poses as an address")
+
+	_, err = limiter.HeaderKey("X-API-Key", nil)(request("192.0.2.1:1"))
+	require.ErrorIs(t, err, limiter.ErrNoKey)
+}
+
+type userKey struct{}
+
+type userID int
+
+func (u userID) String() string { return "u" + string(rune('0'+u)) }
+
+func TestContextKey(t *testing.T) {
+	kf := limiter.ContextKey(userKey{}, limiter.ClientIP)
+	r := request("192.0.2.1:1")
+	got, err := kf(r.WithContext(context.WithValue(r.Context(), userKey{}, "alice")))
+	require.NoError(t, err)
+	assert.Equal(t, "ctx:alice", got)
+
+	got, err = kf(r.WithContext(context.WithValue(r.Context(), userKey{}, userID(7))))
+	require.NoError(t, err)
+	assert.Equal(t, "ctx:u7", got)
+
+	got, err = kf(r)
+	require.NoError(t, err)
+	assert.Equal(t, "192.0.2.1", got, "anonymous: fallback")
+
+	_, err = limiter.ContextKey(userKey{}, nil)(r.WithContext(context.WithValue(r.Context(), userKey{}, "")))
+	require.ErrorIs(t, err, limiter.ErrNoKey)
+}

@@ -1,0 +1,271 @@
+package limiter_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/limiter"
+	"github.com/sluicehq/sluice/store"
+	"github.com/sluicehq/sluice/store/memstore"
+	"github.com/sluicehq/sluice/store/redisstore"
+)
+
+var t0 = time.Unix(1_900_000_000, 0)
+
+// testClock is a controllable clock.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *testClock { return &testClock{now: t0} }
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// newMem returns a memstore reading time from clk, closed at cleanup.
+func newMem(t *testing.T, clk *testClock) *memstore.Store {
+	t.Helper()
+	s, err := memstore.New(memstore.WithClock(clk.Now))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func newLimiter(t *testing.T, name string, limit int, window time.Duration, s store.WindowStore) *limiter.Limiter {
+	t.Helper()
+	l, err := limiter.New(name, limit, window, s)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+func TestNewValidates(t *testing.T) {
+	st := newMem(t, newClock())
+	cases := []struct {
+		name   string
+		lname  string
+		limit  int
+		window time.Duration
+		store  store.WindowStore
+	}{
+		{"empty name", "", 1, time.Second, st},
+		{"name too long", strings.Repeat("a", limiter.MaxNameLen+1), 1, time.Second, st},
+		{"quote in name", `a"b`, 1, time.Second, st},
+		{"colon in name", "a:b", 1, time.Second, st},
+		{"space in name", "a b", 1, time.Second, st},
+		{"comma in name", "a,b", 1, time.Second, st},
+		{"non-ASCII name", "limité", 1, time.Second, st},
+		{"zero limit", "a", 0, time.Second, st},
+		{"negative limit", "a", -1, time.Second, st},
+		{"zero window", "a", 1, 0, st},
+		{"window below 1ms", "a", 1, 999 * time.Microsecond, st},
+		{"nil store", "a", 1, time.Second, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, err := limiter.New(c.lname, c.limit, c.window, c.store)
+			require.ErrorIs(t, err, limiter.ErrInvalidConfig)
+			assert.Nil(t, l)
+		})
+	}
+	t.Run("valid", func(t *testing.T) {
+		l, err := limiter.New("Api_v1.burst-2", 1, time.Millisecond, st)
+		require.NoError(t, err)
+		require.NoError(t, l.Close())
+		_, err = limiter.New(strings.Repeat("a", limiter.MaxNameLen), 1, time.Millisecond, st)
+		require.NoError(t, err)
+	})
+}
+
+func TestSameNameOnOneStore(t *testing.T) {
+	clk := newClock()
+	st := newMem(t, clk)
+	first, err := limiter.New("api", 5, time.Minute, st)
+	require.NoError(t, err)
+
+	_, err = limiter.New("api", 10, time.Hour, st)
+	require.ErrorIs(t, err, limiter.ErrNameInUse)
+
+	other := newLimiter(t, "api", 5, time.Minute, newMem(t, clk))
+	assert.Equal(t, "api", other.Name(), "the same name on another store is fine")
+	newLimiter(t, "api2", 5, time.Minute, st)
+
+	require.NoError(t, first.Close())
+	require.NoError(t, first.Close(), "Close twice")
+	second, err := limiter.New("api", 5, time.Minute, st)
+	require.NoError(t, err, "Close released the name")
+	t.Cleanup(func() { _ = second.Close() })
+
+	_, err = first.Allow(context.Background(), "k")
+	require.ErrorIs(t, err, limiter.ErrClosed)
+}
+
+func TestDroppedLimiterReleasesItsName(t *testing.T) {
+	st := newMem(t, newClock())
+	func() {
+		_, err := limiter.New("dropped", 5, time.Minute, st)
+		require.NoError(t, err)
+	}()
+	var err error
+	for i := 0; i < 20; i++ {
+		runtime.GC()
+		var l *limiter.Limiter
+		if l, err = limiter.New("dropped", 5, time.Minute, st); err == nil {
+			_ = l.Close()
+			return
+		}
+	}
+	t.Fatalf("name still in use after the limiter was dropped and collected: %v", err)
+}
+
+func TestAllow(t *testing.T) {
+	clk := newClock()
+	l := newLimiter(t, "api", 3, 10*time.Second, newMem(t, clk))
+	ctx := context.Background()
+
+	d, err := l.Allow(ctx, "alice")
+	require.NoError(t, err)
+	assert.Equal(t, "api", d.Policy)
+	assert.Equal(t, 3, d.Limit)
+	assert.Equal(t, 10*time.Second, d.Window)
+	assert.Equal(t, 1, d.Cost)
+	assert.True(t, d.Allowed)
+	assert.Equal(t, 2, d.Remaining)
+	assert.Zero(t, d.RetryAfter)
+	assert.Equal(t, 10*time.Second, d.ResetAfter)
+
+	clk.Advance(4 * time.Second)
+	d, err = l.AllowN(ctx, "alice", 2)
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+	assert.Equal(t, 0, d.Remaining)
+	assert.Equal(t, 6*time.Second, d.ResetAfter)
+
+	d, err = l.Allow(ctx, "alice")
+	require.NoError(t, err)
+	assert.False(t, d.Allowed)
+	assert.Equal(t, 6*time.Second, d.RetryAfter)
+	assert.Equal(t, int64(6), d.RetryAfterSeconds())
+
+	d, err = l.Allow(ctx, "bob")
+	require.NoError(t, err)
+	assert.True(t, d.Allowed, "keys are independent")
+}
+
+func TestAllowRejectsBadInput(t *testing.T) {
+	l := newLimiter(t, "api", 3, time.Second, newMem(t, newClock()))
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		key  string
+		n    int
+	}{
+		{"empty key", "", 1},
+		{"zero cost", "k", 0},
+		{"negative cost", "k", -2},
+		{"cost above limit", "k", 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, err := l.AllowN(ctx, c.key, c.n)
+			require.ErrorIs(t, err, store.ErrInvalidArgument)
+			assert.False(t, d.Allowed)
+		})
+	}
+}
+
+func TestStoreErrorIsReturned(t *testing.T) {
+	st := newMem(t, newClock())
+	l := newLimiter(t, "api", 3, time.Second, st)
+	require.NoError(t, st.Close())
+	d, err := l.Allow(context.Background(), "k")
+	require.ErrorIs(t, err, store.ErrClosed)
+	assert.False(t, d.Allowed, "a store failure is never an allow")
+}
+
+func TestUndo(t *testing.T) {
+	clk := newClock()
+	st := newMem(t, clk)
+	l := newLimiter(t, "api", 2, time.Minute, st)
+	ctx := context.Background()
+
+	d1, err := l.Allow(ctx, "k")
+	require.NoError(t, err)
+	d2, err := l.Allow(ctx, "k")
+	require.NoError(t, err)
+	denied, err := l.Allow(ctx, "k")
+	require.NoError(t, err)
+	require.False(t, denied.Allowed)
+
+	require.NoError(t, l.Undo(ctx, d1))
+	require.NoError(t, l.Undo(ctx, denied), "a denial recorded nothing")
+	require.NoError(t, l.Undo(ctx, limiter.Decision{}), "zero decision")
+	d, err := l.Allow(ctx, "k")
+	require.NoError(t, err)
+	assert.True(t, d.Allowed, "Undo gave the hit back")
+
+	other := newLimiter(t, "other", 2, time.Minute, st)
+	require.ErrorIs(t, other.Undo(ctx, d2), store.ErrInvalidArgument)
+
+	require.NoError(t, l.Close())
+	require.NoError(t, l.Undo(ctx, d2), "Undo works after Close")
+}
+
+func TestLimiterOnRedis(t *testing.T) {
+	m := miniredis.RunT(t)
+	client := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { _ = client.Close() })
+	clk := newClock()
+	st, err := redisstore.New(client, redisstore.WithClock(clk.Now))
+	require.NoError(t, err)
+	l := newLimiter(t, "api", 2, time.Minute, st)
+	ctx := context.Background()
+	for i, want := range []bool{true, true, false} {
+		d, err := l.Allow(ctx, "k")
+		require.NoError(t, err)
+		assert.Equal(t, want, d.Allowed, "hit %d", i+1)
+	}
+	_, err = limiter.New("api", 1, time.Second, st)
+	require.ErrorIs(t, err, limiter.ErrNameInUse)
+
+	m.Close()
+	_, err = l.Allow(ctx, "k")
+	require.Error(t, err)
+	assert.False(t, errors.Is(err, store.ErrInvalidArgument))
+}
+
+// localStore is a store that declares itself in-process.
+type localStore struct{ store.WindowStore }
+
+func (localStore) InProcess() bool { return true }
+
+func TestInProcessStoresGetNoDeadline(t *testing.T) {
+	mem := newMem(t, newClock())
+	assert.True(t, limiter.InProcess(mem), "memstore is recognised")
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = client.Close() })
+	rs, err := redisstore.New(client)
+	require.NoError(t, err)
+	assert.False(t, limiter.InProcess(rs), "redisstore does I/O")
+	assert.True(t, limiter.InProcess(localStore{rs}), "a store may declare itself in-process")
+	assert.False(t, limiter.InProcess(struct{ store.WindowStore }{mem}), "a wrapper of memstore may block")
+}

@@ -1,0 +1,331 @@
+package limiter_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/limiter"
+)
+
+// chain applies policies (the first outermost) in front of h the way the
+// adapters do: Check, then the handler, then Finish with the final status.
+// It runs on an httptest.ResponseRecorder.
+func chain(h http.Handler, policies ...*limiter.Policy) http.Handler {
+	for i := len(policies) - 1; i >= 0; i-- {
+		p, next := policies[i], h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			out := p.Check(w, r)
+			if !out.Proceed {
+				return
+			}
+			next.ServeHTTP(w, out.Request)
+			p.Finish(out, w.(*httptest.ResponseRecorder).Code)
+		})
+	}
+	return h
+}
+
+func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+var ok = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	status, _ := strconv.Atoi(r.URL.Query().Get("status"))
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.WriteHeader(status)
+})
+
+func newPolicy(t *testing.T, l *limiter.Limiter, clk *testClock, opts ...limiter.Option) *limiter.Policy {
+	t.Helper()
+	p, err := limiter.NewPolicy(l, append([]limiter.Option{limiter.WithClock(clk.Now)}, opts...)...)
+	require.NoError(t, err)
+	return p
+}
+
+func TestNewPolicyValidates(t *testing.T) {
+	clk := newClock()
+	l := newLimiter(t, "api", 5, time.Second, newMem(t, clk))
+	_, err := limiter.NewPolicy(nil)
+	require.ErrorIs(t, err, limiter.ErrInvalidConfig)
+	cases := map[string]limiter.Option{
+		"nil key":                   limiter.WithKey(nil),
+		"zero cost":                 limiter.WithCost(0),
+		"cost above limit":          limiter.WithCost(6),
+		"nil cost func":             limiter.WithCostFunc(nil),
+		"nil skip":                  limiter.WithSkip(nil),
+		"nil success":               limiter.WithSuccess(nil),
+		"unknown headers":           limiter.WithHeaders(limiter.Headers(8)),
+		"unknown fail mode":         limiter.WithFailMode(limiter.FailMode(7)),
+		"negative timeout":          limiter.WithTimeout(-time.Second),
+		"nil deny handler":          limiter.WithDenyHandler(nil),
+		"nil request error handler": limiter.WithRequestErrorHandler(nil),
+		"nil error handler":         limiter.WithErrorHandler(nil),
+		"nil clock":                 limiter.WithClock(nil),
+	}
+	for name, opt := range cases {
+		t.Run(name, func(t *testing.T) {
+			p, err := limiter.NewPolicy(l, opt)
+			require.ErrorIs(t, err, limiter.ErrInvalidConfig)
+			assert.Nil(t, p)
+		})
+	}
+	p, err := limiter.NewPolicy(l, nil, limiter.WithTimeout(0), limiter.WithCost(5))
+	require.NoError(t, err, "nil options are ignored; cost = limit and no timeout are valid")
+	assert.Equal(t, "api", p.Name())
+	assert.Same(t, l, p.Limiter())
+	assert.Equal(t, "", (*limiter.Policy)(nil).Name())
+	assert.Equal(t, "", new(limiter.Policy).Name())
+}
+
+func TestCheckDeniedContract(t *testing.T) {
+	clk := newClock()
+	p := newPolicy(t, newLimiter(t, "api", 1, 10*time.Second, newMem(t, clk)), clk)
+	r := request("192.0.2.1:1")
+
+	w := httptest.NewRecorder()
+	out := p.Check(w, r)
+	require.True(t, out.Proceed)
+	require.NotSame(t, r, out.Request, "the decision travels in a new request's context")
+	d, found := limiter.DecisionFor(out.Request.Context(), "api")
+	require.True(t, found)
+	assert.True(t, d.Allowed)
+	assert.Nil(t, limiter.FromContext(r.Context()), "the caller's request is not changed")
+
+	clk.Advance(1500 * time.Millisecond)
+	w = httptest.NewRecorder()
+	out = p.Check(w, r)
+	assert.False(t, out.Proceed)
+	assert.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.Equal(t, "9", w.Header().Get("Retry-After"), "8.5 s rounded up")
+	assert.Equal(t, `"api";r=0;t=9`, w.Header().Get("RateLimit"))
+	assert.Equal(t, strconv.FormatInt(t0.Unix()+10, 10), w.Header().Get("X-RateLimit-Reset"), "when the request would fit")
+	assert.Equal(t, `{"error":"too many requests","policy":"api","retry_after":9}`, w.Body.String())
+	assert.Equal(t, "application/json", w.Header().Get("Content-Type"))
+}
+
+func TestCustomHandlers(t *testing.T) {
+	clk := newClock()
+	st := newMem(t, clk)
+	var denied limiter.Decision
+	var reqErr error
+	p := newPolicy(t, newLimiter(t, "api", 1, time.Minute, st), clk,
+		limiter.WithKey(limiter.HeaderKey("X-User", nil)),
+		limiter.WithDenyHandler(func(w http.ResponseWriter, r *http.Request, d limiter.Decision) {
+			denied = d
+			assert.Equal(t, "60", w.Header().Get("Retry-After"), "headers are set before the deny handler runs")
+			http.Error(w, "slow down", http.StatusServiceUnavailable)
+		}),
+		limiter.WithRequestErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
+			reqErr = err
+			w.WriteHeader(http.StatusUnauthorized)
+		}),
+	)
+	h := chain(ok, p)
+	assert.Equal(t, http.StatusOK, serve(h, request("192.0.2.1:1", "X-User: u1")).Code)
+	w := serve(h, request("192.0.2.1:1", "X-User: u1"))
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code)
+	assert.Equal(t, "api", denied.Policy)
+	assert.False(t, denied.Allowed)
+	assert.Equal(t, time.Minute, denied.RetryAfter)
+
+	w = serve(h, request("192.0.2.1:1"))
+	assert.Equal(t, http.StatusUnauthorized, w.Code)
+	require.ErrorIs(t, reqErr, limiter.ErrNoKey)
+}
+
+func TestKeyFuncErrorsAre400(t *testing.T) {
+	clk := newClock()
+	boom := errors.New("database down")
+	p := newPolicy(t, newLimiter(t, "api", 1, time.Minute, newMem(t, clk)), clk,
+		limiter.WithKey(func(*http.Request) (string, error) { return "", boom }))
+	var got error
+	q := newPolicy(t, newLimiter(t, "api2", 1, time.Minute, newMem(t, clk)), clk,
+		limiter.WithKey(func(*http.Request) (string, error) { return "", boom }),
+		limiter.WithRequestErrorHandler(func(w http.ResponseWriter, _ *http.Request, err error) { got = err }))
+
+	w := serve(chain(ok, p), request("192.0.2.1:1"))
+	assert.Equal(t, http.StatusBadRequest, w.Code)
+	assert.Equal(t, `{"error":"cannot identify client"}`, w.Body.String())
+	assert.NotContains(t, w.Body.String(), "database", "error text never reaches the client")
+
+	serve(chain(ok, q), request("192.0.2.1:1"))
+	require.ErrorIs(t, got, limiter.ErrNoKey)
+	require.ErrorIs(t, got, boom)
+
+	empty := newPolicy(t, newLimiter(t, "api3", 1, time.Minute, newMem(t, clk)), clk,
+		limiter.WithKey(func(*http.Request) (string, error) { return "", nil }))
+	assert.Equal(t, http.StatusBadRequest, serve(chain(ok, empty), request("192.0.2.1:1")).Code, "an empty key is an error")
+}
+
+func TestStackedLegacyHeadersShowTheDenial(t *testing.T) {
+	clk := newClock()
+	st := newMem(t, clk)
+	a := newPolicy(t, newLimiter(t, "a", 2, time.Minute, st), clk)
+	b := newPolicy(t, newLimiter(t, "b", 10, time.Hour, st), clk, limiter.WithCost(4))
+	h := chain(ok, a, b)
+	r := request("192.0.2.1:1")
+
+	w := serve(h, r) // a: 1 left; b: 6 left
+	assert.Equal(t, "1", w.Header().Get("X-RateLimit-Remaining"))
+	assert.Equal(t, "2", w.Header().Get("X-RateLimit-Limit"))
+	serve(chain(ok, b), r) // b: 2 left
+	w = serve(h, r)        // a: 0 left, allowed; b: 2 left, needs 4: denied
+	assert.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.Equal(t, "10", w.Header().Get("X-RateLimit-Limit"), "the denying policy wins the legacy fields")
+	assert.Equal(t, "2", w.Header().Get("X-RateLimit-Remaining"))
+	assert.Equal(t, `"a";r=0;t=60, "b";r=2;t=3600`, w.Header().Get("RateLimit"))
+	assert.Contains(t, w.Body.String(), `"policy":"b"`)
+}
+
+func TestManyStackedPolicies(t *testing.T) {
+	for _, derive := range []bool{false, true} {
+		t.Run("derived requests "+strconv.FormatBool(derive), func(t *testing.T) {
+			testManyStacked(t, derive)
+		})
+	}
+}
+
+// testManyStacked stacks six policies with long names: more than a request
+// state's inline room for decisions, header values and strings. With derive,
+// a middleware between the policies derives a new request each time, so each
+// policy starts a new state from the previous one.
+func testManyStacked(t *testing.T, derive bool) {
+	clk := newClock()
+	st := newMem(t, clk)
+	type traceKey struct{}
+	var policies []*limiter.Policy
+	names := []string{"p0", "p1", "p2", "p3", "p4", "p5"}
+	for _, n := range names {
+		policies = append(policies, newPolicy(t, newLimiter(t, n+"-with-a-longer-name", 100, time.Hour, st), clk))
+	}
+	var seen []limiter.Decision
+	h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = limiter.FromContext(r.Context())
+	}))
+	for i := len(policies) - 1; i >= 0; i-- {
+		next := h
+		if derive {
+			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), traceKey{}, i)))
+			})
+		}
+		h = chain(h, policies[i])
+	}
+	for round := 1; round <= 2; round++ {
+		w := serve(h, request("192.0.2.1:1"))
+		require.Equal(t, http.StatusOK, w.Code)
+		require.Len(t, seen, len(names))
+		var wantPolicy, wantRL []string
+		for i, n := range names {
+			assert.Equal(t, n+"-with-a-longer-name", seen[i].Policy)
+			assert.Equal(t, 100-round, seen[i].Remaining)
+			wantPolicy = append(wantPolicy, `"`+n+`-with-a-longer-name";q=100;w=3600`)
+			wantRL = append(wantRL, `"`+n+`-with-a-longer-name";r=`+strconv.Itoa(100-round)+`;t=3600`)
+		}
+		assert.Equal(t, []string{strings.Join(wantPolicy, ", ")}, w.Header().Values("RateLimit-Policy"))
+		assert.Equal(t, []string{strings.Join(wantRL, ", ")}, w.Header().Values("RateLimit"))
+		assert.Equal(t, []string{strconv.Itoa(100 - round)}, w.Header().Values("X-RateLimit-Remaining"))
+	}
+}
+
+func TestFinish(t *testing.T) {
+	clk := newClock()
+	st := newMem(t, clk)
+	success := newPolicy(t, newLimiter(t, "s", 5, time.Minute, st), clk, limiter.WithSkipSuccessful(),
+		limiter.WithSuccess(func(status int) bool { return status != http.StatusUnauthorized }))
+	require.True(t, success.NeedsStatus())
+	r := request("192.0.2.1:1")
+
+	remaining := func() int {
+		d, _ := limiter.DecisionFor(success.Check(httptest.NewRecorder(), r).Request.Context(), "s")
+		return d.Remaining
+	}
+	for _, c := range []struct {
+		status  int
+		counted bool
+	}{{0, false}, {200, false}, {500, false}, {401, true}} {
+		before := remaining() + 1 // that check counted one (and is never finished)
+		out := success.Check(httptest.NewRecorder(), r)
+		success.Finish(out, c.status)
+		after := remaining() + 1
+		if c.counted {
+			assert.Equal(t, before-2, after, "status %d is counted", c.status)
+		} else {
+			assert.Equal(t, before-1, after, "status %d is undone", c.status)
+		}
+		clk.Advance(time.Minute) // empty the window
+	}
+
+	plain := newPolicy(t, newLimiter(t, "plain", 5, time.Minute, st), clk)
+	assert.False(t, plain.NeedsStatus())
+	plain.Finish(plain.Check(httptest.NewRecorder(), r), 200) // a no-op, no panic
+	plain.Finish(limiter.Outcome{}, 200)
+}
+
+func TestClientGoneIsNotAStoreFailure(t *testing.T) {
+	clk := newClock()
+	var reported []string
+	p := newPolicy(t, newLimiter(t, "api", 5, time.Minute, newMem(t, clk)), clk,
+		limiter.WithErrorHandler(func(_ context.Context, policy string, err error) { reported = append(reported, policy) }))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out := p.Check(httptest.NewRecorder(), request("192.0.2.1:1").WithContext(ctx))
+	assert.True(t, out.Proceed, "fail-open")
+	assert.Empty(t, reported)
+}
+
+// logBuffer collects slog output.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestDefaultErrorLogIsThrottled(t *testing.T) {
+	var buf logBuffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	t.Cleanup(func() { slog.SetDefault(old) })
+
+	clk := newClock()
+	st := newMem(t, clk)
+	p := newPolicy(t, newLimiter(t, "api", 5, time.Minute, st), clk)
+	require.NoError(t, st.Close())
+	for i := 0; i < 50; i++ {
+		w := serve(chain(ok, p), request("198.51.100.77:1"))
+		require.Equal(t, http.StatusOK, w.Code, "fail-open by default")
+		require.Empty(t, w.Header().Get("X-RateLimit-Limit"), "no quota headers when failing open")
+	}
+	out := buf.String()
+	assert.Equal(t, 1, strings.Count(out, "\n"), "one line per second, not per request: %s", out)
+	assert.Contains(t, out, "level=ERROR")
+	assert.Contains(t, out, "policy=api")
+	assert.NotContains(t, out, "198.51.100.77", "no client data in the log")
+}
