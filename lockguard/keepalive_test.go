@@ -257,3 +257,22 @@ func TestDo(t *testing.T) {
 		require.NoError(t, lock.Release(ctx))
 	})
 }
+
+// A keep-alive started late, when most of the TTL has passed, extends before
+// the lock lapses.
+func TestKeepAliveStartedLate(t *testing.T) {
+	eachBackend(t, func(t *testing.T, inst guardtest.Instance) {
+		const ttl = 300 * time.Millisecond
+		ctx := context.Background()
+		l, rival := newLocker(t, inst.Store), newLocker(t, inst.Store)
+		lock, err := l.Obtain(ctx, "late", ttl)
+		require.NoError(t, err)
+		time.Sleep(ttl * 2 / 3)
+		work, stop := lock.KeepAlive(ctx)
+		defer stop()
+		time.Sleep(ttl)
+		assert.NoError(t, work.Err(), "not lost")
+		_, err = rival.Obtain(ctx, "late", ttl)
+		assert.ErrorIs(t, err, lockguard.ErrHeld)
+	})
+}

@@ -140,8 +140,7 @@ func (l *Lock) keepAlive(ctx context.Context, lost context.CancelCauseFunc, done
 		defer t.Stop()
 		maxHold = t.C
 	}
-	ttl, _ := l.state()
-	tick := time.NewTimer(interval(ttl))
+	tick := time.NewTimer(l.nextExtend())
 	defer tick.Stop()
 
 	for {
@@ -160,8 +159,7 @@ func (l *Lock) keepAlive(ctx context.Context, lost context.CancelCauseFunc, done
 		cancel()
 		switch {
 		case err == nil:
-			_, validUntil = l.state()
-			tick.Reset(min(interval(ttl), max(time.Until(validUntil)/2, 0)))
+			tick.Reset(l.nextExtend())
 		case ctx.Err() != nil:
 			return // stopped
 		case errors.Is(err, store.ErrNotHeld):
@@ -179,7 +177,10 @@ func (l *Lock) keepAlive(ctx context.Context, lost context.CancelCauseFunc, done
 	}
 }
 
-// interval is how often a keep-alive extends a lock of the given TTL.
-func interval(ttl time.Duration) time.Duration {
-	return max(ttl/3, time.Millisecond)
+// nextExtend is how long a keep-alive waits before extending the lock: a
+// third of its TTL, or less if the lock has less than two thirds of its TTL
+// left (KeepAlive called a while after Obtain).
+func (l *Lock) nextExtend() time.Duration {
+	ttl, validUntil := l.state()
+	return max(min(ttl/3, time.Until(validUntil)/2), time.Millisecond)
 }

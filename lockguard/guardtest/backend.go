@@ -178,12 +178,6 @@ func OwnRedis() Backend {
 	})
 }
 
-// Backends returns every backend that needs no test-only dependency: Memory,
-// OwnRedis and Env.
-func Backends() []Backend {
-	return append([]Backend{Memory(), OwnRedis()}, Env()...)
-}
-
 func uniquePrefix() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
