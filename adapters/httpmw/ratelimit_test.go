@@ -1,13 +1,21 @@
 package httpmw_test
 
 import (
+	"bufio"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/adapters/httpmw"
+	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/limiter/limitertest"
+	"github.com/sluicehq/sluice/store/memstore"
 )
 
 // rateLimitMount serves the suite's routes on an http.ServeMux, each through
@@ -31,4 +39,135 @@ func rateLimitBackends() []limitertest.Backend {
 
 func TestRateLimit(t *testing.T) {
 	limitertest.Run(t, rateLimitMount, rateLimitBackends()...)
+}
+
+// rateLimitPolicy returns a policy over a fresh memstore.
+func rateLimitPolicy(t *testing.T, name string, limit int, opts ...limiter.Option) *limiter.Policy {
+	t.Helper()
+	st, err := memstore.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	l, err := limiter.New(name, limit, time.Minute, st)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	p, err := limiter.NewPolicy(l, opts...)
+	require.NoError(t, err)
+	return p
+}
+
+func rateLimitGet(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res, string(body)
+}
+
+func TestRateLimitWrapperKeepsFlushAndHijack(t *testing.T) {
+	p := rateLimitPolicy(t, "stream", 2, limiter.WithSkipSuccessful())
+	read := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /flush", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		<-read // the client has the first line: the flush reached it
+		_, _ = io.WriteString(w, "second\n")
+		assert.NoError(t, http.NewResponseController(w).Flush())
+		assert.NoError(t, http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Minute)), "Unwrap reaches the connection")
+	})
+	mux.HandleFunc("GET /hijack", func(w http.ResponseWriter, r *http.Request) {
+		conn, rw, err := w.(http.Hijacker).Hijack()
+		if !assert.NoError(t, err) {
+			return
+		}
+		defer conn.Close()
+		_, _ = rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nhijacked")
+		_ = rw.Flush()
+	})
+	srv := httptest.NewServer(httpmw.RateLimit(p)(mux))
+	t.Cleanup(srv.Close)
+
+	for i := 0; i < 3; i++ {
+		res, err := http.Get(srv.URL + "/flush")
+		require.NoError(t, err)
+		br := bufio.NewReader(res.Body)
+		line, err := br.ReadString('\n')
+		require.NoError(t, err)
+		assert.Equal(t, "first\n", line)
+		read <- struct{}{}
+		rest, err := io.ReadAll(br)
+		require.NoError(t, err)
+		assert.Equal(t, "second\n", string(rest))
+		assert.Equal(t, "1", res.Header.Get("X-RateLimit-Remaining"), "streamed successes are not counted")
+		_ = res.Body.Close()
+	}
+	for i := 0; i < 3; i++ {
+		res, body := rateLimitGet(t, srv.URL+"/hijack")
+		assert.Equal(t, http.StatusOK, res.StatusCode)
+		assert.Equal(t, "hijacked", body, "a hijacked connection counts as a success")
+	}
+}
+
+func TestRateLimitPanicCountsAsFailure(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		opt       limiter.Option
+		afterNext int
+	}{
+		{"skip successful: a panic is counted", limiter.WithSkipSuccessful(), http.StatusTooManyRequests},
+		{"skip failed: a panic is undone", limiter.WithSkipFailed(), http.StatusOK},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := rateLimitPolicy(t, "p", 1, c.opt)
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET /panic", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+			mux.HandleFunc("GET /ok", func(w http.ResponseWriter, r *http.Request) {})
+			h := httpmw.RateLimit(p)(mux)
+			recovering := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				defer func() {
+					if recover() != nil {
+						w.WriteHeader(http.StatusInternalServerError)
+					}
+				}()
+				h.ServeHTTP(w, r)
+			})
+			srv := httptest.NewServer(recovering)
+			t.Cleanup(srv.Close)
+			res, _ := rateLimitGet(t, srv.URL+"/panic")
+			assert.Equal(t, http.StatusInternalServerError, res.StatusCode)
+			res, _ = rateLimitGet(t, srv.URL+"/ok")
+			assert.Equal(t, c.afterNext, res.StatusCode)
+		})
+	}
+}
+
+func TestRateLimitWrapsOnlyWhenNeeded(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		opts    []limiter.Option
+		wrapped bool
+	}{
+		{"counting every request", nil, false},
+		{"skip successful", []limiter.Option{limiter.WithSkipSuccessful()}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := rateLimitPolicy(t, "w", 5, c.opts...)
+			var sawRecorder bool
+			h := httpmw.RateLimit(p)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, sawRecorder = w.(*httptest.ResponseRecorder)
+			}))
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			assert.Equal(t, !c.wrapped, sawRecorder)
+		})
+	}
+}
+
+func TestRateLimitRejectsBadWiring(t *testing.T) {
+	assert.Panics(t, func() { httpmw.RateLimit(nil) })
+	assert.Panics(t, func() { httpmw.RateLimit(new(limiter.Policy)) })
+	p := rateLimitPolicy(t, "p", 1)
+	assert.Panics(t, func() { httpmw.RateLimit(p)(nil) })
 }

@@ -1,0 +1,123 @@
+package echomw_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/adapters/echomw"
+	"github.com/sluicehq/sluice/limiter"
+	"github.com/sluicehq/sluice/store/memstore"
+)
+
+func rateLimitPolicy(t *testing.T, name string, limit int, opts ...limiter.Option) *limiter.Policy {
+	t.Helper()
+	st, err := memstore.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	l, err := limiter.New(name, limit, time.Minute, st)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	p, err := limiter.NewPolicy(l, opts...)
+	require.NoError(t, err)
+	return p
+}
+
+func rateLimitGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res.StatusCode, string(body)
+}
+
+// rateLimitRecover turns a panic into 500, as echo's Recover middleware does
+// (which this module does not import: it needs golang.org/x/time).
+func rateLimitRecover(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				err = echo.NewHTTPError(http.StatusInternalServerError)
+			}
+		}()
+		return next(c)
+	}
+}
+
+// TestRateLimitSeesErrorStatus checks that a handler's returned error is
+// judged by the status echo's error handler gives it, not by the 200 the
+// response has before that handler runs.
+func TestRateLimitSeesErrorStatus(t *testing.T) {
+	p := rateLimitPolicy(t, "login", 2, limiter.WithSkipSuccessful())
+	e := echo.New()
+	e.Use(rateLimitRecover)
+	g := e.Group("", echomw.RateLimit(p))
+	g.GET("/ok", func(c echo.Context) error { return c.String(http.StatusOK, "welcome") })
+	g.GET("/unauthorized", func(c echo.Context) error { return echo.NewHTTPError(http.StatusUnauthorized, "wrong password") })
+	g.GET("/plain-error", func(c echo.Context) error { return errors.New("boom") })
+	g.GET("/written-then-error", func(c echo.Context) error {
+		_ = c.String(http.StatusOK, "done")
+		return errors.New("after the response")
+	})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+
+	for i := 0; i < 3; i++ {
+		code, body := rateLimitGet(t, srv.URL+"/ok")
+		assert.Equal(t, http.StatusOK, code)
+		assert.Equal(t, "welcome", body)
+		code, body = rateLimitGet(t, srv.URL+"/written-then-error")
+		assert.Equal(t, http.StatusOK, code, "a committed response keeps its status")
+		assert.Equal(t, "done", body, "and is not written twice")
+	}
+	code, body := rateLimitGet(t, srv.URL+"/unauthorized")
+	assert.Equal(t, http.StatusUnauthorized, code)
+	assert.Equal(t, `{"message":"wrong password"}`, strings.TrimSpace(body), "echo's error handler writes the error once")
+	code, _ = rateLimitGet(t, srv.URL+"/plain-error")
+	assert.Equal(t, http.StatusInternalServerError, code)
+	code, body = rateLimitGet(t, srv.URL+"/ok")
+	assert.Equal(t, http.StatusTooManyRequests, code, "the 401 and the 500 were counted")
+	assert.Equal(t, `{"error":"too many requests","policy":"login","retry_after":60}`, body)
+
+	q := rateLimitPolicy(t, "panics", 1, limiter.WithSkipSuccessful())
+	e.GET("/panic2", func(c echo.Context) error { panic("boom") }, rateLimitRecover, echomw.RateLimit(q))
+	e.GET("/after-panic", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.RateLimit(q))
+	code, _ = rateLimitGet(t, srv.URL+"/panic2")
+	assert.Equal(t, http.StatusInternalServerError, code)
+	code, _ = rateLimitGet(t, srv.URL+"/after-panic")
+	assert.Equal(t, http.StatusTooManyRequests, code, "a panic was counted as a failure")
+}
+
+func TestRateLimitByParam(t *testing.T) {
+	p := rateLimitPolicy(t, "users", 1)
+	e := echo.New()
+	e.GET("/users/:id", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.RateLimitBy(p, echomw.ParamKey("id")))
+	e.GET("/nothing", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.RateLimitBy(p, echomw.ParamKey("id")))
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+
+	code, _ := rateLimitGet(t, srv.URL+"/users/1")
+	assert.Equal(t, http.StatusOK, code)
+	code, _ = rateLimitGet(t, srv.URL+"/users/1")
+	assert.Equal(t, http.StatusTooManyRequests, code)
+	code, _ = rateLimitGet(t, srv.URL+"/users/2")
+	assert.Equal(t, http.StatusOK, code)
+	code, body := rateLimitGet(t, srv.URL+"/nothing")
+	assert.Equal(t, http.StatusBadRequest, code, "a route without the parameter cannot be keyed")
+	assert.Equal(t, `{"error":"cannot identify client"}`, body)
+}
+
+func TestRateLimitRejectsBadWiring(t *testing.T) {
+	assert.Panics(t, func() { echomw.RateLimit(nil) })
+	assert.Panics(t, func() { echomw.RateLimitBy(new(limiter.Policy), echomw.ParamKey("id")) })
+}

@@ -1,0 +1,92 @@
+package ginmw_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/adapters/ginmw"
+	"github.com/sluicehq/sluice/limiter"
+	"github.com/sluicehq/sluice/store/memstore"
+)
+
+func rateLimitPolicy(t *testing.T, name string, limit int, opts ...limiter.Option) *limiter.Policy {
+	t.Helper()
+	st, err := memstore.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	l, err := limiter.New(name, limit, time.Minute, st)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	p, err := limiter.NewPolicy(l, opts...)
+	require.NoError(t, err)
+	return p
+}
+
+func rateLimitGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res.StatusCode, string(body)
+}
+
+func TestRateLimitSeesFinalStatus(t *testing.T) {
+	p := rateLimitPolicy(t, "login", 2, limiter.WithSkipSuccessful())
+	r := gin.New()
+	r.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, _ any) { c.AbortWithStatus(http.StatusInternalServerError) }))
+	g := r.Group("", ginmw.RateLimit(p))
+	g.GET("/ok", func(c *gin.Context) { c.String(http.StatusOK, "welcome") })
+	g.GET("/unauthorized", func(c *gin.Context) { c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": "wrong password"}) })
+	g.GET("/panic", func(c *gin.Context) { panic("boom") })
+	var after int
+	g.GET("/aborted", func(c *gin.Context) { after++ })
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+
+	for i := 0; i < 3; i++ {
+		code, body := rateLimitGet(t, srv.URL+"/ok")
+		assert.Equal(t, http.StatusOK, code)
+		assert.Equal(t, "welcome", body)
+	}
+	code, _ := rateLimitGet(t, srv.URL+"/unauthorized")
+	assert.Equal(t, http.StatusUnauthorized, code)
+	code, _ = rateLimitGet(t, srv.URL+"/panic")
+	assert.Equal(t, http.StatusInternalServerError, code)
+	code, body := rateLimitGet(t, srv.URL+"/aborted")
+	assert.Equal(t, http.StatusTooManyRequests, code, "the 401 and the panic were counted")
+	assert.Equal(t, `{"error":"too many requests","policy":"login","retry_after":60}`, body)
+	assert.Zero(t, after, "a denial aborts the chain")
+}
+
+func TestRateLimitByParam(t *testing.T) {
+	p := rateLimitPolicy(t, "users", 1)
+	r := gin.New()
+	r.GET("/users/:id", ginmw.RateLimitBy(p, ginmw.ParamKey("id")), func(c *gin.Context) { c.Status(http.StatusOK) })
+	r.GET("/nothing", ginmw.RateLimitBy(p, ginmw.ParamKey("id")), func(c *gin.Context) { c.Status(http.StatusOK) })
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+
+	code, _ := rateLimitGet(t, srv.URL+"/users/1")
+	assert.Equal(t, http.StatusOK, code)
+	code, _ = rateLimitGet(t, srv.URL+"/users/1")
+	assert.Equal(t, http.StatusTooManyRequests, code)
+	code, _ = rateLimitGet(t, srv.URL+"/users/2")
+	assert.Equal(t, http.StatusOK, code)
+	code, body := rateLimitGet(t, srv.URL+"/nothing")
+	assert.Equal(t, http.StatusBadRequest, code, "a route without the parameter cannot be keyed")
+	assert.Equal(t, `{"error":"cannot identify client"}`, body)
+}
+
+func TestRateLimitRejectsBadWiring(t *testing.T) {
+	assert.Panics(t, func() { ginmw.RateLimit(nil) })
+	assert.Panics(t, func() { ginmw.RateLimitBy(new(limiter.Policy), ginmw.ParamKey("id")) })
+}
