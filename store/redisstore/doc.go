@@ -46,12 +46,21 @@
 //
 // # Deadlines
 //
-// Every call honours its context: a cancelled context or a passed deadline
-// ends the call with an error wrapping context.Canceled or
-// context.DeadlineExceeded, also when Redis hangs. WithTimeout adds a
-// per-call deadline. go-redis applies context deadlines to the socket only
-// when the client's ContextTimeoutEnabled option is set; otherwise the store
-// stops waiting on its own and the abandoned command ends within the client's
-// ReadTimeout. A call that ended with a deadline may still have been applied by
-// Redis.
+// Every call honours its context: an already cancelled context sends
+// nothing, and a cancellation or a passed deadline during the call ends it
+// with an error wrapping context.Canceled or context.DeadlineExceeded, also
+// when Redis hangs. WithTimeout adds a per-call deadline on top of the
+// caller's.
+//
+// How a call in flight is stopped depends on the client. A go-redis client
+// with ContextTimeoutEnabled applies context deadlines to its socket, so the
+// Store runs the call inline, at the cost of a plain go-redis call; a
+// cancellation without a deadline then takes effect when Redis answers or the
+// deadline (WithTimeout, the client's ReadTimeout) passes. With any other
+// client the Store runs a cancellable call in a goroutine and stops waiting
+// as soon as the context is done, which adds a goroutine hand-off (some
+// microseconds) per call; the abandoned command ends within the client's
+// ReadTimeout. For the fastest calls that still honour deadlines, set
+// ContextTimeoutEnabled and WithTimeout. Either way, a call that ended with a
+// context error may still have been applied by Redis.
 package redisstore

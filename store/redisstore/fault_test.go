@@ -239,6 +239,29 @@ func TestCancelledContextIsHonoured(t *testing.T) {
 	})
 }
 
+func TestCancelledContextWithDeadlineApplyingClient(t *testing.T) {
+	// A client with ContextTimeoutEnabled runs calls inline: a cancellation
+	// during a hung call takes effect by the deadline, and says Canceled.
+	addr, accepted := hungServer(t)
+	s := must(redisstore.New(hungClient(t, addr, true), redisstore.WithTimeout(200*time.Millisecond)))(t)
+	for _, o := range ops {
+		t.Run(o.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			before := accepted()
+			go func() {
+				for accepted() == before {
+					time.Sleep(time.Millisecond)
+				}
+				cancel()
+			}()
+			granted, err := runWithin(t, func() (bool, error) { return o.call(ctx, s) })
+			assertStoreError(t, granted, err)
+			assert.ErrorIs(t, err, context.Canceled)
+		})
+	}
+}
+
 // corruptScripter is a real client whose script replies are rewritten.
 type corruptScripter struct {
 	*redis.Client

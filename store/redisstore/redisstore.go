@@ -44,6 +44,7 @@ type Store struct {
 	clock    func() time.Time
 	fenceTTL time.Duration
 
+	inline   bool          // the client applies context deadlines itself
 	idPrefix string        // random, per Store: keeps hit ids of different Stores apart
 	seq      atomic.Uint64 // last hit id issued
 }
@@ -130,6 +131,7 @@ func New(client redis.Scripter, opts ...Option) (*Store, error) {
 		timeout:  cfg.timeout,
 		clock:    cfg.clock,
 		fenceTTL: cfg.fenceTTL,
+		inline:   appliesDeadlines(client),
 		idPrefix: base64.RawURLEncoding.EncodeToString(rnd[:]),
 	}, nil
 }
@@ -266,8 +268,10 @@ func (s *Store) TTL(ctx context.Context, key, token string) (time.Duration, erro
 	}
 }
 
-// run sends one script call, honouring ctx and the Store's timeout even when
-// the client does not apply context deadlines to its socket.
+// run sends one script call, honouring ctx and the Store's timeout. A client
+// that applies context deadlines to its socket runs the call inline;
+// otherwise the call runs in a goroutine that the Store stops waiting for
+// when ctx is done.
 func (s *Store) run(ctx context.Context, cmd *lua.Command, keys []string, args ...any) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -277,8 +281,9 @@ func (s *Store) run(ctx context.Context, cmd *lua.Command, keys []string, args .
 		ctx, cancel = context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 	}
-	if ctx.Done() == nil {
-		return result(cmd.Run(ctx, s.client, keys, args...))
+	if s.inline || ctx.Done() == nil {
+		v, err := result(cmd.Run(ctx, s.client, keys, args...))
+		return v, explain(ctx, err)
 	}
 	type reply struct {
 		v   any
@@ -291,22 +296,43 @@ func (s *Store) run(ctx context.Context, cmd *lua.Command, keys []string, args .
 	}()
 	select {
 	case r := <-done:
-		if r.err != nil {
-			// A client that applies ctx deadlines to its socket reports an
-			// i/o timeout, possibly before ctx's own timer fires: say why.
-			if cerr := contextError(ctx); cerr != nil && !errors.Is(r.err, cerr) {
-				return nil, fmt.Errorf("%w: %w", cerr, r.err)
-			}
-		}
-		return r.v, r.err
+		return r.v, explain(ctx, r.err)
 	case <-ctx.Done():
 		select {
 		case r := <-done: // the reply won the race: use it
-			return r.v, r.err
+			return r.v, explain(ctx, r.err)
 		default:
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// appliesDeadlines reports whether client is a go-redis client that applies
+// context deadlines to its socket (the ContextTimeoutEnabled option).
+func appliesDeadlines(client redis.Scripter) bool {
+	switch c := client.(type) {
+	case interface{ Options() *redis.Options }:
+		return c.Options().ContextTimeoutEnabled
+	case interface{ Options() *redis.ClusterOptions }:
+		return c.Options().ContextTimeoutEnabled
+	case interface{ Options() *redis.RingOptions }:
+		return c.Options().ContextTimeoutEnabled
+	default:
+		return false
+	}
+}
+
+// explain adds ctx's error to err when ctx ended the call: a client that
+// applies deadlines to its socket reports a bare i/o timeout, possibly before
+// ctx's own timer has fired.
+func explain(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if cerr := contextError(ctx); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w: %w", cerr, err)
+	}
+	return err
 }
 
 // contextError returns ctx's error, or context.DeadlineExceeded once ctx's

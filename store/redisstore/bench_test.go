@@ -1,0 +1,120 @@
+package redisstore_test
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/store"
+	"github.com/sluicehq/sluice/store/redisstore"
+)
+
+// Benchmarks run against the real server at REDIS_ADDR. Every decision is
+// allowed: 1024 keys, a limit no run reaches, a one-second window that keeps
+// the logs short.
+
+const benchKeys = 1024
+
+var benchRule = store.Rule{Limit: 1 << 30, Window: time.Second}
+
+func benchUserKeys() []string {
+	keys := make([]string, benchKeys)
+	for i := range keys {
+		keys[i] = "client:" + strconv.Itoa(i)
+	}
+	return keys
+}
+
+// benchRun runs hit serially and in parallel, each call with a number unique
+// in the run.
+func benchRun(b *testing.B, hit func(n uint64) error) {
+	var n atomic.Uint64
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := hit(n.Add(1)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := hit(n.Add(1)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
+
+// BenchmarkHit measures redisstore's Hit: with a context that cannot be
+// cancelled; with a per-call timeout on a client that applies context
+// deadlines itself (ContextTimeoutEnabled: the call runs inline); and with a
+// per-call timeout on a default client (the store watches the deadline from
+// another goroutine).
+func BenchmarkHit(b *testing.B) {
+	c := realClient(b)
+	ctxClient := redis.NewClient(&redis.Options{Addr: c.Options().Addr, ContextTimeoutEnabled: true})
+	b.Cleanup(func() { _ = ctxClient.Close() })
+	ctx := context.Background()
+	if err := lua.Load(ctx, c); err != nil {
+		b.Fatal(err)
+	}
+	keys := benchUserKeys()
+	for _, bc := range []struct {
+		name   string
+		client *redis.Client
+		opts   []redisstore.Option
+	}{
+		{"background", c, nil},
+		{"timeout-ctxclient", ctxClient, []redisstore.Option{redisstore.WithTimeout(time.Second)}},
+		{"timeout-watched", c, []redisstore.Option{redisstore.WithTimeout(time.Second)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			prefix := testPrefix(b, single(c))
+			s, err := redisstore.New(bc.client, append(bc.opts, redisstore.WithPrefix(prefix))...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchRun(b, func(i uint64) error {
+				res, err := s.Hit(ctx, keys[i%benchKeys], benchRule, 1)
+				if err == nil && !res.Allowed {
+					b.Fatal("denied")
+				}
+				return err
+			})
+		})
+	}
+}
+
+// BenchmarkScriptDirect is the baseline for BenchmarkHit: the same script
+// with the same arguments through go-redis directly, on precomputed keys.
+func BenchmarkScriptDirect(b *testing.B) {
+	c := realClient(b)
+	ctx := context.Background()
+	if err := lua.Load(ctx, c); err != nil {
+		b.Fatal(err)
+	}
+	prefix := testPrefix(b, single(c))
+	keys := make([]string, benchKeys)
+	for i, k := range benchUserKeys() {
+		keys[i] = prefix + k
+	}
+	script := lua.SlidingWindow().Script()
+	limit, window := benchRule.Limit, benchRule.Window.Microseconds()
+	benchRun(b, func(i uint64) error {
+		v, err := script.Run(ctx, c, []string{keys[i%benchKeys]}, limit, window, 1, "id"+strconv.FormatUint(i, 36), "").Slice()
+		if err == nil && v[0] != int64(1) {
+			b.Fatal("denied")
+		}
+		return err
+	})
+}
