@@ -255,19 +255,24 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 		sh.seq++
 		id := sh.seq<<s.shardBits | sh.id
 		w.hits.fit(count+cost, limit)
+		var newest int64
 		for range cost {
-			w.hits.push(hit{at: now, id: id})
+			newest = w.hits.push(hit{at: now, id: id})
 		}
 		count += cost
-		w.expires = w.hits.at(count-1).at + win
+		w.expires = newest + win
 		res.Allowed = true
 		res.Receipt = store.Receipt{ID: id, Cost: cost}
 	} else {
 		// The (count+cost-limit)-th oldest hit must leave before cost fits.
-		res.RetryAfter = leaves(w.hits.at(count+cost-limit-1).at, win, now)
+		at := w.hits.oldest
+		if rank := count + cost - limit - 1; rank > 0 {
+			at = w.hits.at(rank).at
+		}
+		res.RetryAfter = leaves(at, win, now)
 	}
 	if count > 0 {
-		res.ResetAfter = leaves(w.hits.at(0).at, win, now)
+		res.ResetAfter = leaves(w.hits.oldest, win, now)
 	}
 	sh.mu.Unlock()
 
@@ -301,8 +306,8 @@ func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) err
 	d := maphash.String(s.keySeed, key)
 	sh := s.shard(d)
 	sh.mu.Lock()
-	if i, ok := sh.windows[d]; ok {
-		sh.wins[i].hits.remove(receipt.ID, receipt.Cost)
+	if w := sh.windows.find(d); w != nil {
+		w.hits.remove(receipt.ID, receipt.Cost)
 	}
 	sh.mu.Unlock()
 	return nil

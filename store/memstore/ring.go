@@ -9,11 +9,13 @@ type hit struct {
 }
 
 // ring is a sliding-window log: hits in time order in a ring buffer whose
-// length is zero or a power of two.
+// length is zero or a power of two. It caches the time of its oldest hit, so
+// that deciding whether any hit has left the window reads no buffer.
 type ring struct {
-	buf  []hit
-	head int // index in buf of the oldest hit
-	n    int // number of hits
+	buf    []hit
+	head   int   // index in buf of the oldest hit
+	n      int   // number of hits
+	oldest int64 // time of the oldest hit, when n > 0
 }
 
 // ringCap is the largest buffer a key with the given limit needs: limit
@@ -44,6 +46,9 @@ func (r *ring) reset() {
 
 // prune drops the hits at or before cutoff.
 func (r *ring) prune(cutoff int64) {
+	if r.n == 0 || r.oldest > cutoff {
+		return
+	}
 	mask := len(r.buf) - 1
 	for r.n > 0 && r.buf[r.head].at <= cutoff {
 		r.head = (r.head + 1) & mask
@@ -51,7 +56,9 @@ func (r *ring) prune(cutoff int64) {
 	}
 	if r.n == 0 {
 		r.head = 0
+		return
 	}
+	r.oldest = r.buf[r.head].at
 }
 
 // fit makes the buffer suit limit: large enough for need hits, and no larger
@@ -76,10 +83,21 @@ func (r *ring) resize(size int) {
 	r.buf, r.head = buf, 0
 }
 
-// push records h in time order; the buffer must have room.
-func (r *ring) push(h hit) {
+// push records h in time order and returns the time of the newest hit; the
+// buffer must have room.
+func (r *ring) push(h hit) int64 {
 	i := r.n
 	r.n++
+	if i == 0 {
+		r.set(0, h)
+		r.oldest = h.at
+		return h.at
+	}
+	newest := r.at(i - 1).at
+	if newest <= h.at {
+		r.set(i, h)
+		return h.at
+	}
 	// A clock that went back puts h before newer hits: shift them up.
 	for i > 0 {
 		prev := r.at(i - 1)
@@ -90,6 +108,8 @@ func (r *ring) push(h hit) {
 		i--
 	}
 	r.set(i, h)
+	r.oldest = r.at(0).at
+	return newest
 }
 
 // remove drops up to cost hits recorded with id and reports how many it
@@ -118,6 +138,8 @@ func (r *ring) remove(id uint64, cost int) int {
 	r.n = j
 	if r.n == 0 {
 		r.head = 0
+	} else {
+		r.oldest = r.at(0).at
 	}
 	return removed
 }

@@ -1,7 +1,6 @@
 package memstore
 
 import (
-	"math/rand/v2"
 	"sync"
 	"unsafe"
 )
@@ -9,9 +8,9 @@ import (
 // evictSample is how many windows a full shard samples to pick a victim.
 const evictSample = 8
 
-// window is one key's sliding-window log.
+// window is one key's sliding-window log: 64 bytes, one cache line.
 type window struct {
-	digest  uint64 // the key's digest, to find its index entry on removal
+	digest  uint64 // the key's digest (never 0: see slotDigest)
 	expires int64  // microseconds: when the newest hit leaves the window
 	hits    ring
 }
@@ -30,8 +29,7 @@ func (l lock) held(now int64) bool { return now < l.expires }
 // shardState is the part of a shard behind its mutex.
 type shardState struct {
 	mu      sync.Mutex
-	windows map[uint64]int32 // key digest -> index in wins
-	wins    []window
+	windows table
 	locks   map[uint64]lock // key digest -> lock
 	seq     uint64          // receipts issued by this shard
 	id      uint64          // this shard's number, the low bits of its receipt ids
@@ -48,41 +46,32 @@ type shard struct {
 
 func (sh *shardState) init(id uint64) {
 	sh.id = id
-	sh.windows = make(map[uint64]int32)
 	sh.locks = make(map[uint64]lock)
 }
 
 // clear drops every key.
 func (sh *shardState) clear() {
-	sh.windows = make(map[uint64]int32)
-	sh.wins = nil
+	sh.windows = table{}
 	sh.locks = make(map[uint64]lock)
 	sh.added, sh.peak = 0, 0
 }
 
 // len returns the number of keys held.
 func (sh *shardState) len() int {
-	return len(sh.windows) + len(sh.locks)
+	return sh.windows.n + len(sh.locks)
 }
 
 // window returns the window of key digest d, adding an empty one if there is
-// none; nowNanos and bound are for making room.
+// none; nowNanos and bound are for making room. The pointer is valid while
+// the shard stays locked and unchanged.
 func (sh *shardState) window(d uint64, nowNanos int64, bound int) (*window, error) {
-	if i, ok := sh.windows[d]; ok {
-		return &sh.wins[i], nil
+	if w := sh.windows.find(d); w != nil {
+		return w, nil
 	}
 	if err := sh.makeRoom(nowNanos, bound); err != nil {
 		return nil, err
 	}
-	n := len(sh.wins)
-	if n < cap(sh.wins) {
-		sh.wins = sh.wins[:n+1] // reuse the slot, and the log buffer, of a removed window
-	} else {
-		sh.wins = append(sh.wins, window{})
-	}
-	w := &sh.wins[n]
-	*w = window{digest: d, hits: ring{buf: w.hits.buf}}
-	sh.windows[d] = int32(n)
+	w := sh.windows.insert(d)
 	sh.added++
 	sh.peak = max(sh.peak, sh.len())
 	return w, nil
@@ -93,18 +82,6 @@ func (sh *shardState) addLock(d uint64, l lock) {
 	sh.locks[d] = l
 	sh.added++
 	sh.peak = max(sh.peak, sh.len())
-}
-
-// removeWindow removes wins[i], moving the last window into its place. The
-// removed window stays beyond len(wins), so its buffer can be reused.
-func (sh *shardState) removeWindow(i int) {
-	last := len(sh.wins) - 1
-	delete(sh.windows, sh.wins[i].digest)
-	if i != last {
-		sh.wins[i], sh.wins[last] = sh.wins[last], sh.wins[i]
-		sh.windows[sh.wins[i].digest] = int32(i)
-	}
-	sh.wins = sh.wins[:last]
 }
 
 // makeRoom ensures the shard can take one more key under bound: it drops
@@ -123,14 +100,14 @@ func (sh *shardState) makeRoom(nowNanos int64, bound int) error {
 			return nil
 		}
 	}
-	if len(sh.wins) > 0 {
-		victim := rand.IntN(len(sh.wins))
+	if t := &sh.windows; t.n > 0 {
+		victim := t.sample()
 		for range evictSample - 1 {
-			if i := rand.IntN(len(sh.wins)); sh.wins[i].expires < sh.wins[victim].expires {
+			if i := t.sample(); t.slots[i].expires < t.slots[victim].expires {
 				victim = i
 			}
 		}
-		sh.removeWindow(victim)
+		t.removeAt(victim)
 		return nil
 	}
 	now := nowNanos / 1e3
@@ -149,13 +126,7 @@ func (sh *shardState) makeRoom(nowNanos int64, bound int) error {
 // is at least the clock, so dropping the counter cannot make fences go down.
 func (sh *shardState) sweep(nowNanos int64, pressure bool) {
 	now := nowNanos / 1e3
-	for i := 0; i < len(sh.wins); {
-		if sh.wins[i].expires <= now {
-			sh.removeWindow(i)
-			continue
-		}
-		i++
-	}
+	sh.windows.sweep(now)
 	for d, l := range sh.locks {
 		if l.held(nowNanos) {
 			continue
@@ -166,25 +137,16 @@ func (sh *shardState) sweep(nowNanos int64, pressure bool) {
 	}
 }
 
-// compact gives memory back after keys were dropped: the buffers of removed
-// windows, and tables far larger than what they hold.
+// compact gives memory back after keys were dropped.
 func (sh *shardState) compact() {
-	clear(sh.wins[len(sh.wins):cap(sh.wins)])
-	if cap(sh.wins) > 64 && len(sh.wins) < cap(sh.wins)/4 {
-		wins := make([]window, len(sh.wins), 2*len(sh.wins))
-		copy(wins, sh.wins)
-		sh.wins = wins
-	}
-	if n := sh.len(); sh.peak > 1024 && n < sh.peak/4 {
-		// Go maps do not shrink: copy into right-sized ones.
-		windows := make(map[uint64]int32, len(sh.windows))
-		for d, i := range sh.windows {
-			windows[d] = i
-		}
-		locks := make(map[uint64]lock, len(sh.locks))
+	sh.windows.compact()
+	if n := len(sh.locks); sh.peak > 1024 && n < sh.peak/4 {
+		// Go maps do not shrink: copy into a right-sized one.
+		locks := make(map[uint64]lock, n)
 		for d, l := range sh.locks {
 			locks[d] = l
 		}
-		sh.windows, sh.locks, sh.peak = windows, locks, n
+		sh.locks = locks
 	}
+	sh.peak = sh.len()
 }
