@@ -1,0 +1,229 @@
+package bench
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/store"
+	"github.com/sluicehq/sluice/store/redisstore"
+)
+
+// redisKeys is the number of keys the Redis benchmarks cycle through.
+const redisKeys = 1024
+
+// redisConfig is one limit, expressed for every Redis contender.
+type redisConfig struct {
+	name string
+	rule store.Rule       // sluice's sliding window (redisstore and the raw script)
+	gcra redis_rate.Limit // go-redis/redis_rate
+}
+
+var redisConfigs = []redisConfig{
+	// Every decision allowed: a limit no run reaches, and a one-second window
+	// that keeps sluice's logs short.
+	{name: "Allowed", rule: store.Rule{Limit: 1 << 30, Window: time.Second}, gcra: redis_rate.PerSecond(1 << 30)},
+	// Every decision after the first on a key denied.
+	{name: "Denied", rule: store.Rule{Limit: 1, Window: time.Hour}, gcra: redis_rate.PerHour(1)},
+}
+
+// redisDecider makes one rate-limit decision for the n-th key.
+type redisDecider func(ctx context.Context, n int) (bool, error)
+
+// redisContender makes a decider for c over client, with its keys under
+// prefix.
+type redisContender struct {
+	name string
+	make func(tb testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider
+}
+
+var redisContenders = []redisContender{
+	{"redisstore", newRedisstore(false)},
+	{"redisstore-timeout", newRedisstore(true)},
+	{"script", newRawScript},
+	{"redisrate", newRedisRate},
+}
+
+// newRedisstore measures sluice's store. With timeout, the store has a
+// per-call timeout over a client that applies context deadlines itself
+// (ContextTimeoutEnabled), the configuration for production.
+func newRedisstore(timeout bool) func(testing.TB, *redis.Client, string, redisConfig) redisDecider {
+	return func(tb testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider {
+		opts := []redisstore.Option{redisstore.WithPrefix(prefix)}
+		if timeout {
+			o := *client.Options()
+			o.ContextTimeoutEnabled = true
+			client = redis.NewClient(&o)
+			tb.Cleanup(func() { _ = client.Close() })
+			opts = append(opts, redisstore.WithTimeout(time.Second))
+		}
+		s, err := redisstore.New(client, opts...)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		keys := redisKeyNames("client:")
+		return func(ctx context.Context, n int) (bool, error) {
+			res, err := s.Hit(ctx, keys[n], c.rule, 1)
+			return res.Allowed, err
+		}
+	}
+}
+
+// newRawScript runs sluice's sliding-window script with go-redis directly:
+// the same script and arguments as redisstore, on precomputed keys.
+func newRawScript(_ testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider {
+	script := lua.SlidingWindow().Script()
+	keys := redisKeyNames(prefix + "raw:")
+	limit, window := c.rule.Limit, c.rule.Window.Microseconds()
+	var id atomic.Uint64
+	return func(ctx context.Context, n int) (bool, error) {
+		v, err := script.Run(ctx, client, []string{keys[n]}, limit, window, 1,
+			"h"+strconv.FormatUint(id.Add(1), 36), "").Slice()
+		if err != nil {
+			return false, err
+		}
+		return v[0] == int64(1), nil
+	}
+}
+
+// newRedisRate measures go-redis/redis_rate's GCRA limiter (its keys are
+// "rate:" + key).
+func newRedisRate(_ testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider {
+	l := redis_rate.NewLimiter(client)
+	keys := redisKeyNames(prefix + "client:")
+	return func(ctx context.Context, n int) (bool, error) {
+		res, err := l.Allow(ctx, keys[n], c.gcra)
+		if err != nil {
+			return false, err
+		}
+		return res.Allowed > 0, nil
+	}
+}
+
+func redisKeyNames(prefix string) []string {
+	out := make([]string, redisKeys)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}
+
+// redisClient returns a client for REDIS_ADDR with sluice's scripts loaded,
+// or skips b.
+func redisClient(b *testing.B) *redis.Client {
+	addr := os.Getenv("REDIS_ADDR")
+	if addr == "" {
+		b.Skip("REDIS_ADDR not set: skipping real-Redis benchmarks")
+	}
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	b.Cleanup(func() { _ = client.Close() })
+	if err := lua.Load(context.Background(), client); err != nil {
+		b.Fatal(err)
+	}
+	return client
+}
+
+// redisPrefix returns a key prefix unique to this benchmark and deletes every
+// key under it (also redis_rate's "rate:" + prefix) when b ends.
+func redisPrefix(b *testing.B, client *redis.Client) string {
+	var r [6]byte
+	_, _ = crand.Read(r[:])
+	prefix := "sluicebench:" + hex.EncodeToString(r[:]) + ":"
+	b.Cleanup(func() {
+		ctx := context.Background()
+		for _, pattern := range []string{prefix + "*", "rate:" + prefix + "*"} {
+			iter := client.Scan(ctx, 0, pattern, 1000).Iterator()
+			var keys []string
+			for iter.Next(ctx) {
+				keys = append(keys, iter.Val())
+			}
+			if err := iter.Err(); err != nil {
+				b.Error(err)
+			}
+			if len(keys) > 0 {
+				if err := client.Del(ctx, keys...).Err(); err != nil {
+					b.Error(err)
+				}
+			}
+		}
+	})
+	return prefix
+}
+
+// redisRun measures decide over every key, serially or in parallel, and
+// reports the fraction of decisions allowed.
+func redisRun(b *testing.B, decide redisDecider, parallel bool) {
+	ctx := context.Background()
+	for n := range redisKeys { // every key exists before timing starts
+		if _, err := decide(ctx, n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var allowed atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	if parallel {
+		b.RunParallel(func(pb *testing.PB) {
+			i, n := rand.IntN(redisKeys), int64(0)
+			for pb.Next() {
+				if i++; i == redisKeys {
+					i = 0
+				}
+				ok, err := decide(ctx, i)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if ok {
+					n++
+				}
+			}
+			allowed.Add(n)
+		})
+	} else {
+		var n int64
+		for i := 0; b.Loop(); i++ {
+			ok, err := decide(ctx, i%redisKeys)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if ok {
+				n++
+			}
+		}
+		allowed.Add(n)
+	}
+	b.ReportMetric(float64(allowed.Load())/float64(b.N), "allowed/op")
+}
+
+// BenchmarkRedisDecision runs every Redis contender under every
+// configuration, serially and in parallel, against the server at REDIS_ADDR.
+// Names read RedisDecision/<config>/<Serial|Parallel>/<library>, so that
+// benchstat can set the libraries side by side: redisstore is sluice's store
+// (background context), redisstore-timeout the same with WithTimeout over a
+// ContextTimeoutEnabled client, script sluice's sliding-window script run
+// with go-redis directly (the floor for redisstore), redisrate
+// go-redis/redis_rate's Allow (GCRA).
+func BenchmarkRedisDecision(b *testing.B) {
+	client := redisClient(b)
+	for _, c := range redisConfigs {
+		for _, mode := range []string{"Serial", "Parallel"} {
+			for _, lib := range redisContenders {
+				b.Run(c.name+"/"+mode+"/"+lib.name, func(b *testing.B) {
+					prefix := redisPrefix(b, client)
+					redisRun(b, lib.make(b, client, prefix, c), mode == "Parallel")
+				})
+			}
+		}
+	}
+}
