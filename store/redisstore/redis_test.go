@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -232,4 +233,27 @@ func TestOneRoundTripPerDecisionShared(t *testing.T) {
 		got = append(got, fmt.Sprintf("EVALSHA+%d EVAL+%d", dsha, deval))
 	}
 	t.Fatalf("%d decisions never counted as exactly %d EVALSHA and no EVAL: %v", n, n, got)
+}
+
+// TestWindowMemoryUsage reports MEMORY USAGE of full window logs on the real
+// server (run with -v to see the numbers) and checks that a hit costs a
+// bounded number of bytes.
+func TestWindowMemoryUsage(t *testing.T) {
+	ctx := context.Background()
+	c := realClient(t)
+	s, prefix := newStore(t, target{client: c, nodes: single(c)})
+	for _, limit := range []int{100, 1000} {
+		key := "mem:" + strconv.Itoa(limit)
+		rule := store.Rule{Limit: limit, Window: time.Hour}
+		for i := 0; i < limit; i++ {
+			require.True(t, must(s.Hit(ctx, key, rule, 1))(t).Allowed)
+		}
+		wk := windowKey(prefix, key)
+		require.Equal(t, int64(limit), must(c.ZCard(ctx, wk).Result())(t))
+		bytes := must(c.MemoryUsage(ctx, wk).Result())(t)
+		encoding := must(c.ObjectEncoding(ctx, wk).Result())(t)
+		perHit := float64(bytes) / float64(limit)
+		t.Logf("window log of %d hits (%s): MEMORY USAGE %d bytes, %.1f bytes per hit", limit, encoding, bytes, perHit)
+		assert.Less(t, perHit, 128.0, "bytes per hit")
+	}
 }
