@@ -19,7 +19,7 @@ import (
 // TestKeepAlivePastTTL runs work for more than three TTLs: the lock stays
 // held all along and nobody else gets it.
 func TestKeepAlivePastTTL(t *testing.T) {
-	const ttl = 150 * time.Millisecond
+	const ttl = 300 * time.Millisecond
 	eachBackend(t, func(t *testing.T, inst guardtest.Instance) {
 		ctx := context.Background()
 		owner, rival := newLocker(t, inst.Store), newLocker(t, inst.Store)
@@ -138,9 +138,9 @@ func TestKeepAliveStoreErrors(t *testing.T) {
 func TestKeepAliveMaxHold(t *testing.T) {
 	eachBackend(t, func(t *testing.T, inst guardtest.Instance) {
 		ctx := context.Background()
-		l := newLocker(t, inst.Store, lockguard.WithMaxHold(400*time.Millisecond))
+		l := newLocker(t, inst.Store, lockguard.WithMaxHold(700*time.Millisecond))
 		var cause error
-		err := l.Do(ctx, "job", 100*time.Millisecond, func(ctx context.Context) error {
+		err := l.Do(ctx, "job", 300*time.Millisecond, func(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				cause = context.Cause(ctx)
@@ -154,7 +154,7 @@ func TestKeepAliveMaxHold(t *testing.T) {
 		assert.ErrorIs(t, err, context.Canceled)
 
 		// Work that ends in time is not affected.
-		require.NoError(t, l.Do(ctx, "job", 100*time.Millisecond, func(context.Context) error { return nil }))
+		require.NoError(t, l.Do(ctx, "job", 300*time.Millisecond, func(context.Context) error { return nil }))
 	})
 }
 
@@ -162,7 +162,7 @@ func TestKeepAliveMaxHold(t *testing.T) {
 // extending: the lock lives as long as the work really runs.
 func TestKeepAliveOutlivesCancelledParent(t *testing.T) {
 	eachBackend(t, func(t *testing.T, inst guardtest.Instance) {
-		const ttl = 150 * time.Millisecond
+		const ttl = 300 * time.Millisecond
 		l, rival := newLocker(t, inst.Store), newLocker(t, inst.Store)
 		parent, cancel := context.WithCancel(context.Background())
 		lock, err := l.Obtain(parent, "job", ttl)
@@ -262,7 +262,7 @@ func TestDo(t *testing.T) {
 // the lock lapses.
 func TestKeepAliveStartedLate(t *testing.T) {
 	eachBackend(t, func(t *testing.T, inst guardtest.Instance) {
-		const ttl = 300 * time.Millisecond
+		const ttl = 600 * time.Millisecond
 		ctx := context.Background()
 		l, rival := newLocker(t, inst.Store), newLocker(t, inst.Store)
 		lock, err := l.Obtain(ctx, "late", ttl)

@@ -110,9 +110,10 @@ func WaitFor(d time.Duration) ObtainOption {
 // first).
 //
 // The error is a *HeldError (errors.Is(err, ErrHeld)) when another owner holds
-// the lock; it wraps ctx.Err() when ctx ended; it wraps ErrStore and the
-// store's error when the store failed; and it wraps store.ErrInvalidArgument
-// for an empty key or a ttl below one millisecond.
+// the lock; it wraps ctx.Err() when ctx ended (and also holds the *HeldError
+// when ctx's deadline passed while Obtain waited for a held lock); it wraps
+// ErrStore and the store's error when the store failed; and it wraps
+// store.ErrInvalidArgument for an empty key or a ttl below one millisecond.
 func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts ...ObtainOption) (*Lock, error) {
 	token := rand.Text()
 	if err := store.ValidateLock(key, token, ttl, true); err != nil {
@@ -144,11 +145,12 @@ func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts
 		hasCtxDeadline = false // the option's deadline comes first
 	}
 
+	var held *HeldError
 	for failed := 0; ; {
 		start := time.Now()
 		res, err := l.store.Acquire(ctx, key, token, ttl)
 		if err != nil {
-			return nil, wrapErr(ctx.Err(), "obtain", key, err)
+			return nil, waitEnded(held, wrapErr(ctx.Err(), "obtain", key, err))
 		}
 		if res.Acquired {
 			return &Lock{
@@ -162,7 +164,7 @@ func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts
 			}, nil
 		}
 		failed++
-		held := &HeldError{Key: key, TTL: res.HolderTTL, Attempts: failed}
+		held = &HeldError{Key: key, TTL: res.HolderTTL, Attempts: failed}
 		wait, retry := strategy.Backoff(failed)
 		if !retry {
 			return nil, held
@@ -179,9 +181,20 @@ func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts
 			}
 		}
 		if err := sleep(ctx, wait); err != nil {
-			return nil, fmt.Errorf("lockguard: obtain %q: %w", key, err)
+			return nil, waitEnded(held, fmt.Errorf("lockguard: obtain %q: %w", key, err))
 		}
 	}
+}
+
+// waitEnded returns err, an ended context's error, joined with held when the
+// context's deadline passed while Obtain was waiting for a held lock: the
+// caller waited as long as it wanted, and another owner held the lock all
+// along. A cancelled context is not a held lock.
+func waitEnded(held *HeldError, err error) error {
+	if held == nil || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrStore) {
+		return err
+	}
+	return errors.Join(held, err)
 }
 
 // Do obtains the lock on key for ttl (as Obtain does, with opts), runs fn

@@ -351,9 +351,9 @@ func testFences(t *testing.T, e *env) {
 }
 
 func testKeepAlive(t *testing.T, e *env) {
-	const ttl = 300 * time.Millisecond
+	const ttl = 600 * time.Millisecond
 	url := e.serve(t, config{ttl: ttl})
-	a := async(context.Background(), url+"/orders/1?hold=1200") // 4 TTLs
+	a := async(context.Background(), url+"/orders/1?hold=2000") // over 3 TTLs
 	e.waitEntered(t)
 
 	tries := 0
@@ -393,8 +393,8 @@ func testLost(t *testing.T, e *env) {
 
 func testMaxHold(t *testing.T, e *env) {
 	url := e.serve(t, config{
-		ttl:        200 * time.Millisecond,
-		lockerOpts: []lockguard.Option{lockguard.WithMaxHold(500 * time.Millisecond)},
+		ttl:        300 * time.Millisecond,
+		lockerOpts: []lockguard.Option{lockguard.WithMaxHold(700 * time.Millisecond)},
 	})
 	rep := report(t, postT(t, url+"/orders/1?hold=10000"))
 	if rep.Cause != "max-hold" {
