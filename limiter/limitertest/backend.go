@@ -88,7 +88,7 @@ type EmulatedServer interface {
 func Emulated(name string, start func(t *testing.T) EmulatedServer) Backend {
 	return Redis(name, func(t *testing.T) (redis.UniversalClient, func()) {
 		srv := start(t)
-		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialerRetries: 1})
 		t.Cleanup(func() { _ = c.Close() })
 		return c, srv.Close
 	})
@@ -135,7 +135,7 @@ func Env() []Backend {
 func OwnRedis() Backend {
 	return Redis("own-redis", func(t *testing.T) (redis.UniversalClient, func()) {
 		addr, stop := startRedis(t)
-		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1})
 		t.Cleanup(func() { _ = c.Close() })
 		return c, stop
 	})
