@@ -359,6 +359,7 @@ func TestStartupErrors(t *testing.T) {
 	}{
 		{"bad TRUSTED_PROXIES", []string{"TRUSTED_PROXIES=10.0.0.0/8,10.0.0.0/33"}, `TRUSTED_PROXIES: limiter: invalid configuration: trusted proxy "10.0.0.0/33"`},
 		{"bad REDIS_URL", []string{"REDIS_URL=http://" + closed + "/0"}, "REDIS_URL: "},
+		{"unparsable REDIS_URL", []string{"REDIS_URL=redis://:s3cret@" + closed + "/%zz"}, "REDIS_URL: "},
 		{"unreachable Redis", []string{"REDIS_URL=redis://:s3cret@" + closed + "/0"}, "cannot use redis(redis://:xxxxx@" + closed + "/0): "},
 		{"unreachable Cluster", []string{"REDIS_CLUSTER=" + closed, "REDIS_URL=redis://" + closed + "/0"}, "cannot use redis-cluster(" + closed + "): "},
 	}

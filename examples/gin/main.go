@@ -40,6 +40,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -234,6 +235,9 @@ func openStore(ctx context.Context) (store.Store, string, func(), error) {
 		name = "redis-cluster(" + strings.Join(seeds, ",") + ")"
 	case rawURL != "":
 		opts, err := redis.ParseURL(rawURL)
+		if urlErr := (*url.Error)(nil); errors.As(err, &urlErr) {
+			err = urlErr.Err // url.Error's text repeats the URL, password included
+		}
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
