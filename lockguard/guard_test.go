@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -187,4 +189,21 @@ func TestEnterCancelledWhileWaiting(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, rj.Status)
 	assert.Equal(t, "request cancelled", rj.Message)
 	assert.ErrorIs(t, rj.Err, context.Canceled)
+}
+
+// Every guarded request's keep-alive ends with its release.
+func TestEnterNoGoroutineLeak(t *testing.T) {
+	_, l := newGuardLocker(t)
+	g, err := lockguard.NewGuard(l, func(r *http.Request) (string, error) { return r.URL.Path, nil }, time.Minute,
+		lockguard.WithLogger(nil))
+	require.NoError(t, err)
+	before := runtime.NumGoroutine()
+	for i := range 100 {
+		r, release, rj := g.Enter(httptest.NewRequest(http.MethodPost, "/orders/"+strconv.Itoa(i%7), nil), nil)
+		require.Nil(t, rj)
+		_, ok := lockguard.FromContext(r.Context())
+		require.True(t, ok)
+		release()
+	}
+	settleGoroutines(t, before)
 }
