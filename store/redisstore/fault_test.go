@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,15 +118,17 @@ func TestStoppedServerIsAnError(t *testing.T) {
 	})
 }
 
-// hungServer accepts connections and never answers. It returns its address
-// and a function reporting how many connections it accepted.
-func hungServer(t *testing.T) (string, func() int) {
+// hungServer accepts connections, reads what clients send and never
+// answers. It returns its address and a function reporting how many bytes it
+// has received.
+func hungServer(t *testing.T) (string, func() int64) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	var (
-		mu    sync.Mutex
-		conns []net.Conn
+		mu       sync.Mutex
+		conns    []net.Conn
+		received atomic.Int64
 	)
 	go func() {
 		for {
@@ -136,6 +139,16 @@ func hungServer(t *testing.T) (string, func() int) {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
+			go func() {
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					received.Add(int64(n))
+					if err != nil {
+						return
+					}
+				}
+			}()
 		}
 	}()
 	t.Cleanup(func() {
@@ -146,11 +159,18 @@ func hungServer(t *testing.T) (string, func() int) {
 			_ = c.Close()
 		}
 	})
-	return l.Addr().String(), func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(conns)
-	}
+	return l.Addr().String(), received.Load
+}
+
+// cancelOnceSent cancels when received reports that a request reached the
+// server.
+func cancelOnceSent(received func() int64, cancel context.CancelFunc) {
+	go func() {
+		for received() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
 }
 
 // hungClient returns a client for a hung server that never gives up on its
@@ -202,7 +222,7 @@ func TestHungServerHonoursTimeout(t *testing.T) {
 
 func TestCancelledContextIsHonoured(t *testing.T) {
 	t.Run("before the call nothing is sent", func(t *testing.T) {
-		addr, accepted := hungServer(t)
+		addr, received := hungServer(t)
 		s := must(redisstore.New(hungClient(t, addr, false), redisstore.WithTimeout(time.Minute)))(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -213,24 +233,17 @@ func TestCancelledContextIsHonoured(t *testing.T) {
 				assert.ErrorIs(t, err, context.Canceled)
 			})
 		}
-		assert.Zero(t, accepted(), "a cancelled call must not reach Redis")
+		assert.Zero(t, received(), "a cancelled call must not reach Redis")
 	})
 
 	t.Run("during the call", func(t *testing.T) {
-		addr, accepted := hungServer(t)
-		s := must(redisstore.New(hungClient(t, addr, false), redisstore.WithTimeout(time.Minute)))(t)
 		for _, o := range ops {
 			t.Run(o.name, func(t *testing.T) {
+				addr, received := hungServer(t)
+				s := must(redisstore.New(hungClient(t, addr, false), redisstore.WithTimeout(time.Minute)))(t)
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
-				before := accepted()
-				go func() {
-					// Cancel once the call has reached the server.
-					for accepted() == before {
-						time.Sleep(time.Millisecond)
-					}
-					cancel()
-				}()
+				cancelOnceSent(received, cancel)
 				granted, err := runWithin(t, func() (bool, error) { return o.call(ctx, s) })
 				assertStoreError(t, granted, err)
 				assert.ErrorIs(t, err, context.Canceled)
@@ -242,19 +255,13 @@ func TestCancelledContextIsHonoured(t *testing.T) {
 func TestCancelledContextWithDeadlineApplyingClient(t *testing.T) {
 	// A client with ContextTimeoutEnabled runs calls inline: a cancellation
 	// during a hung call takes effect by the deadline, and says Canceled.
-	addr, accepted := hungServer(t)
-	s := must(redisstore.New(hungClient(t, addr, true), redisstore.WithTimeout(200*time.Millisecond)))(t)
 	for _, o := range ops {
 		t.Run(o.name, func(t *testing.T) {
+			addr, received := hungServer(t)
+			s := must(redisstore.New(hungClient(t, addr, true), redisstore.WithTimeout(time.Second)))(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			before := accepted()
-			go func() {
-				for accepted() == before {
-					time.Sleep(time.Millisecond)
-				}
-				cancel()
-			}()
+			cancelOnceSent(received, cancel)
 			granted, err := runWithin(t, func() (bool, error) { return o.call(ctx, s) })
 			assertStoreError(t, granted, err)
 			assert.ErrorIs(t, err, context.Canceled)
