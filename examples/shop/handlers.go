@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/lua"
@@ -150,12 +150,12 @@ func (s *shop) handleStock(w http.ResponseWriter, r *http.Request) {
 		case string:
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				s.fail(w, r, "read stock", errors.New("counter of "+item+" is not an integer"))
+				s.fail(w, r, "read stock", fmt.Errorf("%w: counter of %s is %q", lua.ErrWrongValue, item, v))
 				return
 			}
 			stock[item] = n
 		default:
-			s.fail(w, r, "read stock", errors.New("unexpected MGET reply"))
+			s.fail(w, r, "read stock", fmt.Errorf("%w: MGET replied %T", lua.ErrWrongValue, vals[i]))
 			return
 		}
 	}
@@ -185,8 +185,8 @@ func (s *shop) handleScores(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case body.Player == "" || len(body.Player) > maxPlayerLen || !utf8.ValidString(body.Player):
-		writeError(w, http.StatusBadRequest, "player must be 1 to 64 bytes of UTF-8")
+	case body.Player == "" || len(body.Player) > maxPlayerLen:
+		writeError(w, http.StatusBadRequest, "player must be 1 to 64 bytes")
 		return
 	case body.Points == nil:
 		writeError(w, http.StatusBadRequest, "points is required")
@@ -280,9 +280,17 @@ func (s *shop) handleLatency(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// fail logs a store failure and answers 503 without its details.
+// fail logs err and answers without its details: 500 when a key holds data the
+// shop cannot use (lua.ErrWrongValue), 503 when the store failed.
 func (s *shop) fail(w http.ResponseWriter, r *http.Request, op string, err error) {
+	if cause := context.Cause(r.Context()); errors.Is(cause, context.Canceled) {
+		return // the client has left: nobody reads the answer, nothing went wrong
+	}
 	s.log.ErrorContext(r.Context(), "shop: "+op, "path", r.URL.Path, "err", err)
+	if errors.Is(err, lua.ErrWrongValue) {
+		writeError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
 	writeError(w, http.StatusServiceUnavailable, "store unavailable")
 }
 
