@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -103,7 +104,7 @@ func WithFenceTTL(d time.Duration) Option {
 // to Redis; call lua.Load to preload the scripts. Bad options are an error
 // wrapping store.ErrInvalidArgument.
 func New(client redis.Scripter, opts ...Option) (*Store, error) {
-	if client == nil {
+	if client == nil || isNilPointer(client) {
 		return nil, fmt.Errorf("%w: redisstore: nil client", store.ErrInvalidArgument)
 	}
 	cfg := config{prefix: DefaultPrefix, fenceTTL: DefaultFenceTTL}
@@ -320,6 +321,13 @@ func appliesDeadlines(client redis.Scripter) bool {
 	default:
 		return false
 	}
+}
+
+// isNilPointer reports whether v is a typed nil pointer, such as a nil
+// *redis.Client in a redis.Scripter.
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // explain adds ctx's error to err when ctx ended the call: a client that

@@ -61,6 +61,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		opts   []redisstore.Option
 	}{
 		{"nil client", nil, nil},
+		{"typed nil client", (*redis.Client)(nil), nil},
+		{"typed nil cluster client", (*redis.ClusterClient)(nil), nil},
 		{"prefix with {", c, []redisstore.Option{redisstore.WithPrefix("app{1}:")}},
 		{"prefix with }", c, []redisstore.Option{redisstore.WithPrefix("app}:")}},
 		{"negative timeout", c, []redisstore.Option{redisstore.WithTimeout(-time.Second)}},
