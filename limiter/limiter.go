@@ -216,8 +216,9 @@ func (l *Limiter) Undo(ctx context.Context, d Decision) error {
 }
 
 // Close releases the limiter's name so that a new Limiter may use it on the
-// same store, and makes further Allow calls fail with ErrClosed. It does not
-// close the store. Close is safe to call more than once and always returns
+// same store, and makes further Allow calls fail with ErrClosed (a Policy
+// over a closed Limiter treats that as a store failure and applies its fail
+// mode). It does not close the store. Close is safe to call more than once and always returns
 // nil.
 func (l *Limiter) Close() error {
 	l.closed.Store(true)
