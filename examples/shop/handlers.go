@@ -195,7 +195,7 @@ func (s *shop) handleScores(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "points out of range")
 		return
 	}
-	var opts []lua.Option
+	opts := []lua.Option{lua.WithTTL(s.cfg.boardTTL)}
 	if s.cfg.now != nil {
 		opts = append(opts, lua.WithTime(s.cfg.now()))
 	}

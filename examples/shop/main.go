@@ -22,7 +22,8 @@
 // stock of apple (10), pear (5) and fig (2) where no counter exists yet, and
 // prints one line naming the store and the address it listens on.
 //
-// Routes (every answer is JSON; errors are {"error":"..."}):
+// Routes (every answer is JSON; errors are {"error":"..."}; a failing Redis
+// gives 503, never the error's text):
 //
 //	POST /carts/{cart}/checkout   header X-User: <user>, body {"items":{"apple":2,"pear":1}}
 //	    Reserves every item, all or nothing (lua.Reserve). 200 with what was
@@ -33,11 +34,14 @@
 //	    Rate limit "checkout": 5 per minute per X-User (429 past it; 400
 //	    without the header). Lock "cart:{cart}": a second checkout of a cart
 //	    that is being checked out gets 409 {"error":"resource is locked"}.
-//	    Each checkout's handling time is recorded for /stats/latency.
+//	    The handling time of each checkout that reaches the reservation (200
+//	    or a shortage) is recorded for /stats/latency.
 //	GET /stock                    {"stock":{"apple":10,"fig":2,"pear":5}}
 //	POST /scores                  body {"player":"p1","points":10}: adds the points
 //	    (lua.LeaderboardAdd); 200 with the player's rank, score and the time
-//	    the score was reached; 400 for bad input.
+//	    the score was reached; 400 for bad input. Rate limit "scores": 30 per
+//	    minute per client IP. The board is a season: it expires 7 days after
+//	    its first score.
 //	GET /leaderboard?n=10         the top n (1..100, default 10) players, highest
 //	    score first; equal scores: whoever reached the score first.
 //	GET /stats/latency?p=95       nearest-rank p-th percentile (0 < p <= 100,
@@ -50,7 +54,8 @@
 // Keys: the shop's own keys share the hash tag {shop} (stock:{shop}:apple,
 // board:{shop}:scores, latency:{shop}:checkout), so one Reserve may take
 // several items on Redis Cluster; sluice's rate-limit and lock keys start with
-// "sluice:shop:".
+// "sluice:shop:". Every key expires except the stock counters, which are the
+// shop's data (one per item).
 package main
 
 import (

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -47,7 +48,7 @@ func TestScoresAndLeaderboard(t *testing.T) {
 		cfg := testConfig(b)
 		start := time.Date(2026, 1, 31, 12, 0, 0, 0, time.UTC)
 		cfg.now = fakeClock(start) // one millisecond per score update
-		_, srv := startShop(t, b, cfg)
+		s, srv := startShop(t, b, cfg)
 
 		assert.Empty(t, leaderboard(t, srv, ""))
 
@@ -74,6 +75,14 @@ func TestScoresAndLeaderboard(t *testing.T) {
 		e = postScore(t, srv, "p3", -25)
 		assert.Equal(t, entry{Rank: 3, Player: "p3", Score: 5, AchievedAt: start.Add(5 * time.Millisecond)}, e)
 		assert.Equal(t, []string{"p1:20", "p2:20", "p3:5"}, ranking(leaderboard(t, srv, "?n=100")))
+
+		// The board is a season: it expires as a whole, with its companion hash.
+		ctx := context.Background()
+		for _, key := range []string{s.board, s.board + ":times"} {
+			ttl := b.client.PTTL(ctx, key).Val()
+			assert.Positive(t, ttl, key)
+			assert.LessOrEqual(t, ttl, 7*24*time.Hour, key)
+		}
 
 		// A total past 2^53-1 is refused and changes nothing.
 		r := do(t, http.MethodPost, srv.URL+"/scores", "", `{"player":"p1","points":9007199254740991}`)
@@ -131,5 +140,22 @@ func TestScoresBadInput(t *testing.T) {
 				assert.Equal(t, "n must be an integer from 1 to 100", r.errorMsg(t))
 			})
 		}
+	})
+}
+
+func TestScoresRateLimitPerClient(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b *backend) {
+		cfg := testConfig(b)
+		cfg.scoresLimit = 3
+		_, srv := startShop(t, b, cfg)
+
+		for i := range 3 {
+			postScore(t, srv, fmt.Sprintf("p%d", i), 1)
+		}
+		r := do(t, http.MethodPost, srv.URL+"/scores", "", `{"player":"p9","points":1}`)
+		require.Equal(t, http.StatusTooManyRequests, r.status, "body %s", r.body)
+		assert.Equal(t, "too many requests", r.errorMsg(t))
+		assert.Equal(t, `"scores";q=3;w=60`, r.header.Get("RateLimit-Policy"))
+		assert.Len(t, leaderboard(t, srv, ""), 3, "a denied update scores nothing")
 	})
 }

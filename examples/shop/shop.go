@@ -36,6 +36,12 @@ type config struct {
 	checkoutWindow time.Duration
 	// lockTTL is the TTL of a cart's lock, kept alive while a checkout runs.
 	lockTTL time.Duration
+	// scoresLimit score updates per client IP in any scoresWindow.
+	scoresLimit  int
+	scoresWindow time.Duration
+	// boardTTL is how long the leaderboard lives after its first score (a
+	// season): the board expires as a whole, so it never grows for ever.
+	boardTTL time.Duration
 
 	// maxSamples is how many of the newest checkout latencies are kept for
 	// /stats/latency; they expire samplesTTL after the newest one.
@@ -61,6 +67,9 @@ func defaultConfig() config {
 		checkoutLimit:  5,
 		checkoutWindow: time.Minute,
 		lockTTL:        10 * time.Second,
+		scoresLimit:    30,
+		scoresWindow:   time.Minute,
+		boardTTL:       7 * 24 * time.Hour,
 		maxSamples:     1000,
 		samplesTTL:     time.Hour,
 		logger:         slog.Default(),
@@ -79,6 +88,8 @@ type shop struct {
 	checkoutLimiter *limiter.Limiter
 	checkoutPolicy  *limiter.Policy
 	cartGuard       *lockguard.Guard
+	scoresLimiter   *limiter.Limiter
+	scoresPolicy    *limiter.Policy
 
 	board   string      // leaderboard sorted set
 	latency *latencyLog // checkout latencies
@@ -142,6 +153,19 @@ func newShop(client redis.UniversalClient, cfg config) (*shop, error) {
 		return nil, err
 	}
 
+	// POST /scores: at most scoresLimit per client IP (the default key).
+	// Fail-open: a failing limiter does not block the leaderboard by itself.
+	s.scoresLimiter, err = limiter.New("scores", cfg.scoresLimit, cfg.scoresWindow, st)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.scoresPolicy, err = limiter.NewPolicy(s.scoresLimiter)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+
 	s.latency, err = newLatencyLog(s.scripts, lua.TagKey("latency", cfg.tag, "checkout"), cfg.maxSamples, cfg.samplesTTL)
 	if err != nil {
 		s.close()
@@ -161,7 +185,7 @@ func (s *shop) routes() http.Handler {
 		httpmw.RateLimit(s.checkoutPolicy)(httpmw.Guard(s.cartGuard)(checkout)))
 
 	mux.HandleFunc("GET /stock", s.handleStock)
-	mux.HandleFunc("POST /scores", s.handleScores)
+	mux.Handle("POST /scores", httpmw.RateLimit(s.scoresPolicy)(http.HandlerFunc(s.handleScores)))
 	mux.HandleFunc("GET /leaderboard", s.handleLeaderboard)
 	mux.HandleFunc("GET /stats/latency", s.handleLatency)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -201,9 +225,11 @@ func (s *shop) seed(ctx context.Context) error {
 // the tag, so one Reserve may take several items on Redis Cluster.
 func (s *shop) stockKey(item string) string { return lua.StockKey(s.cfg.tag, item) }
 
-// close releases the checkout limiter's name. It does not close the client.
+// close releases the limiters' names. It does not close the client.
 func (s *shop) close() {
-	if s.checkoutLimiter != nil {
-		_ = s.checkoutLimiter.Close()
+	for _, l := range []*limiter.Limiter{s.checkoutLimiter, s.scoresLimiter} {
+		if l != nil {
+			_ = l.Close()
+		}
 	}
 }
