@@ -41,7 +41,9 @@ func TestSeedKeepsExistingStock(t *testing.T) {
 // Every stock counter of a shop lies in one Cluster slot, so that one Reserve
 // may take several items.
 func TestStockKeysShareOneSlot(t *testing.T) {
-	s, err := newShop(redis.NewClient(&redis.Options{}), defaultConfig())
+	c := redis.NewClient(&redis.Options{}) // never dialled
+	defer c.Close()
+	s, err := newShop(c, defaultConfig())
 	require.NoError(t, err)
 	defer s.close()
 	slot := lua.Slot(s.stockKey(s.items[0]))
