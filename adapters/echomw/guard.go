@@ -2,7 +2,6 @@ package echomw
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -21,7 +20,7 @@ import (
 // to echo's Recover middleware if it is mounted outside this one). An error
 // the handler returns is passed on unchanged, so echo's HTTP error handler
 // writes it as usual (after the lock has been released). Rejections are
-// written with c.JSON and never reach the error handler.
+// written directly, as httpmw writes them, and never reach the error handler.
 //
 // Guard panics if g is nil.
 func Guard(g *lockguard.Guard) echo.MiddlewareFunc {
@@ -54,10 +53,8 @@ func guardMiddleware(g *lockguard.Guard, key func(echo.Context) (string, error))
 			}
 			r, release, rj := g.Enter(r, kf)
 			if rj != nil {
-				if rj.RetryAfter > 0 {
-					c.Response().Header().Set("Retry-After", strconv.Itoa(rj.RetryAfter))
-				}
-				return c.JSON(rj.Status, rj.Body())
+				rj.Write(c.Response())
+				return nil
 			}
 			defer release()
 			c.SetRequest(r)

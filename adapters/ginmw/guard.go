@@ -2,7 +2,6 @@ package ginmw
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -12,8 +11,8 @@ import (
 // Guard returns gin middleware that lets one request at a time work on the
 // resource g's KeyFunc picks (see lockguard.Guard): a concurrent request for
 // the same resource gets 409 Conflict with Retry-After and a JSON body (the
-// chain is aborted with c.AbortWithStatusJSON), and the handler finds the
-// lock with lockguard.FromContext(c.Request.Context()).
+// chain is aborted), and the handler finds the lock with
+// lockguard.FromContext(c.Request.Context()).
 //
 // Gin's route parameters are copied into the request's path values before the
 // KeyFunc runs, so lockguard.PathValue("id", "order:") reads c.Param("id").
@@ -52,10 +51,8 @@ func guardHandler(g *lockguard.Guard, key func(*gin.Context) (string, error)) gi
 		}
 		r, release, rj := g.Enter(r, kf)
 		if rj != nil {
-			if rj.RetryAfter > 0 {
-				c.Header("Retry-After", strconv.Itoa(rj.RetryAfter))
-			}
-			c.AbortWithStatusJSON(rj.Status, rj.Body())
+			rj.Write(c.Writer)
+			c.Abort()
 			return
 		}
 		defer release()

@@ -268,6 +268,9 @@ func checkJSONError(t *testing.T, r response, status int, msg string) int {
 	if err != nil || mt != "application/json" {
 		t.Errorf("Content-Type %q, want application/json", r.header.Get("Content-Type"))
 	}
+	if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("X-Content-Type-Options %q, want nosniff", got)
+	}
 	var body struct {
 		Error      string `json:"error"`
 		RetryAfter *int   `json:"retry_after"`
