@@ -35,7 +35,11 @@
 //
 // A sliding-window log costs one sorted-set member per hit in the window,
 // O(limit) per key. Members are short: a per-Store random prefix (8
-// characters) followed by a counter in base 36.
+// characters) followed by a counter in base 36. Measured with MEMORY USAGE on
+// Redis 7.0, a log holding 100 hits takes 2,664 bytes (about 27 bytes per
+// hit, in Redis's compact listpack encoding); above zset-max-listpack-entries
+// (128 by default) Redis switches to a skiplist, and a log of 1,000 hits takes
+// about 103 bytes per hit.
 //
 // # Time
 //
