@@ -143,8 +143,14 @@ func TestAllow(t *testing.T) {
 	l := newLimiter(t, "api", 3, 10*time.Second, newMem(t, clk))
 	ctx := context.Background()
 
+	assert.Equal(t, "api", l.Name())
+	assert.Equal(t, 3, l.Limit())
+	assert.Equal(t, 10*time.Second, l.Window())
+
 	d, err := l.Allow(ctx, "alice")
 	require.NoError(t, err)
+	assert.Equal(t, int64(0), d.RetryAfterSeconds(), "allowed")
+	assert.Equal(t, int64(10), d.ResetSeconds())
 	assert.Equal(t, "api", d.Policy)
 	assert.Equal(t, 3, d.Limit)
 	assert.Equal(t, 10*time.Second, d.Window)

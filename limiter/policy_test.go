@@ -106,6 +106,10 @@ func TestCheckDeniedContract(t *testing.T) {
 	require.True(t, found)
 	assert.True(t, d.Allowed)
 	assert.Nil(t, limiter.FromContext(r.Context()), "the caller's request is not changed")
+	_, found = limiter.DecisionFor(r.Context(), "api")
+	assert.False(t, found)
+	_, found = limiter.DecisionFor(out.Request.Context(), "other")
+	assert.False(t, found)
 
 	clk.Advance(1500 * time.Millisecond)
 	w = httptest.NewRecorder()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,4 +171,26 @@ func TestRateLimitRejectsBadWiring(t *testing.T) {
 	assert.Panics(t, func() { httpmw.RateLimit(new(limiter.Policy)) })
 	p := rateLimitPolicy(t, "p", 1)
 	assert.Panics(t, func() { httpmw.RateLimit(p)(nil) })
+}
+
+func TestRateLimitWrapperKeepsReadFrom(t *testing.T) {
+	p := rateLimitPolicy(t, "copy", 1, limiter.WithSkipSuccessful())
+	h := httpmw.RateLimit(p)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, ok := w.(io.ReaderFrom)
+		assert.True(t, ok, "io.Copy keeps its fast path")
+		_, err := io.Copy(w, strings.NewReader("payload"))
+		assert.NoError(t, err)
+	}))
+	srv := httptest.NewServer(h) // the server's writer implements io.ReaderFrom
+	t.Cleanup(srv.Close)
+	for i := 0; i < 2; i++ {
+		res, body := rateLimitGet(t, srv.URL)
+		assert.Equal(t, http.StatusOK, res.StatusCode)
+		assert.Equal(t, "payload", body)
+	}
+	w := httptest.NewRecorder() // a writer without io.ReaderFrom
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.Equal(t, http.StatusOK, w.Code)
+	assert.Equal(t, "payload", w.Body.String())
+	assert.Equal(t, "0", w.Header().Get("X-RateLimit-Remaining"))
 }
