@@ -216,7 +216,7 @@ func stricter(d, cur *Decision) bool {
 //	{"error":"too many requests","policy":"<name>","retry_after":<seconds>}
 //
 // where seconds equals the Retry-After header.
-func DenyJSON(w http.ResponseWriter, _ *http.Request, d Decision) {
+func DenyJSON(w http.ResponseWriter, r *http.Request, d Decision) {
 	b := make([]byte, 0, 80+len(d.Policy))
 	b = append(b, `{"error":"too many requests","policy":"`...)
 	b = append(b, d.Policy...) // names are [A-Za-z0-9_.-]: nothing to escape

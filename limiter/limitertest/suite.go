@@ -70,6 +70,7 @@ type Report struct {
 
 // ReportDecision is one limiter.Decision as the handler saw it.
 type ReportDecision struct {
+	// Policy, Limit, Cost, Allowed and Remaining are the Decision's fields.
 	Policy    string `json:"policy"`
 	Limit     int    `json:"limit"`
 	Cost      int    `json:"cost"`
