@@ -37,6 +37,7 @@ type reqState struct {
 	used   int
 }
 
+// Value answers stateKey with s and passes every other key to the parent.
 func (s *reqState) Value(key any) any {
 	if key == (stateKey{}) {
 		return s
@@ -60,7 +61,7 @@ func stateOf(ctx context.Context) *reqState {
 	return s
 }
 
-// str returns b's bytes as a string. Strings live in s.buf while it has
+// str returns the concatenation of parts. Strings live in s.buf while it has
 // room: a region is handed out once and never written again, so the strings
 // are immutable as Go requires, and they keep s alive while in use. When
 // s.buf is full the bytes are copied to the heap as usual.
