@@ -211,7 +211,7 @@ func stricter(d, cur *Decision) bool {
 }
 
 // DenyJSON is the default DenyHandler: status 429 Too Many Requests with
-// Content-Type application/json and the body
+// Content-Type application/json, X-Content-Type-Options nosniff and the body
 //
 //	{"error":"too many requests","policy":"<name>","retry_after":<seconds>}
 //
@@ -223,7 +223,7 @@ func DenyJSON(w http.ResponseWriter, r *http.Request, d Decision) {
 	b = append(b, `","retry_after":`...)
 	b = strconv.AppendInt(b, d.RetryAfterSeconds(), 10)
 	b = append(b, '}')
-	w.Header().Set("Content-Type", "application/json")
+	setJSON(w.Header())
 	w.WriteHeader(http.StatusTooManyRequests)
 	_, _ = w.Write(b)
 }
@@ -237,7 +237,14 @@ func badRequestJSON(w http.ResponseWriter, _ *http.Request, err error) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "application/json")
+	setJSON(w.Header())
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, body)
+}
+
+// setJSON marks a JSON error response; nosniff keeps browsers from reading it
+// as anything else.
+func setJSON(h http.Header) {
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
 }

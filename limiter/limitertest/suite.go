@@ -306,8 +306,11 @@ func expectStatus(t *testing.T, what string, r response, status int) {
 func expectJSON(t *testing.T, what string, r response, status int, body string) {
 	t.Helper()
 	expectStatus(t, what, r, status)
-	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("%s: Content-Type %q, want application/json", what, ct)
+	}
+	if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("%s: X-Content-Type-Options %q, want nosniff", what, got)
 	}
 	if got := strings.TrimSpace(r.body); got != body {
 		t.Errorf("%s: body %q, want %q", what, got, body)
