@@ -31,9 +31,10 @@
 // mutex, so decisions on different keys rarely contend. A shard keeps its
 // windows in an open-addressing hash table whose 64-byte entries (one cache
 // line) hold the digest next to the window's state, so a decision usually
-// reads one cache line besides the log. With the table at most 3/4 full, a
-// key costs 85 to 170 bytes plus 16 bytes per hit in its window (its log
-// buffer has room for at least 4 hits, fewer when the limit is smaller).
+// reads one cache line, and a log of a single hit lives in that line too.
+// With the table at most 7/8 full, a key costs 73 to 146 bytes, plus 16 bytes
+// per hit in its window once it holds two or more (its log buffer then has
+// room for at least 4 hits, fewer when the limit is smaller).
 //
 // The number of keys (windows plus locks) is bounded by WithMaxKeys
 // (DefaultMaxKeys, about a million), split evenly over the shards. A key

@@ -231,17 +231,22 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	if err := store.ValidateHit(key, rule, cost); err != nil {
 		return store.Result{}, err
 	}
-	nowNanos := s.nowNanos()
-	now := nowNanos / 1e3 // the log is kept in microseconds, like the Lua script
 	win := int64(rule.Window / time.Microsecond)
 	d := maphash.String(s.keySeed, key)
 	sh := s.shard(d)
 
 	sh.mu.Lock()
-	w, err := sh.window(d, nowNanos, s.shardKeys)
-	if err != nil {
-		sh.mu.Unlock()
-		return store.Result{}, err
+	w := sh.windows.find(d)
+	// The clock is read under the lock, so a shard records its hits in time
+	// order even under concurrency.
+	nowNanos := s.nowNanos()
+	now := nowNanos / 1e3 // the log is kept in microseconds, like the Lua script
+	if w == nil {
+		var err error
+		if w, err = sh.window(d, nowNanos, s.shardKeys); err != nil {
+			sh.mu.Unlock()
+			return store.Result{}, err
+		}
 	}
 	if w.expires <= now {
 		w.hits.reset() // every hit has left: skip the pruning
@@ -249,9 +254,10 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 		w.hits.prune(now - win)
 	}
 	limit := rule.Limit
-	count := w.hits.n
+	admit := min(limit, maxLog) // what one key's log can hold
+	count := w.hits.len()
 	res := store.Result{Limit: limit}
-	if count+cost <= limit {
+	if count+cost <= admit {
 		sh.seq++
 		id := sh.seq<<s.shardBits | sh.id
 		w.hits.fit(count+cost, limit)
@@ -265,14 +271,14 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 		res.Receipt = store.Receipt{ID: id, Cost: cost}
 	} else {
 		// The (count+cost-limit)-th oldest hit must leave before cost fits.
-		at := w.hits.oldest
-		if rank := count + cost - limit - 1; rank > 0 {
+		at := w.hits.oldest()
+		if rank := count + cost - admit - 1; rank > 0 {
 			at = w.hits.at(rank).at
 		}
 		res.RetryAfter = leaves(at, win, now)
 	}
 	if count > 0 {
-		res.ResetAfter = leaves(w.hits.oldest, win, now)
+		res.ResetAfter = leaves(w.hits.oldest(), win, now)
 	}
 	sh.mu.Unlock()
 

@@ -2,41 +2,59 @@ package memstore
 
 import "math/bits"
 
+// maxLog is the most hits one key's log holds: its indices are 32-bit.
+const maxLog = 1 << 31
+
 // hit is one entry of a sliding-window log.
 type hit struct {
 	at int64  // time of the hit, microseconds since the Unix epoch
 	id uint64 // receipt id of the call that recorded it
 }
 
-// ring is a sliding-window log: hits in time order in a ring buffer whose
-// length is zero or a power of two. It caches the time of its oldest hit, so
-// that deciding whether any hit has left the window reads no buffer.
+// ring is a sliding-window log: hits in time order. A log of at most one hit
+// lives inline, in the cache line of its table entry, so that a key seen
+// once per window (the usual client) costs no buffer and no second cache
+// miss; a longer log lives in a ring buffer whose length is a power of two.
 type ring struct {
-	buf    []hit
-	head   int   // index in buf of the oldest hit
-	n      int   // number of hits
-	oldest int64 // time of the oldest hit, when n > 0
+	// buf holds the hits when not nil; when nil the log is inline.
+	buf  []hit
+	head uint32 // index in buf of the oldest hit
+	n    uint32 // number of hits
+	// one is the hit of an inline log. With a buffer, one.at caches the
+	// time of the oldest hit, so that deciding whether any hit has left the
+	// window reads no buffer. Either way one.at is the oldest time if n > 0.
+	one hit
 }
 
 // ringCap is the largest buffer a key with the given limit needs: limit
-// rounded up to a power of two.
+// rounded up to a power of two, at most maxLog.
 func ringCap(limit int) int {
 	switch {
 	case limit <= 1:
 		return 1
-	case limit > 1<<62:
-		return 1 << 62
+	case limit >= maxLog:
+		return maxLog
 	}
 	return 1 << bits.Len(uint(limit-1))
 }
 
-// at returns the i-th oldest hit; 0 <= i < r.n.
+// len returns the number of hits.
+func (r *ring) len() int { return int(r.n) }
+
+// oldest returns the time of the oldest hit; the log must not be empty.
+func (r *ring) oldest() int64 { return r.one.at }
+
+// at returns the i-th oldest hit; 0 <= i < r.len().
 func (r *ring) at(i int) hit {
-	return r.buf[(r.head+i)&(len(r.buf)-1)]
+	if r.buf == nil {
+		return r.one
+	}
+	return r.buf[(int(r.head)+i)&(len(r.buf)-1)]
 }
 
+// set replaces the i-th oldest hit of a buffered log.
 func (r *ring) set(i int, h hit) {
-	r.buf[(r.head+i)&(len(r.buf)-1)] = h
+	r.buf[(int(r.head)+i)&(len(r.buf)-1)] = h
 }
 
 // reset empties the log, keeping its buffer.
@@ -46,10 +64,14 @@ func (r *ring) reset() {
 
 // prune drops the hits at or before cutoff.
 func (r *ring) prune(cutoff int64) {
-	if r.n == 0 || r.oldest > cutoff {
+	if r.n == 0 || r.one.at > cutoff {
 		return
 	}
-	mask := len(r.buf) - 1
+	if r.buf == nil {
+		r.n = 0
+		return
+	}
+	mask := uint32(len(r.buf) - 1)
 	for r.n > 0 && r.buf[r.head].at <= cutoff {
 		r.head = (r.head + 1) & mask
 		r.n--
@@ -58,39 +80,60 @@ func (r *ring) prune(cutoff int64) {
 		r.head = 0
 		return
 	}
-	r.oldest = r.buf[r.head].at
+	r.one.at = r.buf[r.head].at
 }
 
-// fit makes the buffer suit limit: large enough for need hits, and no larger
-// than limit needs unless it holds more hits than that.
+// fit makes the log suit limit: room for need hits, and no larger than limit
+// needs unless it holds more hits than that.
 func (r *ring) fit(need, limit int) {
 	top := ringCap(limit)
+	if r.buf == nil {
+		if need <= 1 {
+			return
+		}
+		buf := make([]hit, ringCap(max(min(top, max(need, 4)), need)))
+		if r.n == 1 {
+			buf[0] = r.one
+		}
+		r.buf, r.head = buf, 0
+		return
+	}
 	if len(r.buf) >= need && len(r.buf) <= top {
 		return
 	}
-	size := ringCap(max(min(top, max(need, 2*len(r.buf), 4)), need, r.n))
+	if top == 1 && need <= 1 && r.n <= 1 { // back inline
+		if r.n == 1 {
+			r.one = r.at(0)
+		}
+		r.buf, r.head = nil, 0
+		return
+	}
+	size := ringCap(max(min(top, max(need, 2*len(r.buf), 4)), need, int(r.n)))
 	if size != len(r.buf) {
 		r.resize(size)
 	}
 }
 
-// resize moves the hits into a new buffer of size (a power of two >= r.n).
+// resize moves a buffered log into a new buffer of size (a power of two, at
+// least r.len()).
 func (r *ring) resize(size int) {
 	buf := make([]hit, size)
-	for i := range r.n {
+	for i := range r.len() {
 		buf[i] = r.at(i)
 	}
 	r.buf, r.head = buf, 0
 }
 
-// push records h in time order and returns the time of the newest hit; the
-// buffer must have room.
+// push records h in time order and returns the time of the newest hit; fit
+// must have made room.
 func (r *ring) push(h hit) int64 {
-	i := r.n
+	i := r.len()
 	r.n++
 	if i == 0 {
-		r.set(0, h)
-		r.oldest = h.at
+		r.one = h
+		if r.buf != nil {
+			r.set(0, h)
+		}
 		return h.at
 	}
 	newest := r.at(i - 1).at
@@ -108,15 +151,22 @@ func (r *ring) push(h hit) int64 {
 		i--
 	}
 	r.set(i, h)
-	r.oldest = r.at(0).at
+	r.one.at = r.at(0).at
 	return newest
 }
 
 // remove drops up to cost hits recorded with id and reports how many it
 // dropped. Recent hits are the likely ones, so it searches from the newest.
 func (r *ring) remove(id uint64, cost int) int {
+	if r.buf == nil {
+		if r.n == 1 && r.one.id == id && cost > 0 {
+			r.n = 0
+			return 1
+		}
+		return 0
+	}
 	lo, found := -1, 0
-	for i := r.n - 1; i >= 0 && found < cost; i-- {
+	for i := r.len() - 1; i >= 0 && found < cost; i-- {
 		if r.at(i).id == id {
 			found++
 			lo = i
@@ -126,7 +176,7 @@ func (r *ring) remove(id uint64, cost int) int {
 		return 0
 	}
 	j, removed := lo, 0
-	for i := lo; i < r.n; i++ {
+	for i := lo; i < r.len(); i++ {
 		h := r.at(i)
 		if h.id == id && removed < found {
 			removed++
@@ -135,11 +185,11 @@ func (r *ring) remove(id uint64, cost int) int {
 		r.set(j, h)
 		j++
 	}
-	r.n = j
+	r.n = uint32(j)
 	if r.n == 0 {
 		r.head = 0
 	} else {
-		r.oldest = r.at(0).at
+		r.one.at = r.at(0).at
 	}
 	return removed
 }
