@@ -493,6 +493,22 @@ func (s suite) testUndo(t *testing.T) {
 		check(t, "cost 5 after undoing cost 3", e.hit(key, rule, 5), want{true, 5, 0, 0, window})
 	})
 
+	t.Run("OldestUndone", func(t *testing.T) {
+		e := s.env(t)
+		rule := store.Rule{Limit: 3, Window: window}
+		key := e.key("k")
+		first := e.hit(key, rule, 1) // 0s
+		e.advance(10 * time.Second)
+		e.hit(key, rule, 1) // 10s
+		if err := e.s.Undo(e.ctx, key, first.Receipt); err != nil {
+			t.Fatalf("Undo: %v", err)
+		}
+		e.advance(10 * time.Second)
+		// The oldest hit left is at 10s: it decides the reset.
+		check(t, "hit at 20s", e.hit(key, rule, 1), want{true, 3, 1, 0, window - 10*time.Second})
+		check(t, "cost 2 at 20s", e.hit(key, rule, 2), want{false, 3, 1, window - 10*time.Second, window - 10*time.Second})
+	})
+
 	t.Run("ZeroReceipt", func(t *testing.T) {
 		e := s.env(t)
 		rule := store.Rule{Limit: 3, Window: window}
