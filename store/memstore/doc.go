@@ -6,13 +6,15 @@
 // # Sliding window
 //
 // Each key keeps a log of its hits in the window (now-window, now], at
-// microsecond precision like the Lua scripts: a ring buffer of (time, receipt
-// id) pairs, 16 bytes a hit, that grows on demand up to the rule's limit
+// microsecond precision like the Lua scripts: (time, receipt id) pairs, 16
+// bytes a hit. A log of one hit lives inline in the key's table entry; a
+// longer one in a ring buffer that grows on demand up to the rule's limit
 // rounded up to a power of two, so a key costs O(limit) memory. A hit of cost
 // n records n entries. Hits at the same instant are distinct hits. If a key's
 // limit shrinks between calls, hits above the new limit stay until they leave
 // the window (meanwhile the key is denied), and the buffer shrinks to fit the
-// new limit once they have.
+// new limit once they have. One key's log holds at most 2³¹ hits: a rule with
+// a larger limit admits no more than that in one window.
 //
 // # Keys
 //
@@ -38,9 +40,9 @@
 //
 // The number of keys (windows plus locks) is bounded by WithMaxKeys
 // (DefaultMaxKeys, about a million), split evenly over the shards. A key
-// whose window has emptied is dropped lazily when it is next used, by a
-// background sweep every DefaultSweepInterval (see WithSweepInterval), and
-// under pressure: when a shard is full, a new key first triggers a sweep of
+// whose window has emptied is reset in place when it is next used, and
+// dropped by a background sweep every DefaultSweepInterval (see
+// WithSweepInterval) or under pressure: when a shard is full, a new key first triggers a sweep of
 // expired keys (at most once per quarter of the shard's capacity inserted, so
 // the cost is amortised) and then evicts, among a random sample of windows,
 // the one whose log empties soonest: the one that carries the least
@@ -61,7 +63,9 @@
 // By default the store reads the monotonic clock, anchored to the wall clock
 // when New runs: a wall-clock step never stretches or shrinks a window, and a
 // reading costs half of time.Now. WithClock injects another source, such as a
-// fake clock in tests.
+// fake clock in tests. Hit reads the clock while it holds the key's shard, so
+// concurrent hits on a key are recorded in time order; a clock that goes back
+// is still handled, by inserting the hit in order as a sorted set would.
 //
 // # Performance
 //

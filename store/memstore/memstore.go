@@ -243,7 +243,7 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	now := nowNanos / 1e3 // the log is kept in microseconds, like the Lua script
 	if w == nil {
 		var err error
-		if w, err = sh.window(d, nowNanos, s.shardKeys); err != nil {
+		if w, err = sh.addWindow(d, nowNanos, s.shardKeys); err != nil {
 			sh.mu.Unlock()
 			return store.Result{}, err
 		}

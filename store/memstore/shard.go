@@ -61,13 +61,10 @@ func (sh *shardState) len() int {
 	return sh.windows.n + len(sh.locks)
 }
 
-// window returns the window of key digest d, adding an empty one if there is
-// none; nowNanos and bound are for making room. The pointer is valid while
-// the shard stays locked and unchanged.
-func (sh *shardState) window(d uint64, nowNanos int64, bound int) (*window, error) {
-	if w := sh.windows.find(d); w != nil {
-		return w, nil
-	}
+// addWindow adds an empty window for key digest d, which must be new, making
+// room under bound first. The pointer is valid while the shard stays locked
+// and unchanged.
+func (sh *shardState) addWindow(d uint64, nowNanos int64, bound int) (*window, error) {
 	if err := sh.makeRoom(nowNanos, bound); err != nil {
 		return nil, err
 	}
