@@ -78,17 +78,10 @@ func unregister(e regEntry) {
 	}
 }
 
-// memstorePath is the import path of sluice's in-process store.
-const memstorePath = "github.com/sluicehq/sluice/store/memstore"
-
-// inProcess reports whether s answers from process memory without I/O, so
-// that a per-decision deadline would cost time (a timer per request) and buy
-// nothing. A store says so by implementing interface{ InProcess() bool };
-// store/memstore is recognised by its type, so that limiter does not import it.
+// inProcess reports whether s answers from process memory without I/O (see
+// store.InProcess), so that a per-decision deadline would cost a timer per
+// request and buy nothing.
 func inProcess(s store.WindowStore) bool {
-	if ip, ok := s.(interface{ InProcess() bool }); ok {
-		return ip.InProcess()
-	}
-	t := reflect.TypeOf(s)
-	return t.Kind() == reflect.Pointer && t.Elem().PkgPath() == memstorePath
+	ip, ok := s.(store.InProcess)
+	return ok && ip.InProcess()
 }

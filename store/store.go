@@ -181,3 +181,12 @@ type Store interface {
 	WindowStore
 	LockStore
 }
+
+// InProcess is implemented by stores that answer from process memory without
+// I/O, such as store/memstore. Callers may skip per-call deadlines for them,
+// which would cost a timer and protect against nothing. A store that does not
+// implement it is assumed to do I/O.
+type InProcess interface {
+	// InProcess reports whether every call is answered without I/O.
+	InProcess() bool
+}

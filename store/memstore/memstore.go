@@ -64,7 +64,10 @@ type Store struct {
 	done      chan struct{} // closed when the sweeper returns
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store     = (*Store)(nil)
+	_ store.InProcess = (*Store)(nil)
+)
 
 type config struct {
 	clock         func() time.Time
@@ -184,6 +187,10 @@ func (s *Store) Close() error {
 	})
 	return nil
 }
+
+// InProcess reports true: every call is answered from process memory, so
+// callers need no per-call deadline. It implements store.InProcess.
+func (s *Store) InProcess() bool { return true }
 
 // Len returns the number of keys the Store holds, windows and locks together,
 // including expired ones not yet dropped.
