@@ -222,7 +222,7 @@ func DenyJSON(w http.ResponseWriter, r *http.Request, d Decision) {
 	b = append(b, d.Policy...) // names are [A-Za-z0-9_.-]: nothing to escape
 	b = append(b, `","retry_after":`...)
 	b = strconv.AppendInt(b, d.RetryAfterSeconds(), 10)
-	b = append(b, '}')
+	b = append(b, '}', '\n')
 	setJSON(w.Header())
 	w.WriteHeader(http.StatusTooManyRequests)
 	_, _ = w.Write(b)
@@ -236,10 +236,12 @@ func badRequestJSON(w http.ResponseWriter, _ *http.Request, err error) {
 	writeJSON(w, http.StatusBadRequest, `{"error":"cannot identify client"}`)
 }
 
+// writeJSON writes a fixed JSON body followed by a newline, as
+// json.Encoder and lockguard's rejections end theirs.
 func writeJSON(w http.ResponseWriter, status int, body string) {
 	setJSON(w.Header())
 	w.WriteHeader(status)
-	_, _ = io.WriteString(w, body)
+	_, _ = io.WriteString(w, body+"\n")
 }
 
 // setJSON marks a JSON error response; nosniff keeps browsers from reading it

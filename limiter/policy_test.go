@@ -119,7 +119,7 @@ func TestCheckDeniedContract(t *testing.T) {
 	assert.Equal(t, "9", w.Header().Get("Retry-After"), "8.5 s rounded up")
 	assert.Equal(t, `"api";r=0;t=9`, w.Header().Get("RateLimit"))
 	assert.Equal(t, strconv.FormatInt(t0.Unix()+10, 10), w.Header().Get("X-RateLimit-Reset"), "when the request would fit")
-	assert.Equal(t, `{"error":"too many requests","policy":"api","retry_after":9}`, w.Body.String())
+	assert.Equal(t, "{\"error\":\"too many requests\",\"policy\":\"api\",\"retry_after\":9}\n", w.Body.String())
 	assert.Equal(t, "application/json", w.Header().Get("Content-Type"))
 }
 
@@ -165,7 +165,7 @@ func TestKeyFuncErrorsAre400(t *testing.T) {
 
 	w := serve(chain(ok, p), request("192.0.2.1:1"))
 	assert.Equal(t, http.StatusBadRequest, w.Code)
-	assert.Equal(t, `{"error":"cannot identify client"}`, w.Body.String())
+	assert.Equal(t, "{\"error\":\"cannot identify client\"}\n", w.Body.String())
 	assert.NotContains(t, w.Body.String(), "database", "error text never reaches the client")
 
 	serve(chain(ok, q), request("192.0.2.1:1"))

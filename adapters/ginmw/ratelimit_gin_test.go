@@ -63,7 +63,7 @@ func TestRateLimitSeesFinalStatus(t *testing.T) {
 	assert.Equal(t, http.StatusInternalServerError, code)
 	code, body := rateLimitGet(t, srv.URL+"/aborted")
 	assert.Equal(t, http.StatusTooManyRequests, code, "the 401 and the panic were counted")
-	assert.Equal(t, `{"error":"too many requests","policy":"login","retry_after":60}`, body)
+	assert.Equal(t, "{\"error\":\"too many requests\",\"policy\":\"login\",\"retry_after\":60}\n", body)
 	assert.Zero(t, after, "a denial aborts the chain")
 }
 
@@ -83,7 +83,7 @@ func TestRateLimitByParam(t *testing.T) {
 	assert.Equal(t, http.StatusOK, code)
 	code, body := rateLimitGet(t, srv.URL+"/nothing")
 	assert.Equal(t, http.StatusBadRequest, code, "a route without the parameter cannot be keyed")
-	assert.Equal(t, `{"error":"cannot identify client"}`, body)
+	assert.Equal(t, "{\"error\":\"cannot identify client\"}\n", body)
 }
 
 func TestRateLimitRejectsBadWiring(t *testing.T) {
