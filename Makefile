@@ -39,7 +39,7 @@ have_cc = $(shell cc="$$($(GO) env CC)"; command -v "$${cc%% *}" >/dev/null 2>&1
 
 ## test: gofmt check, go vet, then go test -race with Redis available
 test: fmt-check vet race-deps
-	$(WITH_REDIS) $(GO) test $(if $(have_cc),$(RACE)) -count=1 ./...
+	$(WITH_REDIS) bash scripts/gotest.sh $(if $(have_cc),$(RACE)) -count=1 ./...
 
 ## fmt-check: fail if gofmt would change any file
 fmt-check:
