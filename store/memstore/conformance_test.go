@@ -37,3 +37,11 @@ func TestConformance(t *testing.T) {
 func TestConformanceSmall(t *testing.T) {
 	storetest.Run(t, backend(memstore.WithMaxKeys(64), memstore.WithSweepInterval(0)))
 }
+
+// TestConformanceShortFenceTTL runs the suite with a fence TTL shorter than
+// the lead a burst of acquires builds over the frozen clock.
+func TestConformanceShortFenceTTL(t *testing.T) {
+	b := backend(memstore.WithFenceTTL(time.Millisecond))
+	b.FenceTTL = time.Millisecond
+	storetest.Run(t, b)
+}

@@ -46,8 +46,9 @@
 // expired keys (at most once per quarter of the shard's capacity inserted, so
 // the cost is amortised) and then evicts, among a random sample of windows,
 // the one whose log empties soonest: the one that carries the least
-// information. Held locks are never evicted; if a shard holds nothing but
-// live locks, a new key fails with ErrFull. A flood of distinct clients
+// information. Held locks are never evicted, nor are fence counters still
+// ahead of the clock (see below); if a shard holds nothing else, a new key
+// fails with ErrFull. A flood of distinct clients
 // therefore costs a bounded amount of memory and makes the store forget the
 // quietest clients first.
 //
@@ -57,6 +58,10 @@
 // the clock given to WithClock. A key's fence counter is kept for
 // WithFenceTTL after its last acquire, and every fence is at least the clock
 // in microseconds, so fences keep increasing even after a counter was dropped.
+// A burst of acquires faster than one per microsecond runs a counter ahead of
+// the clock (each fence is the last one plus one); the counter is then kept,
+// past its TTL and through eviction, until the clock has passed its last
+// fence.
 //
 // # Time
 //

@@ -37,8 +37,9 @@ const (
 )
 
 // ErrFull reports that a new key cannot be stored because its shard holds the
-// most keys WithMaxKeys allows and all of them are live locks, which are never
-// evicted.
+// most keys WithMaxKeys allows and none of them can be evicted: all are held
+// locks, or fence counters whose last fence is still ahead of the clock (see
+// WithFenceTTL).
 var ErrFull = errors.New("memstore: too many keys")
 
 // Store is an in-memory store.Store. Create it with New; the zero value is not
@@ -103,7 +104,10 @@ func WithMaxKeys(n int) Option {
 // WithFenceTTL sets how long a lock's fence counter is kept after the lock's
 // last acquire. The default is DefaultFenceTTL (24h); it must be at least one
 // millisecond. Fences keep increasing after the counter is dropped, because
-// none is issued below the clock in microseconds.
+// none is issued below the clock in microseconds. Acquires faster than one per
+// microsecond run the counter ahead of the clock (each fence is the last one
+// plus one); such a counter is kept past its TTL until the clock has passed
+// its last fence, so even a short fence TTL never lets fences go down.
 func WithFenceTTL(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.fenceTTL = d })
 }
@@ -355,8 +359,10 @@ func (s *Store) Acquire(ctx context.Context, key, token string, ttl time.Duratio
 			return store.LockResult{}, err
 		}
 	}
+	// A counter still in the map is used even if its TTL has passed: it is
+	// kept only while its last fence may be ahead of the clock.
 	var last int64
-	if ok && st.fenceExpires > now {
+	if ok {
 		last = st.fence
 	}
 	fence := max(last+1, now/1e3)
@@ -393,11 +399,11 @@ func (s *Store) Release(ctx context.Context, key, token string) error {
 	if !ok || !st.held(now) || st.holder != tok {
 		return store.ErrNotHeld
 	}
-	if st.fenceExpires <= now {
+	st.expires = 0
+	if st.droppable(now) {
 		delete(sh.locks, d)
 		return nil
 	}
-	st.expires = 0
 	sh.locks[d] = st
 	return nil
 }

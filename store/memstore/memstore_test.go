@@ -511,3 +511,96 @@ func TestAllocations(t *testing.T) {
 		t.Errorf("remaining = %d, want %d", r.Remaining, 1000-500-101-1)
 	}
 }
+
+// TestFenceBurstThenCounterExpiry issues a burst of acquires faster than one
+// per microsecond (the clock is frozen), so the fence counter runs ahead of
+// the clock; once the counter's TTL has passed, which is less than its lead,
+// the next fence must still be above the last.
+func TestFenceBurstThenCounterExpiry(t *testing.T) {
+	const (
+		fenceTTL = time.Millisecond
+		burst    = 5000 // fences run 5ms ahead of the frozen clock
+	)
+	tests := []struct {
+		name string
+		// holdLast keeps the burst's last lock held, so that Release is
+		// the call that finds the counter expired.
+		holdLast bool
+	}{
+		{"Acquire finds the counter expired", false},
+		{"Release finds the counter expired", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, clock := newStore(t, memstore.WithFenceTTL(fenceTTL), memstore.WithSweepInterval(0))
+			ctx := context.Background()
+			var last int64
+			for i := range burst {
+				res, err := s.Acquire(ctx, "lock", "A", time.Hour)
+				if err != nil || !res.Acquired || res.Fence <= last {
+					t.Fatalf("burst acquire %d: %+v, %v; want acquired with a fence above %d", i, res, err, last)
+				}
+				last = res.Fence
+				if i < burst-1 || !tc.holdLast {
+					if err := s.Release(ctx, "lock", "A"); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			clock.Add(fenceTTL + time.Millisecond) // counter expired, still ahead of the clock
+			if tc.holdLast {
+				if err := s.Release(ctx, "lock", "A"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := s.Acquire(ctx, "lock", "B", time.Hour)
+			if err != nil || !res.Acquired {
+				t.Fatalf("Acquire after the counter expired: %+v, %v", res, err)
+			}
+			if res.Fence <= last {
+				t.Errorf("fence after the counter expired = %d, want above the burst's last %d", res.Fence, last)
+			}
+		})
+	}
+}
+
+// TestCounterAheadOfClockIsNotEvicted fills a one-key store with a fence
+// counter that a burst ran ahead of the clock: a new key must not evict it
+// while it is ahead, even after its TTL, and may once the clock has passed it.
+func TestCounterAheadOfClockIsNotEvicted(t *testing.T) {
+	const burst = 5000 // fences run 5ms ahead of the frozen clock
+	s, clock := newStore(t, memstore.WithMaxKeys(1), memstore.WithFenceTTL(time.Millisecond), memstore.WithSweepInterval(0))
+	ctx := context.Background()
+	var last int64
+	for range burst {
+		res, err := s.Acquire(ctx, "lock", "A", time.Hour)
+		if err != nil || !res.Acquired {
+			t.Fatalf("Acquire: %+v, %v", res, err)
+		}
+		last = res.Fence
+		if err := s.Release(ctx, "lock", "A"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rule := store.Rule{Limit: 1, Window: time.Hour}
+	clock.Add(2 * time.Millisecond) // counter expired, still ahead of the clock
+	if _, err := s.Hit(ctx, "client", rule, 1); !errors.Is(err, memstore.ErrFull) {
+		t.Errorf("Hit while the only key is a counter ahead of the clock = %v, want memstore.ErrFull", err)
+	}
+	res, err := s.Acquire(ctx, "lock", "B", time.Hour)
+	if err != nil || !res.Acquired || res.Fence <= last {
+		t.Fatalf("Acquire: %+v, %v; want acquired with a fence above %d", res, err, last)
+	}
+	last = res.Fence
+	if err := s.Release(ctx, "lock", "B"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(10 * time.Millisecond) // the clock passed the last fence
+	if res, err := s.Hit(ctx, "client", rule, 1); err != nil || !res.Allowed {
+		t.Fatalf("Hit once the clock passed the counter: %+v, %v", res, err)
+	}
+	res, err = s.Acquire(ctx, "lock", "C", time.Hour)
+	if err != nil || !res.Acquired || res.Fence <= last {
+		t.Errorf("Acquire after the counter was evicted: %+v, %v; want acquired with a fence above %d", res, err, last)
+	}
+}

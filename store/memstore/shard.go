@@ -26,6 +26,22 @@ type lock struct {
 // held reports whether the lock is held at now (nanoseconds).
 func (l lock) held(now int64) bool { return now < l.expires }
 
+// behind reports whether the lock is free at now (nanoseconds) and its last
+// fence is below the clock in microseconds, so that the entry may be dropped:
+// every fence issued later is at least the clock, and so above the last one.
+// A burst of acquires faster than one per microsecond runs the fence ahead of
+// the clock, by at most the burst's length in microseconds; such an entry
+// must be kept, even past its fence TTL, until the clock has caught up.
+func (l lock) behind(now int64) bool {
+	return !l.held(now) && l.fence < now/1e3
+}
+
+// droppable reports whether the entry may be dropped at now (nanoseconds)
+// without pressure: its fence counter's TTL has passed and it is behind.
+func (l lock) droppable(now int64) bool {
+	return l.fenceExpires <= now && l.behind(now)
+}
+
 // shardState is the part of a shard behind its mutex.
 type shardState struct {
 	mu      sync.Mutex
@@ -84,8 +100,9 @@ func (sh *shardState) addLock(d uint64, l lock) {
 // makeRoom ensures the shard can take one more key under bound: it drops
 // expired keys (at most once per bound/4 keys added, so the cost per key
 // stays constant), then evicts the sampled window that empties soonest, then
-// a lock that is free and whose fence is below the clock. Held locks are never
-// evicted: a shard full of them reports ErrFull.
+// a lock that is free and whose fence is below the clock. Held locks, and
+// fence counters still ahead of the clock, are never evicted: a shard full of
+// them reports ErrFull.
 func (sh *shardState) makeRoom(nowNanos int64, bound int) error {
 	if sh.len() < bound {
 		return nil
@@ -107,9 +124,8 @@ func (sh *shardState) makeRoom(nowNanos int64, bound int) error {
 		t.removeAt(victim)
 		return nil
 	}
-	now := nowNanos / 1e3
 	for d, l := range sh.locks {
-		if !l.held(nowNanos) && l.fence < now {
+		if l.behind(nowNanos) {
 			delete(sh.locks, d)
 			return nil
 		}
@@ -118,17 +134,15 @@ func (sh *shardState) makeRoom(nowNanos int64, bound int) error {
 }
 
 // sweep drops the windows whose hits have all left and the locks that are
-// free and whose fence counter expired. Under pressure it also drops free
-// locks whose fence is below the clock in microseconds: a fence issued later
-// is at least the clock, so dropping the counter cannot make fences go down.
+// free, whose fence counter expired and whose last fence is below the clock
+// in microseconds (see lock.behind). Under pressure it drops every free lock
+// whose fence is below the clock, expired counter or not: a fence issued
+// later is at least the clock, so dropping a counter never makes fences go
+// down.
 func (sh *shardState) sweep(nowNanos int64, pressure bool) {
-	now := nowNanos / 1e3
-	sh.windows.sweep(now)
+	sh.windows.sweep(nowNanos / 1e3)
 	for d, l := range sh.locks {
-		if l.held(nowNanos) {
-			continue
-		}
-		if l.fenceExpires <= nowNanos || (pressure && l.fence < now) {
+		if l.droppable(nowNanos) || (pressure && l.behind(nowNanos)) {
 			delete(sh.locks, d)
 		}
 	}

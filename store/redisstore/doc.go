@@ -31,7 +31,9 @@
 // TTL: a window log expires one window after its newest hit, a lock after its
 // TTL, a fencing counter after the fence TTL (WithFenceTTL, default 24h).
 // Fences stay increasing even after the counter expires, because the script
-// never issues a fence below the Redis time in microseconds.
+// never issues a fence below the Redis time in microseconds, as long as the
+// fence TTL (at least MinFenceTTL, 1s) exceeds the lead the counter can build
+// over the Redis clock: see WithFenceTTL.
 //
 // A sliding-window log costs one sorted-set member per hit in the window,
 // O(limit) per key. Members are short: a per-Store random prefix (8

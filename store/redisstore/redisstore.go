@@ -27,6 +27,9 @@ const DefaultPrefix = "sluice:"
 // WithFenceTTL sets another.
 const DefaultFenceTTL = 24 * time.Hour
 
+// MinFenceTTL is the shortest fence TTL New accepts (see WithFenceTTL).
+const MinFenceTTL = time.Second
+
 // hashBytes is how many bytes of the SHA-256 digest of a caller's key name its
 // Redis keys (in hex: twice as many characters).
 const hashBytes = 16
@@ -92,8 +95,18 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithFenceTTL sets the time to live of a lock's fencing counter, renewed on
-// every acquire. The default is DefaultFenceTTL (24h); it must be at least
-// one millisecond. Fences keep increasing after the counter expires.
+// every acquire. The default is DefaultFenceTTL (24h); New rejects a TTL
+// below MinFenceTTL (1s).
+//
+// Each fence is the counter's last fence plus one, and never below the Redis
+// time in microseconds, so fences keep increasing after the counter expires
+// as long as the counter's last fence is below the Redis clock by then. The
+// counter runs ahead of the clock only by one microsecond per acquire made
+// within the same microsecond (which a script run on Redis hardly allows), or
+// by as much as the Redis clock steps back (a wall-clock correction, a
+// failover to a server whose clock lags). Fences therefore stay increasing
+// while the fence TTL exceeds that lead; the default leaves a day for the
+// clock to catch up.
 func WithFenceTTL(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.fenceTTL = d })
 }
@@ -119,8 +132,9 @@ func New(client redis.Scripter, opts ...Option) (*Store, error) {
 	if cfg.timeout < 0 {
 		return nil, fmt.Errorf("%w: redisstore: timeout %v must not be negative", store.ErrInvalidArgument, cfg.timeout)
 	}
-	if cfg.fenceTTL < time.Millisecond {
-		return nil, fmt.Errorf("%w: redisstore: fence ttl %v must be at least 1ms", store.ErrInvalidArgument, cfg.fenceTTL)
+	if cfg.fenceTTL < MinFenceTTL {
+		return nil, fmt.Errorf("%w: redisstore: fence ttl %v must be at least %v (MinFenceTTL)",
+			store.ErrInvalidArgument, cfg.fenceTTL, MinFenceTTL)
 	}
 	var rnd [idPrefixBytes]byte
 	if _, err := rand.Read(rnd[:]); err != nil {

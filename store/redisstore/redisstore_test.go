@@ -68,6 +68,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"negative timeout", c, []redisstore.Option{redisstore.WithTimeout(-time.Second)}},
 		{"zero fence ttl", c, []redisstore.Option{redisstore.WithFenceTTL(0)}},
 		{"sub-millisecond fence ttl", c, []redisstore.Option{redisstore.WithFenceTTL(time.Microsecond)}},
+		{"fence ttl below MinFenceTTL", c, []redisstore.Option{redisstore.WithFenceTTL(time.Second - time.Millisecond)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,7 +84,7 @@ func TestNewAcceptsDefaultsAndNilOptions(t *testing.T) {
 	for i, opts := range [][]redisstore.Option{
 		nil,
 		{nil},
-		{redisstore.WithPrefix(""), redisstore.WithTimeout(0), redisstore.WithClock(nil), redisstore.WithFenceTTL(time.Millisecond)},
+		{redisstore.WithPrefix(""), redisstore.WithTimeout(0), redisstore.WithClock(nil), redisstore.WithFenceTTL(time.Second)},
 	} {
 		s, err := redisstore.New(c, opts...)
 		require.NoError(t, err)

@@ -28,6 +28,10 @@
 //     extend only by the owner, no re-creation by Extend after expiry,
 //     same-token re-acquire renews, fences strictly increase across acquires,
 //     releases and expiry, and TTL reports ErrNotHeld to a non-holder;
+//   - with Backend.FenceTTL set: after a burst of acquires on a frozen clock
+//     runs the fences ahead of the clock, fences still increase once the
+//     fence counter's TTL has passed, whether the next call is an Acquire or
+//     the Release of a lock taken before;
 //   - an already cancelled or expired context fails every method with the
 //     context's error and records nothing.
 //

@@ -24,7 +24,21 @@ type Backend struct {
 	// (a real Redis: time.Sleep). Leave it nil when locks expire by the clock
 	// passed to New, as memstore's do; the suite moves that clock itself.
 	Elapse func(d time.Duration)
+
+	// FenceTTL is the fence-counter TTL of the stores New returns, for a
+	// store whose locks and fences run on the clock passed to New (Elapse
+	// nil) and whose fence TTL is at most maxFenceTTL (10ms). When set, the
+	// suite runs a burst of acquires on a frozen clock, so that fences run
+	// ahead of the clock by more than FenceTTL, then moves the clock past
+	// FenceTTL and checks that the next fence is still above the last. The
+	// zero value skips that check, which cannot be controlled for a store
+	// that reads a server's clock.
+	FenceTTL time.Duration
 }
+
+// maxFenceTTL bounds Backend.FenceTTL, so that the burst that outruns the
+// clock stays short.
+const maxFenceTTL = 10 * time.Millisecond
 
 // Durations used throughout the suite.
 const (
@@ -920,6 +934,53 @@ func (s suite) testLock(t *testing.T) {
 		other := e.mustAcquire(e.key("other"), "A", lockTTL)
 		if other.Fence <= 0 {
 			t.Errorf("fence of another key = %d, want positive", other.Fence)
+		}
+	})
+
+	t.Run("FenceAfterBurstAndCounterExpiry", func(t *testing.T) {
+		fenceTTL := s.b.FenceTTL
+		switch {
+		case fenceTTL <= 0:
+			t.Skip("Backend.FenceTTL not set: fence counter expiry after a burst is not checked")
+		case s.b.Elapse != nil:
+			t.Skip("Backend.Elapse set: the suite cannot freeze the clock fences run on")
+		case fenceTTL > maxFenceTTL:
+			t.Fatalf("storetest: Backend.FenceTTL %v above %v", fenceTTL, maxFenceTTL)
+		}
+		// Fences are the last plus one, and at least the clock in
+		// microseconds. On the frozen clock a burst runs them ahead of the
+		// clock by its length in microseconds, twice what the clock moves.
+		step := fenceTTL + time.Millisecond
+		burst := 2 * int(step/time.Microsecond)
+		e := s.env(t)
+		free, held := e.key("free"), e.key("held")
+		lasts := map[string]int64{}
+		for _, key := range []string{free, held} {
+			var last int64
+			for i := range burst {
+				res := e.mustAcquire(key, "A", lockTTL)
+				if res.Fence <= last {
+					t.Fatalf("burst acquire %d: fence %d, want above %d", i, res.Fence, last)
+				}
+				last = res.Fence
+				if key == held && i == burst-1 {
+					break // keep the last lock: Release meets the expired counter
+				}
+				if err := e.s.Release(e.ctx, key, "A"); err != nil {
+					t.Fatalf("Release: %v", err)
+				}
+			}
+			lasts[key] = last
+		}
+		e.advance(step) // the counters' TTL passed; their fences are still ahead
+		if err := e.s.Release(e.ctx, held, "A"); err != nil {
+			t.Fatalf("Release of the held lock after the fence TTL: %v", err)
+		}
+		for _, key := range []string{free, held} {
+			if res := e.mustAcquire(key, "B", lockTTL); res.Fence <= lasts[key] {
+				t.Errorf("%s: fence after the counter's TTL = %d, want above the burst's last %d",
+					short(key), res.Fence, lasts[key])
+			}
 		}
 	})
 
