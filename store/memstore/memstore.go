@@ -174,7 +174,9 @@ func New(opts ...Option) (*Store, error) {
 
 // Close stops the background sweeper and drops every key. It is safe to call
 // more than once and always returns nil; any call on the Store after Close
-// returns store.ErrClosed.
+// returns store.ErrClosed. A call made while Close runs either takes effect
+// before Close drops its key or returns store.ErrClosed: once Close has
+// returned, the Store holds no key.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
@@ -222,7 +224,10 @@ func (s *Store) shard(d uint64) *shard {
 	return &s.shards[d>>s.shardShift&uint64(len(s.shards)-1)]
 }
 
-// check returns the error every call reports before doing any work.
+// check returns the error every call reports before doing any work. A call
+// checks the closed flag again once it holds its shard: Close sets the flag
+// before it clears each shard under the shard's mutex, so a call that passed
+// check just before Close cannot re-insert a key into a cleared shard.
 func (s *Store) check(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -247,6 +252,10 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	sh := s.shard(d)
 
 	sh.mu.Lock()
+	if s.closed.Load() { // Close may have cleared the shard since check
+		sh.mu.Unlock()
+		return store.Result{}, store.ErrClosed
+	}
 	w := sh.windows.find(d)
 	// The clock is read under the lock, so a shard records its hits in time
 	// order even under concurrency.
@@ -323,10 +332,13 @@ func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) err
 	d := maphash.String(s.keySeed, key)
 	sh := s.shard(d)
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
 	if w := sh.windows.find(d); w != nil {
 		w.hits.remove(receipt.ID, receipt.Cost)
 	}
-	sh.mu.Unlock()
 	return nil
 }
 
@@ -350,6 +362,9 @@ func (s *Store) Acquire(ctx context.Context, key, token string, ttl time.Duratio
 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if s.closed.Load() { // Close may have cleared the shard since check
+		return store.LockResult{}, store.ErrClosed
+	}
 	st, ok := sh.locks[d]
 	if ok && st.held(now) && st.holder != tok {
 		return store.LockResult{HolderTTL: time.Duration(st.expires - now)}, nil
@@ -395,6 +410,9 @@ func (s *Store) Release(ctx context.Context, key, token string) error {
 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
 	st, ok := sh.locks[d]
 	if !ok || !st.held(now) || st.holder != tok {
 		return store.ErrNotHeld
@@ -424,6 +442,9 @@ func (s *Store) Extend(ctx context.Context, key, token string, ttl time.Duration
 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
 	st, ok := sh.locks[d]
 	if !ok || !st.held(now) || st.holder != tok {
 		return store.ErrNotHeld
@@ -449,6 +470,9 @@ func (s *Store) TTL(ctx context.Context, key, token string) (time.Duration, erro
 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if s.closed.Load() {
+		return 0, store.ErrClosed
+	}
 	st, ok := sh.locks[d]
 	if !ok || !st.held(now) || st.holder != tok {
 		return 0, store.ErrNotHeld

@@ -604,3 +604,57 @@ func TestCounterAheadOfClockIsNotEvicted(t *testing.T) {
 		t.Errorf("Acquire after the counter was evicted: %+v, %v; want acquired with a fence above %d", res, err, last)
 	}
 }
+
+// TestCloseRacesCalls closes stores while many goroutines write to them:
+// a call that started before Close must not re-insert a key into a shard
+// Close has cleared, so once Close has returned and the calls have
+// finished, the store holds nothing and every call reports store.ErrClosed.
+func TestCloseRacesCalls(t *testing.T) {
+	const workers = 16
+	ctx := context.Background()
+	rule := store.Rule{Limit: 1 << 20, Window: time.Hour}
+	for round := range 50 {
+		s, err := memstore.New(memstore.WithMaxKeys(100_000), memstore.WithSweepInterval(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			wg      sync.WaitGroup
+			started sync.WaitGroup
+		)
+		started.Add(workers)
+		for w := range workers {
+			wg.Go(func() {
+				started.Done()
+				for i := 0; ; i++ {
+					key := strconv.Itoa(w) + ":" + strconv.Itoa(i)
+					var err error
+					if i%2 == 0 {
+						_, err = s.Hit(ctx, key, rule, 1)
+					} else {
+						_, err = s.Acquire(ctx, key, "A", time.Hour)
+					}
+					if errors.Is(err, store.ErrClosed) {
+						return
+					}
+					if err != nil {
+						t.Errorf("call during Close: %v", err)
+						return
+					}
+				}
+			})
+		}
+		started.Wait()
+		_ = s.Close()
+		wg.Wait()
+		if n := s.Len(); n != 0 {
+			t.Fatalf("round %d: Len after Close = %d, want 0: a call re-inserted a key", round, n)
+		}
+		if _, err := s.Hit(ctx, "after", rule, 1); !errors.Is(err, store.ErrClosed) {
+			t.Fatalf("Hit after Close = %v, want store.ErrClosed", err)
+		}
+		if _, err := s.Acquire(ctx, "after", "A", time.Hour); !errors.Is(err, store.ErrClosed) {
+			t.Fatalf("Acquire after Close = %v, want store.ErrClosed", err)
+		}
+	}
+}
