@@ -37,7 +37,8 @@ func WithRetryStrategy(s RetryStrategy) Option {
 
 // WithReleaseTimeout sets how long Lock.Release waits for the store. Release
 // runs on a context detached from the caller's (so that a cancelled request
-// still frees its lock), and this timeout bounds it. The default is
+// still frees its lock), and this timeout bounds it. It also bounds the
+// release Obtain sends after a failed acquire attempt. The default is
 // DefaultReleaseTimeout (2s); d must be positive.
 func WithReleaseTimeout(d time.Duration) Option {
 	return Option{func(l *Locker) { l.releaseTimeout = d }}
@@ -114,6 +115,13 @@ func WaitFor(d time.Duration) ObtainOption {
 // when ctx's deadline passed while Obtain waited for a held lock); it wraps
 // ErrStore and the store's error when the store failed; and it wraps
 // store.ErrInvalidArgument for an empty key or a ttl below one millisecond.
+//
+// An attempt that fails may still have taken the lock (the store ran the
+// acquire but the reply was lost to a timeout, a dropped connection or a
+// cancelled ctx). Before returning such a failure, Obtain releases the
+// attempt's token on a context detached from ctx, bounded by the release
+// timeout, so that the resource does not stay locked for the whole TTL with
+// nobody holding it.
 func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts ...ObtainOption) (*Lock, error) {
 	token := rand.Text()
 	if err := store.ValidateLock(key, token, ttl, true); err != nil {
@@ -145,11 +153,15 @@ func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts
 		hasCtxDeadline = false // the option's deadline comes first
 	}
 
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("lockguard: obtain %q: %w", key, err)
+	}
 	var held *HeldError
 	for failed := 0; ; {
 		start := time.Now()
 		res, err := l.store.Acquire(ctx, key, token, ttl)
 		if err != nil {
+			l.abandon(ctx, key, token, err)
 			return nil, waitEnded(held, wrapErr(ctx.Err(), "obtain", key, err))
 		}
 		if res.Acquired {
@@ -184,6 +196,24 @@ func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts
 			return nil, waitEnded(held, fmt.Errorf("lockguard: obtain %q: %w", key, err))
 		}
 	}
+}
+
+// abandon releases key for token after an acquire attempt failed with err.
+// A failed attempt may still have taken the lock: the store can run the
+// acquire and lose the reply (a timeout, a dropped connection, a context
+// cancelled while the call was in flight). Nobody would hold that lock, yet
+// it would keep the resource locked for its whole TTL. The release runs on a
+// context detached from ctx, bounded by the release timeout, and its outcome
+// is ignored: usually there is nothing to release. It is best effort: a
+// release that overtakes a delayed acquire on the network finds nothing, and
+// that lock then ends with its TTL.
+func (l *Locker) abandon(ctx context.Context, key, token string, err error) {
+	if errors.Is(err, store.ErrInvalidArgument) {
+		return // refused before it reached the store
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.releaseTimeout)
+	defer cancel()
+	_ = l.store.Release(rctx, key, token)
 }
 
 // waitEnded returns err, an ended context's error, joined with held when the

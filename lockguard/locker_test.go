@@ -332,3 +332,61 @@ func TestHeldErrorMessage(t *testing.T) {
 	assert.Equal(t, `lockguard: lock "order:1" held by another owner (remaining ttl 1.5s, 2 attempts)`, err.Error())
 	assert.True(t, errors.Is(err, lockguard.ErrHeld))
 }
+
+var errLostReply = errors.New("lost reply")
+
+// lostReplyStore runs Acquire on the store it wraps and then fails the call
+// with what fail returns, as a call whose reply was lost does: a timeout, a
+// dropped connection or a cancelled request after the store took the lock.
+type lostReplyStore struct {
+	store.LockStore
+	fail func() error
+}
+
+func (s lostReplyStore) Acquire(ctx context.Context, key, token string, ttl time.Duration) (store.LockResult, error) {
+	if _, err := s.LockStore.Acquire(ctx, key, token, ttl); err != nil {
+		return store.LockResult{}, err
+	}
+	return store.LockResult{}, s.fail()
+}
+
+// TestObtainUncertainFailureReleases checks that an acquire whose outcome is
+// unknown does not leave the resource locked for the whole TTL with nobody
+// holding it.
+func TestObtainUncertainFailureReleases(t *testing.T) {
+	eachBackend(t, func(t *testing.T, inst guardtest.Instance) {
+		cases := []struct {
+			name string
+			want error
+			opts []lockguard.ObtainOption
+			// fail returns the error of the acquire, given the caller's
+			// cancel function.
+			fail func(cancel context.CancelFunc) error
+		}{
+			{"store-error", lockguard.ErrStore, nil,
+				func(context.CancelFunc) error { return errLostReply }},
+			{"store-timeout", lockguard.ErrStore, nil,
+				func(context.CancelFunc) error { return context.DeadlineExceeded }},
+			{"store-error-while-waiting", lockguard.ErrStore, []lockguard.ObtainOption{lockguard.WaitFor(time.Second)},
+				func(context.CancelFunc) error { return errLostReply }},
+			{"caller-cancelled", context.Canceled, nil,
+				func(cancel context.CancelFunc) error { cancel(); return context.Canceled }},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				flaky := newLocker(t, lostReplyStore{inst.Store, func() error { return tc.fail(cancel) }})
+				key := "order:" + tc.name
+				lock, err := flaky.Obtain(ctx, key, time.Minute, tc.opts...)
+				require.ErrorIs(t, err, tc.want)
+				assert.NotErrorIs(t, err, lockguard.ErrHeld)
+				assert.Nil(t, lock)
+
+				lock, err = newLocker(t, inst.Store).Obtain(context.Background(), key, time.Second)
+				require.NoError(t, err, "the failed attempt's token does not hold the resource")
+				require.NoError(t, lock.Release(context.Background()))
+			})
+		}
+	})
+}
