@@ -314,8 +314,9 @@ func leaves(at, win, now int64) time.Duration {
 }
 
 // Undo removes the hits that receipt identifies from key's window. A zero
-// receipt, or hits that already left the window, are no-ops. See
-// store.WindowStore.
+// receipt, or hits that already left the window, are no-ops. Any other
+// receipt without both an ID and a positive cost is an error wrapping
+// store.ErrInvalidArgument. See store.WindowStore.
 func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) error {
 	if err := s.check(ctx); err != nil {
 		return err

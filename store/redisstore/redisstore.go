@@ -188,16 +188,18 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 // Undo removes the hits that receipt identifies from key's window. The receipt
 // must come from a Hit on the same Store value (hit ids carry the Store's
 // random prefix); a zero receipt, or hits that already left the window, are not
-// an error. See store.WindowStore.
+// an error. Any other receipt without both an ID and a positive cost is an
+// error wrapping store.ErrInvalidArgument, and sends nothing. See
+// store.WindowStore.
 func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) error {
 	if key == "" {
 		return fmt.Errorf("%w: empty key", store.ErrInvalidArgument)
 	}
-	if receipt.Cost < 0 {
-		return fmt.Errorf("%w: receipt cost %d must not be negative", store.ErrInvalidArgument, receipt.Cost)
-	}
-	if receipt.ID == 0 || receipt.Cost == 0 {
+	if receipt == (store.Receipt{}) {
 		return nil
+	}
+	if receipt.ID == 0 || receipt.Cost <= 0 {
+		return fmt.Errorf("%w: receipt %+v", store.ErrInvalidArgument, receipt)
 	}
 	reply, err := s.run(ctx, lua.WindowUndo(), []string{s.redisKey("w:{", key, "}")},
 		s.hitID(receipt.ID), receipt.Cost)

@@ -17,7 +17,9 @@
 //     controlled clock, including a denial whose cost needs more than the
 //     oldest hit to leave;
 //   - Undo gives capacity back, removes exactly the receipt's hits, ignores a
-//     zero receipt and does not fail once the hits left the window;
+//     zero receipt, rejects any other receipt without both an ID and a
+//     positive cost with store.ErrInvalidArgument, and does not fail once the
+//     hits left the window;
 //   - concurrency: 200 simultaneous hits on a fresh key admit exactly the
 //     limit, with the store's own clock and with a frozen clock (hits in the
 //     same instant are distinct hits), and one of many concurrent acquires of

@@ -538,6 +538,33 @@ func (s suite) testUndo(t *testing.T) {
 		}
 	})
 
+	t.Run("MalformedReceipt", func(t *testing.T) {
+		// The zero receipt is a no-op; any other receipt needs both an ID
+		// and a positive cost.
+		rule := store.Rule{Limit: 2, Window: window}
+		tests := []struct {
+			name    string
+			receipt func(real store.Receipt) store.Receipt
+		}{
+			{"ZeroCost", func(r store.Receipt) store.Receipt { return store.Receipt{ID: r.ID} }},
+			{"ZeroID", func(r store.Receipt) store.Receipt { return store.Receipt{Cost: r.Cost} }},
+			{"NegativeCost", func(r store.Receipt) store.Receipt { return store.Receipt{ID: r.ID, Cost: -1} }},
+			{"ZeroIDNegativeCost", func(store.Receipt) store.Receipt { return store.Receipt{Cost: -1} }},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				e := s.env(t)
+				key := e.key("k")
+				res := e.hit(key, rule, 1)
+				bad := tc.receipt(res.Receipt)
+				if err := e.s.Undo(e.ctx, key, bad); !errors.Is(err, store.ErrInvalidArgument) {
+					t.Errorf("Undo(%+v) = %v, want store.ErrInvalidArgument", bad, err)
+				}
+				check(t, "the hit still counts", e.hit(key, rule, 1), want{true, 2, 0, 0, window})
+			})
+		}
+	})
+
 	t.Run("AfterHitsLeft", func(t *testing.T) {
 		e := s.env(t)
 		rule := store.Rule{Limit: 3, Window: window}
