@@ -58,15 +58,28 @@
 // when Redis hangs. WithTimeout adds a per-call deadline on top of the
 // caller's.
 //
-// How a call in flight is stopped depends on the client. A go-redis client
-// with ContextTimeoutEnabled applies context deadlines to its socket, so the
-// Store runs the call inline, at the cost of a plain go-redis call; a
-// cancellation without a deadline then takes effect when Redis answers or the
-// deadline (WithTimeout, the client's ReadTimeout) passes. With any other
-// client the Store runs a cancellable call in a goroutine and stops waiting
-// as soon as the context is done, which adds a goroutine hand-off (some
-// microseconds) per call; the abandoned command ends within the client's
-// ReadTimeout. For the fastest calls that still honour deadlines, set
-// ContextTimeoutEnabled and WithTimeout. Either way, a call that ended with a
+// How a call in flight is stopped depends on the client, and
+// ContextTimeoutEnabled: true in the go-redis options (redis.Options,
+// redis.ClusterOptions, redis.FailoverOptions, redis.RingOptions) is
+// recommended:
+//
+//	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+//	s, err := redisstore.New(client, redisstore.WithTimeout(50*time.Millisecond))
+//
+// With it, go-redis applies each call's context deadline to its socket, so
+// the Store runs the call inline, at the cost of a plain go-redis call, and a
+// call fails at its deadline instead of waiting on its connection. A
+// cancellation without a deadline then takes effect when Redis answers or
+// the deadline (WithTimeout, the client's ReadTimeout) passes.
+//
+// Without it (the go-redis default), or with a client New cannot inspect,
+// the Store runs every call whose context can be cancelled or carries a
+// deadline (any call, with WithTimeout) in a goroutine of its own, and stops
+// waiting as soon as the context is done. That costs a goroutine hand-off
+// (some microseconds) per call, and an abandoned call keeps its goroutine
+// and its pool connection until Redis answers or the client's ReadTimeout
+// passes (5s by default); with a ReadTimeout of -1 or -2 (no read deadline) a
+// hung server keeps them forever, so the pool can drain and later calls fail
+// after the client's PoolTimeout. Either way, a call that ended with a
 // context error may still have been applied by Redis.
 package redisstore

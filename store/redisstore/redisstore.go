@@ -116,6 +116,15 @@ func WithFenceTTL(d time.Duration) Option {
 // *redis.Ring or anything else implementing redis.Scripter. New sends nothing
 // to Redis; call lua.Load to preload the scripts. Bad options are an error
 // wrapping store.ErrInvalidArgument.
+//
+// Create the client with ContextTimeoutEnabled: true in its options: go-redis
+// then applies each call's deadline to its socket and the Store runs calls
+// inline. Without it (the go-redis default), every call whose context can be
+// cancelled or has a deadline (every call, with WithTimeout) runs in a
+// goroutine that the Store stops waiting for when the context is done; an
+// abandoned call keeps that goroutine and a pool connection until Redis
+// answers or the client's ReadTimeout passes, and forever on a hung server
+// if ReadTimeout is -1 or -2. See the package documentation, "Deadlines".
 func New(client redis.Scripter, opts ...Option) (*Store, error) {
 	if client == nil || isNilPointer(client) {
 		return nil, fmt.Errorf("%w: redisstore: nil client", store.ErrInvalidArgument)
