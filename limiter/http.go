@@ -28,8 +28,9 @@ type Outcome struct {
 	// checked request itself when nothing was decided.
 	Request *http.Request
 	// Proceed reports that the request may go on to the next handler. When it
-	// is false, Check has written the whole response (429, 400 or 503) and
-	// the next handler must not run.
+	// is false the next handler must not run: Check has written the whole
+	// response (429, 400 or 503), or, if the store call failed after the
+	// request's own context was done (the client went away), nothing at all.
 	Proceed bool
 
 	dec  Decision // what Finish may undo
@@ -54,7 +55,10 @@ func (p *Policy) NeedsStatus() bool { return p.skipOK || p.skipFailed }
 // Check decides r: it evaluates the skip predicate, the key and the cost,
 // asks the limiter, and sets the quota headers on w. If the request is
 // denied, cannot be attributed, or the store failed under FailClosed, Check
-// writes the response and Outcome.Proceed is false. Otherwise the adapter
+// writes the response and Outcome.Proceed is false. If the store failed while
+// r's context was done (the client closed or half-closed its connection),
+// Outcome.Proceed is false under either fail mode and nothing is written, so
+// that hanging up cannot buy an uncounted request. Otherwise the adapter
 // calls the next handler with Outcome.Request and, if NeedsStatus, calls
 // Finish with the final status afterwards.
 func (p *Policy) Check(w http.ResponseWriter, r *http.Request) Outcome {
@@ -110,9 +114,16 @@ func (p *Policy) CheckKey(w http.ResponseWriter, r *http.Request, key string, ke
 		cancel()
 	}
 	if err != nil {
-		if parent.Err() == nil { // not merely a client that went away
-			p.report(parent, err)
+		if parent.Err() != nil {
+			// The request's own context is done: net/http cancels it when
+			// the client closes or half-closes its connection, and the store
+			// refused the hit because of it. Serving the request uncounted
+			// would let any client escape a fail-open limit by hanging up,
+			// so it does not proceed, whatever the fail mode; nothing is
+			// written (the client is gone) or reported (the store is fine).
+			return Outcome{Request: r}
 		}
+		p.report(parent, err)
 		if p.fail == FailClosed {
 			writeJSON(w, http.StatusServiceUnavailable, `{"error":"rate limiter unavailable"}`)
 			return Outcome{Request: r}

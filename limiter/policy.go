@@ -40,7 +40,9 @@ type FailMode int
 const (
 	// FailOpen serves the request as if it were allowed, without quota
 	// headers, and reports the error. It is the default: an outage of the
-	// store does not take the application down with it.
+	// store does not take the application down with it. A request whose own
+	// context was done when the store failed (its client went away) is not
+	// served under either mode.
 	FailOpen FailMode = iota
 	// FailClosed answers 503 Service Unavailable with the JSON body
 	// {"error":"rate limiter unavailable"}, and reports the error. Use it

@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/limiter"
+	"github.com/sluicehq/sluice/limiter/limitertest"
 )
 
 // chain applies policies (the first outermost) in front of h the way the
@@ -282,16 +284,54 @@ func TestFinish(t *testing.T) {
 	plain.Finish(limiter.Outcome{}, 200)
 }
 
-func TestClientGoneIsNotAStoreFailure(t *testing.T) {
-	clk := newClock()
-	var reported []string
-	p := newPolicy(t, newLimiter(t, "api", 5, time.Minute, newMem(t, clk)), clk,
-		limiter.WithErrorHandler(func(_ context.Context, policy string, err error) { reported = append(reported, policy) }))
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	out := p.Check(httptest.NewRecorder(), request("192.0.2.1:1").WithContext(ctx))
-	assert.True(t, out.Proceed, "fail-open")
-	assert.Empty(t, reported)
+// TestClientGoneIsNeverServed checks a request whose own context is already
+// cancelled, as net/http cancels it when the client closes or half-closes its
+// connection: the store refuses to count it, and whatever the fail mode the
+// handler must not run, or a client could escape a fail-open limit (on a
+// side-effecting POST) by hanging up right after sending its request. Nothing
+// is written and nothing is reported: the client is gone, the store is fine.
+func TestClientGoneIsNeverServed(t *testing.T) {
+	mini := limitertest.Emulated("miniredis", func(t *testing.T) limitertest.EmulatedServer { return miniredis.RunT(t) })
+	backends := append([]limitertest.Backend{limitertest.Memory(), mini}, limitertest.Env()...)
+	modes := []struct {
+		name string
+		mode limiter.FailMode
+	}{{"fail-open", limiter.FailOpen}, {"fail-closed", limiter.FailClosed}}
+	for _, b := range backends {
+		for _, m := range modes {
+			t.Run(b.Name+"/"+m.name, func(t *testing.T) {
+				clk := newClock()
+				inst := b.New(t, clk.Now)
+				var reported []error
+				p := newPolicy(t, newLimiter(t, "post", 1, time.Minute, inst.Store), clk,
+					limiter.WithFailMode(m.mode),
+					limiter.WithErrorHandler(func(_ context.Context, _ string, err error) { reported = append(reported, err) }))
+				ran := 0
+				h := chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ran++ }), p)
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				for i := 0; i < 5; i++ {
+					r := request("192.0.2.1:1").WithContext(ctx)
+					w := httptest.NewRecorder()
+					out := p.Check(w, r)
+					assert.False(t, out.Proceed, "attempt %d: a client that went away is not served", i+1)
+					assert.Same(t, r, out.Request)
+					assert.Empty(t, w.Header(), "nothing is written to a client that went away")
+					assert.Zero(t, w.Body.Len())
+
+					w = serve(h, r)
+					assert.Empty(t, w.Header())
+					assert.Zero(t, w.Body.Len())
+				}
+				assert.Zero(t, ran, "the handler never ran")
+				assert.Empty(t, reported, "a client that went away is not a store failure")
+
+				w := serve(h, request("192.0.2.1:1"))
+				assert.Equal(t, http.StatusOK, w.Code, "a client that stays is served")
+				assert.Equal(t, 1, ran)
+			})
+		}
+	}
 }
 
 // logBuffer collects slog output.

@@ -1,6 +1,7 @@
 package echomw_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -120,4 +121,24 @@ func TestRateLimitByParam(t *testing.T) {
 func TestRateLimitRejectsBadWiring(t *testing.T) {
 	assert.Panics(t, func() { echomw.RateLimit(nil) })
 	assert.Panics(t, func() { echomw.RateLimitBy(new(limiter.Policy), echomw.ParamKey("id")) })
+}
+
+// TestRateLimitClientGoneIsNotServed checks that a request whose context is
+// already cancelled (net/http cancels it when the client closes or
+// half-closes its connection) never reaches the handler uncounted under the
+// default fail-open mode.
+func TestRateLimitClientGoneIsNotServed(t *testing.T) {
+	p := rateLimitPolicy(t, "post", 1)
+	ran := 0
+	e := echo.New()
+	e.POST("/orders", func(c echo.Context) error { ran++; return c.NoContent(http.StatusOK) }, echomw.RateLimit(p))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := 0; i < 5; i++ {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/orders", nil)
+		e.ServeHTTP(w, r)
+		assert.Empty(t, w.Header(), "nothing is written to a client that went away")
+	}
+	assert.Zero(t, ran, "the handler never ran")
 }

@@ -1,6 +1,7 @@
 package ginmw_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -89,4 +90,23 @@ func TestRateLimitByParam(t *testing.T) {
 func TestRateLimitRejectsBadWiring(t *testing.T) {
 	assert.Panics(t, func() { ginmw.RateLimit(nil) })
 	assert.Panics(t, func() { ginmw.RateLimitBy(new(limiter.Policy), ginmw.ParamKey("id")) })
+}
+
+// TestRateLimitClientGoneIsNotServed checks that a request whose context is
+// already cancelled (net/http cancels it when the client closes or
+// half-closes its connection) never reaches the handler uncounted under the
+// default fail-open mode.
+func TestRateLimitClientGoneIsNotServed(t *testing.T) {
+	p := rateLimitPolicy(t, "post", 1)
+	ran := 0
+	r := gin.New()
+	r.POST("/orders", ginmw.RateLimit(p), func(c *gin.Context) { ran++; c.Status(http.StatusOK) })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := 0; i < 5; i++ {
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, httptest.NewRequestWithContext(ctx, http.MethodPost, "/orders", nil))
+		assert.Empty(t, w.Header(), "nothing is written to a client that went away")
+	}
+	assert.Zero(t, ran, "the handler never ran")
 }

@@ -2,10 +2,13 @@ package httpmw_test
 
 import (
 	"bufio"
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,4 +196,52 @@ func TestRateLimitWrapperKeepsReadFrom(t *testing.T) {
 	assert.Equal(t, http.StatusOK, w.Code)
 	assert.Equal(t, "payload", w.Body.String())
 	assert.Equal(t, "0", w.Header().Get("X-RateLimit-Remaining"))
+}
+
+// TestRateLimitClientGoneIsNotServed checks that a client cannot escape a
+// fail-open limit by going away: net/http cancels the request's context when
+// the client closes or half-closes its connection, the store then refuses
+// the hit, and the handler must not run uncounted.
+func TestRateLimitClientGoneIsNotServed(t *testing.T) {
+	t.Run("cancelled request context", func(t *testing.T) {
+		p := rateLimitPolicy(t, "post", 1)
+		ran := 0
+		h := httpmw.RateLimit(p)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ran++ }))
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		for i := 0; i < 5; i++ {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequestWithContext(ctx, http.MethodPost, "/orders", nil))
+			assert.Empty(t, w.Header(), "nothing is written to a client that went away")
+		}
+		assert.Zero(t, ran, "the handler never ran")
+	})
+
+	t.Run("half-closed connection", func(t *testing.T) {
+		p := rateLimitPolicy(t, "post", 1)
+		var ran atomic.Int64
+		limited := httpmw.RateLimit(p)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ran.Add(1) }))
+		// Work before the limiter (authentication, a body read) gives the
+		// server time to see the client's EOF.
+		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+				t.Error("the server never noticed the half-close")
+			}
+			limited.ServeHTTP(w, r)
+		})
+		srv := httptest.NewServer(slow)
+		t.Cleanup(srv.Close)
+		for i := 0; i < 3; i++ {
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			require.NoError(t, err)
+			_, err = io.WriteString(conn, "POST /orders HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n")
+			require.NoError(t, err)
+			require.NoError(t, conn.(*net.TCPConn).CloseWrite())
+			_, _ = io.ReadAll(conn) // the server is done with the request
+			_ = conn.Close()
+		}
+		assert.Zero(t, ran.Load(), "no half-closed request reached the handler")
+	})
 }

@@ -9,8 +9,9 @@
 // (spoofed X-Forwarded-For ignored by default and honoured behind trusted
 // proxies, right-most untrusted address, IPv6 grouped by /64, a 32 KB API
 // key, a key error answered 400, a route parameter), 40 concurrent requests
-// against a limit of 5, and fail-open and fail-closed when the store is down
-// or hangs.
+// against a limit of 5, fail-open and fail-closed when the store is down or
+// hangs, and clients that half-close their connection never being served
+// uncounted.
 //
 // Each adapter's tests call Run with a Mount for their framework and the
 // backends to test against (Memory, Emulated, OwnRedis, Env). The suite's

@@ -109,6 +109,7 @@ func Run(t *testing.T, mount Mount, backends ...Backend) {
 		{"route-param-key", testParamKey},
 		{"concurrent-40-admit-5", testConcurrent},
 		{"store-down", testStoreDown},
+		{"half-closed-client-not-served", testHalfClosedClient},
 	}
 	for _, b := range backends {
 		t.Run(b.Name, func(t *testing.T) {
@@ -663,6 +664,59 @@ func testStoreDown(t *testing.T, e *env) {
 	expectStatus(t, "closed, store up", getT(t, url+"/closed"), http.StatusOK)
 	e.inst.Stop()
 	checkStoreDown(t, e, url)
+}
+
+// testHalfClosedClient sends POSTs on connections the client half-closes
+// right after the request: net/http cancels such a request's context, the
+// store refuses to count the hit, and the handler must not run uncounted
+// under either fail mode, or hanging up would escape any fail-open limit.
+// Work in front of the middleware (authentication, reading a body) waits for
+// the server to notice the half-close, as a slow one would.
+func testHalfClosedClient(t *testing.T, e *env) {
+	routes := []Route{
+		{Method: http.MethodPost, Path: "/open", Policies: []*limiter.Policy{e.policy(t, "open", 1, time.Minute)}, Handler: e.handler("/open")},
+		{Method: http.MethodPost, Path: "/closed", Policies: []*limiter.Policy{e.policy(t, "closed", 1, time.Minute, limiter.WithFailMode(limiter.FailClosed))}, Handler: e.handler("/closed")},
+	}
+	app := e.mount(routes)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+			t.Error("the server never noticed the half-close")
+		}
+		app.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	for i := 0; i < 3; i++ {
+		for _, path := range []string{"/open", "/closed"} {
+			halfClosedPost(t, srv.Listener.Addr().String(), path)
+		}
+	}
+	e.expectCalls(t, 0)
+	if errs := e.reported(); len(errs) != 0 {
+		t.Errorf("clients that went away were reported as store failures: %q", errs)
+	}
+}
+
+// halfClosedPost sends POST path on a new connection to addr, closes the
+// connection's sending side and reads until the server closes it.
+func halfClosedPost(t *testing.T, addr, path string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(conn, "POST "+path+" HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n"); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatalf("half-close: %v", err)
+	}
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatalf("read: %v", err)
+	}
 }
 
 // checkStoreDown checks /open (fail-open) and /closed (fail-closed) while the
