@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -94,11 +95,11 @@ type Decision struct {
 // sliding window of length window, counted in s.
 //
 // The name must be 1 to MaxNameLen characters from [A-Za-z0-9_.-] (it is
-// quoted in response headers and prefixes store keys), limit must be positive
-// and window at least one millisecond; otherwise the error wraps
-// ErrInvalidConfig. A second live Limiter with the same name over the same
-// store is an error wrapping ErrNameInUse: Close the first one to reuse its
-// name. Two stores that share a backend (two redisstore.Store values with the
+// quoted in response headers and prefixes store keys), limit must be positive,
+// window at least one millisecond, and s neither nil nor a nil pointer (such
+// as a (*memstore.Store)(nil)); otherwise the error wraps ErrInvalidConfig. A
+// second live Limiter with the same name over the same store is an error
+// wrapping ErrNameInUse: Close the first one to reuse its name. Two stores that share a backend (two redisstore.Store values with the
 // same Redis and prefix) are different stores to this check.
 func New(name string, limit int, window time.Duration, s store.WindowStore) (*Limiter, error) {
 	if err := validName(name); err != nil {
@@ -108,7 +109,7 @@ func New(name string, limit int, window time.Duration, s store.WindowStore) (*Li
 	if err := rule.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: limiter %q: %w", ErrInvalidConfig, name, err)
 	}
-	if s == nil {
+	if isNil(s) {
 		return nil, fmt.Errorf("%w: limiter %q: nil store", ErrInvalidConfig, name)
 	}
 	l := &Limiter{
@@ -122,6 +123,20 @@ func New(name string, limit int, window time.Duration, s store.WindowStore) (*Li
 		return nil, err
 	}
 	return l, nil
+}
+
+// isNil reports whether s is nil or holds a nil pointer, map, function or
+// channel (a (*memstore.Store)(nil) passed as a store.WindowStore), which
+// would panic or block on the first call. It runs once, at construction.
+func isNil(s store.WindowStore) bool {
+	if s == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(s); v.Kind() {
+	case reflect.Pointer, reflect.UnsafePointer, reflect.Map, reflect.Func, reflect.Chan:
+		return v.IsNil()
+	}
+	return false
 }
 
 func validName(name string) error {

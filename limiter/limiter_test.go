@@ -80,6 +80,8 @@ func TestNewValidates(t *testing.T) {
 		{"zero window", "a", 1, 0, st},
 		{"window below 1ms", "a", 1, 999 * time.Microsecond, st},
 		{"nil store", "a", 1, time.Second, nil},
+		{"typed nil memstore", "a", 1, time.Second, (*memstore.Store)(nil)},
+		{"typed nil redisstore", "a", 1, time.Second, (*redisstore.Store)(nil)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
