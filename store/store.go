@@ -143,7 +143,9 @@ type WindowStore interface {
 	// a denial is not an error.
 	Hit(ctx context.Context, key string, rule Rule, cost int) (Result, error)
 	// Undo removes the hits that receipt identifies from key's window. Hits
-	// that already left the window, or a zero receipt, are not an error.
+	// that already left the window, or a zero receipt, are not an error; a
+	// receipt with a negative Cost, or with exactly one of ID and Cost zero,
+	// is an error wrapping ErrInvalidArgument.
 	Undo(ctx context.Context, key string, receipt Receipt) error
 }
 
