@@ -41,10 +41,12 @@ func ClientIP(r *http.Request) (string, error) {
 // client is the right-most address in X-Forwarded-For (all its header lines,
 // in order) that is not trusted: each trusted proxy appends the address it
 // received the request from, so the entries left of the first untrusted one,
-// reading from the right, were written by the client and prove nothing. An
-// entry that is not an IP address stops the walk and the request is counted
-// under the hop that handed it over (the entry to its right, or the peer),
-// which the client cannot choose. When every entry is trusted the left-most
+// reading from the right, were written by the client and prove nothing.
+// Entries may carry a port ("192.0.2.1:80", "[2001:db8::1]:80"). An entry
+// that is not an IP address (one with trailing junk such as "[2001:db8::1]x",
+// or a port that is not a number from 0 to 65535, is not) stops the walk and
+// the request is counted under the hop that handed it over (the entry to its
+// right, or the peer), which the client cannot choose. When every entry is trusted the left-most
 // one is the client. Without X-Forwarded-For, X-Real-IP set by the trusted
 // peer is used if it holds an IP address; otherwise the peer itself is the
 // client. Addresses are grouped as ClientIP groups them. With no trusted
@@ -185,25 +187,36 @@ func ContextKey(k any, fallback KeyFunc) KeyFunc {
 }
 
 // parseHost parses an address with or without a port ("192.0.2.1",
-// "192.0.2.1:80", "2001:db8::1", "[2001:db8::1]:80"), returning the address
-// and the text it was parsed from.
+// "192.0.2.1:80", "2001:db8::1", "[2001:db8::1]", "[2001:db8::1]:80"),
+// returning the address and the text it was parsed from. Anything else is
+// not an address: trailing bytes ("[::1]junk", "192.0.2.1junk"), a port that
+// is not a number from 0 to 65535 ("192.0.2.1:abc", "192.0.2.1:"), brackets
+// around an IPv4 address.
 func parseHost(s string) (netip.Addr, string, bool) {
-	host := s
 	switch {
-	case strings.HasPrefix(s, "["):
-		end := strings.IndexByte(s, ']')
-		if end < 0 {
+	case strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]"): // IPv6 without a port
+		host := s[1 : len(s)-1]
+		a, err := netip.ParseAddr(host)
+		if err != nil || !a.Is6() {
 			return netip.Addr{}, "", false
 		}
-		host = s[1:end]
-	case strings.Count(s, ":") == 1:
-		host = s[:strings.IndexByte(s, ':')]
+		return a, host, true
+	case strings.HasPrefix(s, "[") || strings.Count(s, ":") == 1: // with a port
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return netip.Addr{}, "", false
+		}
+		host := s[:strings.LastIndexByte(s, ':')]
+		if host[0] == '[' {
+			host = host[1 : len(host)-1]
+		}
+		return ap.Addr(), host, true
 	}
-	a, err := netip.ParseAddr(host)
+	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Addr{}, "", false
 	}
-	return a, host, true
+	return a, s, true
 }
 
 // ipKey is the key of an address: IPv4 as written (ParseAddr accepts only
