@@ -15,6 +15,13 @@ import (
 // and the decision in the request's context (limiter.FromContext on
 // c.Request().Context()).
 //
+// Echo's route parameters are copied into the request's path values, so p's
+// functions (KeyFunc, skip predicate, cost function) read ":id" with
+// r.PathValue("id") as they would under net/http's ServeMux. The copy goes
+// into a clone of the request (http.Request.Clone) that the handler then
+// receives; the caller's request is not written to. Routes without
+// parameters cost no clone.
+//
 // When p counts only failed or only successful requests, the status is read
 // from c.Response() after the handler returns. If the handler returns an
 // error and has not written a response, the middleware calls c.Error(err) so
@@ -29,16 +36,21 @@ func RateLimit(p *limiter.Policy) echo.MiddlewareFunc {
 }
 
 // RateLimitBy is RateLimit with requests keyed by key, a function of the
-// echo.Context (for instance ParamKey). A nil key uses p's KeyFunc. An error
-// or an empty key answers through p's request error handler (400 by
-// default).
+// echo.Context (for instance ParamKey), which reads the route parameters
+// itself: the request is then passed on as it is, without path values. A nil
+// key is RateLimit. An error or an empty key answers through p's request
+// error handler (400 by default).
 func RateLimitBy(p *limiter.Policy, key func(c echo.Context) (string, error)) echo.MiddlewareFunc {
 	if p.Name() == "" {
 		panic("echomw: RateLimit needs a Policy made by limiter.NewPolicy")
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			r := c.Request()
+			orig := c.Request()
+			r := orig
+			if key == nil {
+				r = withRouteParams(r, c.ParamNames(), c.ParamValues())
+			}
 			if p.Skips(r) {
 				return next(c)
 			}
@@ -54,7 +66,7 @@ func RateLimitBy(p *limiter.Policy, key func(c echo.Context) (string, error)) ec
 			if !out.Proceed {
 				return nil
 			}
-			if out.Request != r {
+			if out.Request != orig {
 				c.SetRequest(out.Request)
 			}
 			if !p.NeedsStatus() {
@@ -80,6 +92,22 @@ func rateLimitFinish(c echo.Context, next echo.HandlerFunc, p *limiter.Policy, o
 	finished = true
 	p.Finish(out, res.Status)
 	return err
+}
+
+// withRouteParams returns a clone of r carrying echo's route parameters as
+// path values, or r itself when there are none. It clones rather than
+// shallow-copies: a copy made by r.WithContext shares r's path-value storage,
+// and SetPathValue on it would write into r.
+func withRouteParams(r *http.Request, names, values []string) *http.Request {
+	n := min(len(names), len(values))
+	if n == 0 {
+		return r
+	}
+	r = r.Clone(r.Context())
+	for i := 0; i < n; i++ {
+		r.SetPathValue(names[i], values[i])
+	}
+	return r
 }
 
 // ParamKey returns a key function that reads the route parameter name (":id"

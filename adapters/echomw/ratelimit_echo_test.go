@@ -142,3 +142,40 @@ func TestRateLimitClientGoneIsNotServed(t *testing.T) {
 	}
 	assert.Zero(t, ran, "the handler never ran")
 }
+
+// TestRateLimitKeyFuncSeesRouteParams checks that a policy's own KeyFunc
+// reads echo's route parameters with r.PathValue, as it would under
+// net/http's ServeMux, without writing them into the caller's request.
+func TestRateLimitKeyFuncSeesRouteParams(t *testing.T) {
+	p := rateLimitPolicy(t, "users", 1, limiter.WithKey(func(r *http.Request) (string, error) { return r.PathValue("id"), nil }))
+	var outer []*http.Request
+	keep := func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			r.SetPathValue("tenant", "t1") // path values of its own, set before the limiter
+			outer = append(outer, r)
+			return next(c)
+		}
+	}
+	e := echo.New()
+	e.GET("/users/:id", func(c echo.Context) error {
+		return c.String(http.StatusOK, c.Request().PathValue("id")+" "+c.Request().PathValue("tenant"))
+	}, keep, echomw.RateLimit(p))
+	e.GET("/nothing", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.RateLimit(p))
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+
+	code, body := rateLimitGet(t, srv.URL+"/users/1")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "1 t1", body, "the handler sees the parameter and the earlier path values")
+	code, _ = rateLimitGet(t, srv.URL+"/users/1")
+	assert.Equal(t, http.StatusTooManyRequests, code, "user 1 has used its quota")
+	code, _ = rateLimitGet(t, srv.URL+"/users/2")
+	assert.Equal(t, http.StatusOK, code, "user 2 has its own quota")
+	code, body = rateLimitGet(t, srv.URL+"/nothing")
+	assert.Equal(t, http.StatusBadRequest, code, "a route without the parameter cannot be keyed")
+	assert.Equal(t, "{\"error\":\"cannot identify client\"}\n", body)
+	for _, r := range outer {
+		assert.Empty(t, r.PathValue("id"), "the outer middleware's request is not written to")
+	}
+}

@@ -15,6 +15,13 @@ import (
 // the decision in the request's context (limiter.FromContext on
 // c.Request.Context()).
 //
+// Gin's route parameters are copied into the request's path values, so p's
+// functions (KeyFunc, skip predicate, cost function) read ":id" with
+// r.PathValue("id") as they would under net/http's ServeMux. The copy goes
+// into a clone of the request (http.Request.Clone) that the rest of the chain
+// then receives in c.Request; the caller's request is not written to. Routes
+// without parameters cost no clone.
+//
 // When p counts only failed or only successful requests, the status is read
 // from c.Writer.Status() once the rest of the chain has run (c.Next). A
 // handler that panics counts as status 500.
@@ -26,15 +33,19 @@ func RateLimit(p *limiter.Policy) gin.HandlerFunc {
 }
 
 // RateLimitBy is RateLimit with requests keyed by key, a function of the
-// *gin.Context (for instance ParamKey). A nil key uses p's KeyFunc. An error
-// or an empty key answers through p's request error handler (400 by
-// default).
+// *gin.Context (for instance ParamKey), which reads the route parameters
+// itself: the request is then passed on as it is, without path values. A nil
+// key is RateLimit. An error or an empty key answers through p's request
+// error handler (400 by default).
 func RateLimitBy(p *limiter.Policy, key func(c *gin.Context) (string, error)) gin.HandlerFunc {
 	if p.Name() == "" {
 		panic("ginmw: RateLimit needs a Policy made by limiter.NewPolicy")
 	}
 	return func(c *gin.Context) {
 		r := c.Request
+		if key == nil {
+			r = withRouteParams(r, c.Params)
+		}
 		if p.Skips(r) {
 			return
 		}
@@ -64,6 +75,21 @@ func RateLimitBy(p *limiter.Policy, key func(c *gin.Context) (string, error)) gi
 		finished = true
 		p.Finish(out, c.Writer.Status())
 	}
+}
+
+// withRouteParams returns a clone of r carrying gin's route parameters as
+// path values, or r itself when there are none. It clones rather than
+// shallow-copies: a copy made by r.WithContext shares r's path-value storage,
+// and SetPathValue on it would write into r.
+func withRouteParams(r *http.Request, params gin.Params) *http.Request {
+	if len(params) == 0 {
+		return r
+	}
+	r = r.Clone(r.Context())
+	for _, p := range params {
+		r.SetPathValue(p.Key, p.Value)
+	}
+	return r
 }
 
 // ParamKey returns a key function that reads the route parameter name (":id"

@@ -110,3 +110,36 @@ func TestRateLimitClientGoneIsNotServed(t *testing.T) {
 	}
 	assert.Zero(t, ran, "the handler never ran")
 }
+
+// TestRateLimitKeyFuncSeesRouteParams checks that a policy's own KeyFunc
+// reads gin's route parameters with r.PathValue, as it would under net/http's
+// ServeMux, without writing them into the caller's request.
+func TestRateLimitKeyFuncSeesRouteParams(t *testing.T) {
+	p := rateLimitPolicy(t, "users", 1, limiter.WithKey(func(r *http.Request) (string, error) { return r.PathValue("id"), nil }))
+	var outer []*http.Request
+	keep := func(c *gin.Context) {
+		c.Request.SetPathValue("tenant", "t1") // path values of its own, set before the limiter
+		outer = append(outer, c.Request)
+	}
+	r := gin.New()
+	r.GET("/users/:id", keep, ginmw.RateLimit(p), func(c *gin.Context) {
+		c.String(http.StatusOK, c.Request.PathValue("id")+" "+c.Request.PathValue("tenant"))
+	})
+	r.GET("/nothing", ginmw.RateLimit(p), func(c *gin.Context) { c.Status(http.StatusOK) })
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+
+	code, body := rateLimitGet(t, srv.URL+"/users/1")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "1 t1", body, "the handler sees the parameter and the earlier path values")
+	code, _ = rateLimitGet(t, srv.URL+"/users/1")
+	assert.Equal(t, http.StatusTooManyRequests, code, "user 1 has used its quota")
+	code, _ = rateLimitGet(t, srv.URL+"/users/2")
+	assert.Equal(t, http.StatusOK, code, "user 2 has its own quota")
+	code, body = rateLimitGet(t, srv.URL+"/nothing")
+	assert.Equal(t, http.StatusBadRequest, code, "a route without the parameter cannot be keyed")
+	assert.Equal(t, "{\"error\":\"cannot identify client\"}\n", body)
+	for _, r := range outer {
+		assert.Empty(t, r.PathValue("id"), "the outer middleware's request is not written to")
+	}
+}
