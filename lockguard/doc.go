@@ -28,8 +28,10 @@
 // Errors tell apart a lock held by another owner (ErrHeld, as a *HeldError
 // carrying the holder's remaining TTL), a lock no longer held (ErrNotHeld), an
 // ended context (wrapping ctx.Err()) and a store failure (ErrStore wrapping the
-// store's error). Release runs on a context detached from the caller's, with a
-// short timeout, so that a cancelled request still frees the resource.
+// store's error). Every store call has a deadline (WithStoreTimeout, 1s by
+// default), so a hung Redis fails a call instead of holding it. Release runs
+// on a context detached from the caller's, with a short timeout, so that a
+// cancelled request still frees the resource.
 //
 // # Guard
 //

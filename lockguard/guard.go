@@ -60,7 +60,10 @@ func PathValue(name, prefix string) KeyFunc {
 // the lock is lost), and the lock is released when the handler returns, also
 // when it panics (the panic goes on) and when the client has hung up. A key
 // error answers 400, a store failure 503 unless WithFailOpen is set; no
-// response carries an error's text.
+// response carries an error's text. Every store call is bounded by the
+// Locker's store timeout (WithStoreTimeout, DefaultStoreTimeout by default),
+// so a hung Redis holds a request for about that long (each attempt, when
+// WithWait lets it wait), not until the Redis client gives up.
 type Guard struct {
 	locker   *Locker
 	key      KeyFunc

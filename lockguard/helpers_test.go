@@ -1,7 +1,11 @@
 package lockguard_test
 
 import (
+	"io"
+	"net"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,5 +62,74 @@ func settleGoroutines(t *testing.T, n int) {
 			t.Fatalf("%d goroutines, want at most %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// blackhole is a TCP proxy to a Redis server that can stop passing bytes:
+// while it drops, requests never reach the server and nothing comes back,
+// as with a hung Redis, on connections already open and on new ones.
+type blackhole struct {
+	addr string
+	drop atomic.Bool
+}
+
+// newBlackhole starts a proxy to upstream, stopped by t's cleanup.
+func newBlackhole(t *testing.T, upstream string) *blackhole {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	b := &blackhole{addr: l.Addr().String()}
+	var mu sync.Mutex
+	var conns []net.Conn
+	track := func(c net.Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+	}
+	go func() {
+		for {
+			down, err := l.Accept()
+			if err != nil {
+				return
+			}
+			track(down)
+			up, err := net.Dial("tcp", upstream)
+			if err != nil {
+				_ = down.Close()
+				continue
+			}
+			track(up)
+			go b.pipe(up, down)
+			go b.pipe(down, up)
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+	})
+	return b
+}
+
+// Drop makes the proxy drop every byte (true) or pass them on (false).
+func (b *blackhole) Drop(drop bool) { b.drop.Store(drop) }
+
+func (b *blackhole) pipe(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !b.drop.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
 	}
 }

@@ -55,8 +55,9 @@ func (l *Lock) Release(ctx context.Context) error {
 // Extend sets the lock's remaining time to live to ttl, if the lock is still
 // held. It returns an error wrapping ErrNotHeld if it is not (a lost lock is
 // never re-created), one wrapping ctx.Err() if ctx ended, one wrapping
-// ErrStore if the store failed, and one wrapping store.ErrInvalidArgument for a
-// ttl below one millisecond. A running keep-alive extends by ttl from then on.
+// ErrStore if the store failed or did not answer within the Locker's store
+// timeout, and one wrapping store.ErrInvalidArgument for a ttl below one
+// millisecond. A running keep-alive extends by ttl from then on.
 func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 	if err := store.ValidateLock(l.key, l.token, ttl, true); err != nil {
 		return fmt.Errorf("lockguard: extend: %w", err)
@@ -69,6 +70,8 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 
 func (l *Lock) extend(ctx context.Context, ttl time.Duration) error {
 	start := time.Now()
+	ctx, cancel := l.locker.storeContext(ctx)
+	defer cancel()
 	if err := l.locker.store.Extend(ctx, l.key, l.token, ttl); err != nil {
 		return err
 	}
@@ -89,7 +92,9 @@ func (l *Lock) state() (ttl time.Duration, validUntil time.Time) {
 // returns an error wrapping ErrNotHeld if the lock is no longer held, and
 // errors like Extend's otherwise.
 func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
-	d, err := l.locker.store.TTL(ctx, l.key, l.token)
+	sctx, cancel := l.locker.storeContext(ctx)
+	defer cancel()
+	d, err := l.locker.store.TTL(sctx, l.key, l.token)
 	if err != nil {
 		return 0, wrapErr(ctx.Err(), "ttl", l.key, err)
 	}
@@ -102,11 +107,12 @@ func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
 //
 // The work's context is cancelled with cause ErrLockLost (see context.Cause)
 // when the store reports the lock gone, or when store failures persist until
-// the lock's TTL would lapse (failed extends are retried until then; the cause
-// then also wraps ErrStore and the last store error). It is cancelled with cause
-// ErrMaxHoldExceeded once the Locker's maximum hold time (WithMaxHold) has
-// passed since the lock was obtained; extending stops then. Either way
-// the lock is not released: that is the caller's job.
+// the lock's TTL would lapse (failed extends are retried until then, each
+// bounded by the Locker's store timeout, so that one hung call does not use up
+// the TTL; the cause then also wraps ErrStore and the last store error). It
+// is cancelled with cause ErrMaxHoldExceeded once the Locker's maximum hold
+// time (WithMaxHold) has passed since the lock was obtained; extending stops
+// then. Either way the lock is not released: that is the caller's job.
 //
 // Cancelling ctx cancels the work's context but does not stop the extending,
 // so that a lock outlives its TTL for as long as the work really runs. Always

@@ -14,6 +14,10 @@ import (
 // WithReleaseTimeout says otherwise.
 const DefaultReleaseTimeout = 2 * time.Second
 
+// DefaultStoreTimeout bounds every other store call of a Locker unless
+// WithStoreTimeout says otherwise.
+const DefaultStoreTimeout = time.Second
+
 // Locker obtains locks from a store.LockStore. Create one with New; the zero
 // Locker is not usable. A Locker is safe for concurrent use, and any number of
 // Lockers, in one process or many, may share a store: locks are exclusive per
@@ -22,6 +26,7 @@ type Locker struct {
 	store          store.LockStore
 	retry          RetryStrategy // nil: try once, or DefaultBackoff under WaitFor
 	releaseTimeout time.Duration
+	storeTimeout   time.Duration // 0: none
 	maxHold        time.Duration
 }
 
@@ -37,11 +42,31 @@ func WithRetryStrategy(s RetryStrategy) Option {
 
 // WithReleaseTimeout sets how long Lock.Release waits for the store. Release
 // runs on a context detached from the caller's (so that a cancelled request
-// still frees its lock), and this timeout bounds it. It also bounds the
-// release Obtain sends after a failed acquire attempt. The default is
-// DefaultReleaseTimeout (2s); d must be positive.
+// still frees its lock), and this timeout bounds it. It also bounds, with
+// the store timeout, the release Obtain sends after a failed acquire attempt.
+// The default is DefaultReleaseTimeout (2s); d must be positive.
 func WithReleaseTimeout(d time.Duration) Option {
 	return Option{func(l *Locker) { l.releaseTimeout = d }}
+}
+
+// WithStoreTimeout bounds each call the Locker and its Locks make to the
+// store, except Release, which the release timeout bounds: every acquire
+// attempt of Obtain (each attempt, not the whole wait under WaitFor), Extend
+// and the keep-alive's extends, and TTL. A call that runs out of time fails
+// with an error wrapping ErrStore and context.DeadlineExceeded (a Guard
+// answers 503, or serves without a lock if it fails open), so a hung Redis
+// holds a caller for about d rather than until the go-redis client's
+// ReadTimeout. The caller's own deadline still applies when it comes first.
+//
+// The default is DefaultStoreTimeout (1s); 0 sets no timeout, leaving calls
+// to the caller's context and the store's own deadline (redisstore.WithTimeout,
+// the client's timeouts); d must not be negative. A store that answers from
+// memory (store.InProcess, such as memstore) gets no deadline: it would cost
+// a timer and protect against nothing. Keep d above the slowest answer you
+// expect from a healthy Redis: an acquire that times out may still have taken
+// the lock, and Obtain then spends up to d more releasing it (see Obtain).
+func WithStoreTimeout(d time.Duration) Option {
+	return Option{func(l *Locker) { l.storeTimeout = d }}
 }
 
 // WithMaxHold bounds how long a lock may be kept alive: once d has passed
@@ -58,7 +83,7 @@ func New(s store.LockStore, opts ...Option) (*Locker, error) {
 	if s == nil {
 		return nil, errors.New("lockguard: nil store")
 	}
-	l := &Locker{store: s, releaseTimeout: DefaultReleaseTimeout}
+	l := &Locker{store: s, releaseTimeout: DefaultReleaseTimeout, storeTimeout: DefaultStoreTimeout}
 	for _, o := range opts {
 		if o.apply != nil {
 			o.apply(l)
@@ -67,10 +92,25 @@ func New(s store.LockStore, opts ...Option) (*Locker, error) {
 	if l.releaseTimeout <= 0 {
 		return nil, fmt.Errorf("lockguard: release timeout %v must be positive", l.releaseTimeout)
 	}
+	if l.storeTimeout < 0 {
+		return nil, fmt.Errorf("lockguard: store timeout %v must not be negative", l.storeTimeout)
+	}
 	if l.maxHold < 0 {
 		return nil, fmt.Errorf("lockguard: max hold %v must not be negative", l.maxHold)
 	}
+	if ip, ok := s.(store.InProcess); ok && ip.InProcess() {
+		l.storeTimeout = 0
+	}
 	return l, nil
+}
+
+// storeContext returns ctx bounded by the store timeout, and its cancel
+// function.
+func (l *Locker) storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if l.storeTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, l.storeTimeout)
 }
 
 // ObtainOption configures one Obtain or Do call.
@@ -120,8 +160,10 @@ func WaitFor(d time.Duration) ObtainOption {
 // acquire but the reply was lost to a timeout, a dropped connection or a
 // cancelled ctx). Before returning such a failure, Obtain releases the
 // attempt's token on a context detached from ctx, bounded by the release
-// timeout, so that the resource does not stay locked for the whole TTL with
-// nobody holding it.
+// timeout and the store timeout, whichever is shorter, so that the resource
+// does not stay locked for the whole TTL with nobody holding it.
+//
+// Each acquire attempt is bounded by the store timeout (WithStoreTimeout).
 func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts ...ObtainOption) (*Lock, error) {
 	token := rand.Text()
 	if err := store.ValidateLock(key, token, ttl, true); err != nil {
@@ -159,7 +201,9 @@ func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts
 	var held *HeldError
 	for failed := 0; ; {
 		start := time.Now()
-		res, err := l.store.Acquire(ctx, key, token, ttl)
+		actx, cancel := l.storeContext(ctx)
+		res, err := l.store.Acquire(actx, key, token, ttl)
+		cancel()
 		if err != nil {
 			l.abandon(ctx, key, token, err)
 			return nil, waitEnded(held, wrapErr(ctx.Err(), "obtain", key, err))
@@ -203,15 +247,21 @@ func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts
 // acquire and lose the reply (a timeout, a dropped connection, a context
 // cancelled while the call was in flight). Nobody would hold that lock, yet
 // it would keep the resource locked for its whole TTL. The release runs on a
-// context detached from ctx, bounded by the release timeout, and its outcome
-// is ignored: usually there is nothing to release. It is best effort: a
-// release that overtakes a delayed acquire on the network finds nothing, and
-// that lock then ends with its TTL.
+// context detached from ctx, bounded by the release timeout and by the store
+// timeout (a store that did not answer the acquire in time gets no longer
+// for the release, so that a failed Obtain returns within about twice the
+// store timeout), and its outcome is ignored: usually there is nothing to
+// release. It is best effort: a release that overtakes a delayed acquire on
+// the network finds nothing, and that lock then ends with its TTL.
 func (l *Locker) abandon(ctx context.Context, key, token string, err error) {
 	if errors.Is(err, store.ErrInvalidArgument) {
 		return // refused before it reached the store
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.releaseTimeout)
+	timeout := l.releaseTimeout
+	if l.storeTimeout > 0 {
+		timeout = min(timeout, l.storeTimeout)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	_ = l.store.Release(rctx, key, token)
 }

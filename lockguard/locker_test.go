@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/lockguard/guardtest"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/memstore"
+	"github.com/sluicehq/sluice/store/redisstore"
 )
 
 func TestNew(t *testing.T) {
@@ -32,11 +34,14 @@ func TestNew(t *testing.T) {
 			lockguard.WithRetryStrategy(lockguard.NoRetry()),
 			lockguard.WithReleaseTimeout(time.Second),
 			lockguard.WithMaxHold(time.Minute),
+			lockguard.WithStoreTimeout(time.Second),
 		}, true},
+		{"no-store-timeout", st, []lockguard.Option{lockguard.WithStoreTimeout(0)}, true},
 		{"zero-option", st, []lockguard.Option{{}}, true},
 		{"nil-store", nil, nil, false},
 		{"zero-release-timeout", st, []lockguard.Option{lockguard.WithReleaseTimeout(0)}, false},
 		{"negative-max-hold", st, []lockguard.Option{lockguard.WithMaxHold(-time.Second)}, false},
+		{"negative-store-timeout", st, []lockguard.Option{lockguard.WithStoreTimeout(-time.Second)}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -389,4 +394,65 @@ func TestObtainUncertainFailureReleases(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestStoreTimeout hangs Redis behind a proxy that drops every byte: with a
+// default go-redis client (3 s ReadTimeout, no ContextTimeoutEnabled) and no
+// timeout in the store, the Locker's store timeout ends each call, and the
+// caller gets a store failure, not a context error of its own.
+func TestStoreTimeout(t *testing.T) {
+	m := miniredis.RunT(t)
+	proxy := newBlackhole(t, m.Addr())
+	client := redis.NewClient(&redis.Options{Addr: proxy.addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = client.Close() })
+	st, err := redisstore.New(client)
+	require.NoError(t, err)
+	l := newLocker(t, st, lockguard.WithStoreTimeout(200*time.Millisecond))
+
+	ctx := context.Background()
+	lock, err := l.Obtain(ctx, "held", time.Minute)
+	require.NoError(t, err)
+	proxy.Drop(true)
+
+	cases := []struct {
+		name string
+		call func() error
+	}{
+		{"obtain", func() error { _, err := l.Obtain(ctx, "other", time.Minute); return err }},
+		{"obtain-waiting", func() error {
+			_, err := l.Obtain(ctx, "other", time.Minute, lockguard.WaitFor(10*time.Second))
+			return err
+		}},
+		{"extend", func() error { return lock.Extend(ctx, time.Minute) }},
+		{"ttl", func() error { _, err := lock.TTL(ctx); return err }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			err := tc.call()
+			// A sanity bound far below the ReadTimeout, not a speed test.
+			assert.Less(t, time.Since(start), 2*time.Second, "the store timeout ended the call")
+			assert.ErrorIs(t, err, lockguard.ErrStore)
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+		})
+	}
+
+	proxy.Drop(false)
+	require.NoError(t, lock.Release(ctx), "the store answers again")
+}
+
+// A store that answers from memory gets no per-call deadline, however short
+// the store timeout: memstore fails a call whose context has ended.
+func TestStoreTimeoutInProcess(t *testing.T) {
+	st, err := memstore.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	l := newLocker(t, st, lockguard.WithStoreTimeout(time.Nanosecond))
+	ctx := context.Background()
+	lock, err := l.Obtain(ctx, "k", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, lock.Extend(ctx, time.Minute))
+	_, err = lock.TTL(ctx)
+	require.NoError(t, err)
+	require.NoError(t, lock.Release(ctx))
 }

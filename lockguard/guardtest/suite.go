@@ -72,6 +72,7 @@ func Run(t *testing.T, mount Mount, backends ...Backend) {
 		})
 	}
 	t.Run("hung-redis-503", func(t *testing.T) { testHungRedis(t, mount) })
+	t.Run("hung-redis-store-timeout-503", func(t *testing.T) { testHungRedisStoreTimeout(t, mount) })
 }
 
 // env is one test's server side: the store, the handler and the channels
@@ -511,10 +512,10 @@ func checkStoreDown(t *testing.T, closed, open string) {
 	}
 }
 
-// testHungRedis points redisstore at a listener that accepts connections and
-// never answers: with a per-call timeout the guard answers 503 (or serves,
-// fail-open) instead of hanging.
-func testHungRedis(t *testing.T, mount Mount) {
+// hungRedis returns a go-redis client with default options (no
+// ContextTimeoutEnabled, a 3 s ReadTimeout) whose server is a listener that
+// accepts connections and never answers.
+func hungRedis(t *testing.T) *redis.Client {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
@@ -542,7 +543,14 @@ func testHungRedis(t *testing.T, mount Mount) {
 	})
 	client := redis.NewClient(&redis.Options{Addr: l.Addr().String(), MaxRetries: -1})
 	t.Cleanup(func() { _ = client.Close() })
-	s, err := redisstore.New(client, redisstore.WithTimeout(200*time.Millisecond))
+	return client
+}
+
+// testHungRedis points redisstore at a listener that accepts connections and
+// never answers: with the store's per-call timeout the guard answers 503 (or
+// serves, fail-open) instead of hanging.
+func testHungRedis(t *testing.T, mount Mount) {
+	s, err := redisstore.New(hungRedis(t), redisstore.WithTimeout(200*time.Millisecond))
 	if err != nil {
 		t.Fatalf("redisstore.New: %v", err)
 	}
@@ -550,4 +558,37 @@ func testHungRedis(t *testing.T, mount Mount) {
 	closed := e.serve(t, config{ttl: 5 * time.Second})
 	open := e.serve(t, config{ttl: 5 * time.Second, guardOpts: []lockguard.GuardOption{lockguard.WithFailOpen(true)}})
 	checkStoreDown(t, closed, open)
+}
+
+// testHungRedisStoreTimeout points a redisstore without a timeout of its own
+// at a listener that never answers: the Locker's store timeout bounds the
+// guard's store calls, so the guard answers 503 (or serves, fail-open) long
+// before go-redis's 3 s ReadTimeout.
+func testHungRedisStoreTimeout(t *testing.T, mount Mount) {
+	s, err := redisstore.New(hungRedis(t))
+	if err != nil {
+		t.Fatalf("redisstore.New: %v", err)
+	}
+	e := newEnv(t, mount, Instance{Store: s, Delete: func(context.Context, string, string) error { return nil }})
+	lockerOpts := []lockguard.Option{lockguard.WithStoreTimeout(200 * time.Millisecond)}
+	closed := e.serve(t, config{ttl: 5 * time.Second, lockerOpts: lockerOpts})
+	open := e.serve(t, config{ttl: 5 * time.Second, lockerOpts: lockerOpts,
+		guardOpts: []lockguard.GuardOption{lockguard.WithFailOpen(true)}})
+	for _, url := range []string{closed, open} {
+		start := time.Now()
+		r := post(context.Background(), url+"/orders/1")
+		if r.err != nil {
+			t.Fatalf("POST %s: %v", url, r.err)
+		}
+		// A sanity bound far below the ReadTimeout, not a speed test: the
+		// store timeout is 200ms, and so is the release after the attempt.
+		if d := time.Since(start); d >= 2*time.Second {
+			t.Errorf("a hung store held the request %v (status %d), want well under go-redis's 3s ReadTimeout", d, r.status)
+		}
+		if url == closed {
+			checkJSONError(t, r, http.StatusServiceUnavailable, "lock service unavailable")
+		} else if rep := report(t, r); rep.Locked {
+			t.Errorf("fail-open guard, store hung: %+v, want no lock", rep)
+		}
+	}
 }
