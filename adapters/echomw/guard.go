@@ -63,13 +63,16 @@ func guardMiddleware(g *lockguard.Guard, key func(echo.Context) (string, error))
 	}
 }
 
-// guardPathValues returns a shallow copy of r carrying echo's route
-// parameters as path values, or r itself when there are none.
+// guardPathValues returns a copy of r carrying echo's route parameters as
+// path values, or r itself when there are none. The copy is a clone: a
+// shallow copy (r.WithContext) shares r's path-value storage whenever r has
+// some (a ServeMux pattern matched it, or something set a value on it), and
+// setting values on it would overwrite the values of the caller's request.
 func guardPathValues(r *http.Request, names, values []string) *http.Request {
 	if len(names) == 0 {
 		return r
 	}
-	r = r.WithContext(r.Context())
+	r = r.Clone(r.Context())
 	for i, name := range names {
 		if i < len(values) {
 			r.SetPathValue(name, values[i])

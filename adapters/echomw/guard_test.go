@@ -191,3 +191,46 @@ func TestGuardNilPanics(t *testing.T) {
 	assert.Panics(t, func() { echomw.Guard(nil) })
 	assert.Panics(t, func() { echomw.GuardBy(guardNew(t), nil) })
 }
+
+// Mounted under a ServeMux pattern with path values of its own, the guard
+// gives echo's parameters to its own copy of the request: the request the mux
+// matched keeps its values.
+func TestGuardUnderServeMux(t *testing.T) {
+	cases := []struct {
+		name  string
+		outer func(r *http.Request) // runs on the mux's request before echo
+		want  map[string]string     // the mux's request's values after echo
+	}{
+		{"pattern-wildcards", nil, map[string]string{"id": "acme", "n": "42", "tenant": ""}},
+		{"values-set-outside", func(r *http.Request) { r.SetPathValue("tenant", "outer") },
+			map[string]string{"id": "acme", "n": "42", "tenant": "outer"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := echo.New()
+			var key, seen string
+			e.POST("/:tenant/orders/:id", func(c echo.Context) error {
+				if l, ok := lockguard.FromContext(c.Request().Context()); ok {
+					key = l.Key()
+				}
+				seen = c.Request().PathValue("id")
+				return c.NoContent(http.StatusOK)
+			}, echomw.Guard(guardNew(t)))
+			mux := http.NewServeMux()
+			var after map[string]string
+			mux.HandleFunc("POST /{id}/orders/{n}", func(w http.ResponseWriter, r *http.Request) {
+				if tc.outer != nil {
+					tc.outer(r)
+				}
+				e.ServeHTTP(w, r)
+				after = map[string]string{"id": r.PathValue("id"), "n": r.PathValue("n"), "tenant": r.PathValue("tenant")}
+			})
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/acme/orders/42", nil))
+			assert.Equal(t, http.StatusOK, rec.Code)
+			assert.Equal(t, "order:42", key, "the guard keyed on echo's parameter")
+			assert.Equal(t, "42", seen, "the handler sees echo's parameters as path values")
+			assert.Equal(t, tc.want, after, "the mux's request keeps its path values")
+		})
+	}
+}

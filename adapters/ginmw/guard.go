@@ -61,13 +61,16 @@ func guardHandler(g *lockguard.Guard, key func(*gin.Context) (string, error)) gi
 	}
 }
 
-// guardPathValues returns a shallow copy of r carrying gin's route parameters
-// as path values, or r itself when there are none.
+// guardPathValues returns a copy of r carrying gin's route parameters as path
+// values, or r itself when there are none. The copy is a clone: a shallow
+// copy (r.WithContext) shares r's path-value storage whenever r has some (a
+// ServeMux pattern matched it, or something set a value on it), and setting
+// values on it would overwrite the values of the caller's request.
 func guardPathValues(r *http.Request, params gin.Params) *http.Request {
 	if len(params) == 0 {
 		return r
 	}
-	r = r.WithContext(r.Context())
+	r = r.Clone(r.Context())
 	for _, p := range params {
 		r.SetPathValue(p.Key, p.Value)
 	}

@@ -157,3 +157,46 @@ func TestGuardNilPanics(t *testing.T) {
 	assert.Panics(t, func() { ginmw.Guard(nil) })
 	assert.Panics(t, func() { ginmw.GuardBy(guardNew(t, time.Second), nil) })
 }
+
+// Mounted under a ServeMux pattern with path values of its own, the guard
+// gives gin's parameters to its own copy of the request: the request the mux
+// matched keeps its values.
+func TestGuardUnderServeMux(t *testing.T) {
+	cases := []struct {
+		name  string
+		outer func(r *http.Request) // runs on the mux's request before gin
+		want  map[string]string     // the mux's request's values after gin
+	}{
+		{"pattern-wildcards", nil, map[string]string{"id": "acme", "n": "42", "tenant": ""}},
+		{"values-set-outside", func(r *http.Request) { r.SetPathValue("tenant", "outer") },
+			map[string]string{"id": "acme", "n": "42", "tenant": "outer"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			engine := guardEngine()
+			var key, seen string
+			engine.POST("/:tenant/orders/:id", ginmw.Guard(guardNew(t, time.Second)), func(c *gin.Context) {
+				if l, ok := lockguard.FromContext(c.Request.Context()); ok {
+					key = l.Key()
+				}
+				seen = c.Request.PathValue("id")
+				c.Status(http.StatusOK)
+			})
+			mux := http.NewServeMux()
+			var after map[string]string
+			mux.HandleFunc("POST /{id}/orders/{n}", func(w http.ResponseWriter, r *http.Request) {
+				if tc.outer != nil {
+					tc.outer(r)
+				}
+				engine.ServeHTTP(w, r)
+				after = map[string]string{"id": r.PathValue("id"), "n": r.PathValue("n"), "tenant": r.PathValue("tenant")}
+			})
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/acme/orders/42", nil))
+			assert.Equal(t, http.StatusOK, rec.Code)
+			assert.Equal(t, "order:42", key, "the guard keyed on gin's parameter")
+			assert.Equal(t, "42", seen, "the handler sees gin's parameters as path values")
+			assert.Equal(t, tc.want, after, "the mux's request keeps its path values")
+		})
+	}
+}
