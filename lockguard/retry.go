@@ -28,10 +28,13 @@ func DefaultBackoff() RetryStrategy {
 	return ExponentialBackoff(10*time.Millisecond, 500*time.Millisecond)
 }
 
-// LinearBackoff returns a strategy that waits step after the first failed
-// attempt, 2*step after the second and so on, never more than max. A step
-// below one millisecond counts as one millisecond; a max below step counts as
-// step, so LinearBackoff(d, d) retries at the fixed interval d.
+// LinearBackoff returns a strategy whose wait grows by step after every
+// failed attempt: step after the first, 2*step after the second and so on,
+// never more than max. Like ExponentialBackoff it jitters: each wait is
+// drawn uniformly from the upper half of its nominal value (from step/2 to
+// step after the first attempt), so that competing waiters do not retry in
+// lockstep. A step below one millisecond counts as one millisecond; a max
+// below step counts as step, so LinearBackoff(d, d) retries every d/2 to d.
 func LinearBackoff(step, max time.Duration) RetryStrategy {
 	step = max2(step, time.Millisecond)
 	return linear{step: step, max: max2(max, step)}
@@ -40,13 +43,12 @@ func LinearBackoff(step, max time.Duration) RetryStrategy {
 type linear struct{ step, max time.Duration }
 
 func (s linear) Backoff(failed int) (time.Duration, bool) {
-	if failed < 1 {
-		failed = 1
+	n := time.Duration(max(failed, 1))
+	d := s.max
+	if n <= s.max/s.step {
+		d = n * s.step
 	}
-	if time.Duration(failed) > s.max/s.step {
-		return s.max, true
-	}
-	return time.Duration(failed) * s.step, true
+	return jitter(d), true
 }
 
 // ExponentialBackoff returns a strategy whose wait doubles after every failed
@@ -70,9 +72,13 @@ func (s exponential) Backoff(failed int) (time.Duration, bool) {
 		}
 		d *= 2
 	}
-	d = min(d, s.max)
+	return jitter(min(d, s.max)), true
+}
+
+// jitter draws a wait uniformly from the upper half of d: [d-d/2, d].
+func jitter(d time.Duration) time.Duration {
 	half := d / 2
-	return d - half + rand.N(half+1), true
+	return d - half + rand.N(half+1)
 }
 
 // LimitTries returns a strategy that follows s but gives up after n attempts
