@@ -57,8 +57,9 @@ func (p *Policy) NeedsStatus() bool { return p.skipOK || p.skipFailed }
 // denied, cannot be attributed, or the store failed under FailClosed, Check
 // writes the response and Outcome.Proceed is false. If the store failed while
 // r's context was done (the client closed or half-closed its connection),
-// Outcome.Proceed is false under either fail mode and nothing is written, so
-// that hanging up cannot buy an uncounted request. Otherwise the adapter
+// Outcome.Proceed is false under either fail mode and Check answers 503
+// {"error":"request cancelled"}, so that hanging up cannot buy an uncounted
+// request. Otherwise the adapter
 // calls the next handler with Outcome.Request and, if NeedsStatus, calls
 // Finish with the final status afterwards.
 func (p *Policy) Check(w http.ResponseWriter, r *http.Request) Outcome {
@@ -119,8 +120,11 @@ func (p *Policy) CheckKey(w http.ResponseWriter, r *http.Request, key string, ke
 			// the client closes or half-closes its connection, and the store
 			// refused the hit because of it. Serving the request uncounted
 			// would let any client escape a fail-open limit by hanging up,
-			// so it does not proceed, whatever the fail mode; nothing is
-			// written (the client is gone) or reported (the store is fine).
+			// so it does not proceed, whatever the fail mode. It answers 503,
+			// as lockguard does for a client that gave up, for a client that
+			// half-closed but still reads; nothing is reported (the store is
+			// fine).
+			writeJSON(w, http.StatusServiceUnavailable, `{"error":"request cancelled"}`)
 			return Outcome{Request: r}
 		}
 		p.report(parent, err)

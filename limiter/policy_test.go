@@ -316,12 +316,12 @@ func TestClientGoneIsNeverServed(t *testing.T) {
 					out := p.Check(w, r)
 					assert.False(t, out.Proceed, "attempt %d: a client that went away is not served", i+1)
 					assert.Same(t, r, out.Request)
-					assert.Empty(t, w.Header(), "nothing is written to a client that went away")
-					assert.Zero(t, w.Body.Len())
+					assert.Equal(t, http.StatusServiceUnavailable, w.Code, "a client that went away gets no quota, only a 503")
+					assert.Equal(t, "{\"error\":\"request cancelled\"}\n", w.Body.String())
+					assert.Empty(t, w.Header().Get("X-RateLimit-Remaining"))
 
 					w = serve(h, r)
-					assert.Empty(t, w.Header())
-					assert.Zero(t, w.Body.Len())
+					assert.Equal(t, http.StatusServiceUnavailable, w.Code)
 				}
 				assert.Zero(t, ran, "the handler never ran")
 				assert.Empty(t, reported, "a client that went away is not a store failure")
