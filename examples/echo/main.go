@@ -227,7 +227,7 @@ func openStore(ctx context.Context) (store.Store, string, func(), error) {
 	var name string
 	switch seeds, rawURL := list(os.Getenv("REDIS_CLUSTER")), os.Getenv("REDIS_URL"); {
 	case len(seeds) > 0:
-		client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: seeds})
+		client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: seeds, ContextTimeoutEnabled: true})
 		name = "redis-cluster(" + strings.Join(seeds, ",") + ")"
 	case rawURL != "":
 		opts, err := redis.ParseURL(rawURL)
@@ -237,6 +237,7 @@ func openStore(ctx context.Context) (store.Store, string, func(), error) {
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
+		opts.ContextTimeoutEnabled = true // deadlines apply on the socket: no goroutine per call
 		client = redis.NewClient(opts)
 		u, _ := url.Parse(rawURL) // redis.ParseURL accepted it
 		name = "redis(" + u.Redacted() + ")"

@@ -158,6 +158,7 @@ func openStore(getenv func(string) string) (*store, error) {
 		if err != nil {
 			return nil, errors.New("REDIS_URL: want redis://host:port/db")
 		}
+		opt.ContextTimeoutEnabled = true // deadlines apply on the socket: no goroutine per call
 		c := redis.NewClient(opt)
 		return &store{
 			client: c,
@@ -166,7 +167,7 @@ func openStore(getenv func(string) string) (*store, error) {
 		}, nil
 	}
 	if seeds := getenv("REDIS_CLUSTER"); seeds != "" {
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(seeds, ",")})
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(seeds, ","), ContextTimeoutEnabled: true})
 		return &store{
 			client: c,
 			name:   "redis-cluster (" + seeds + ")",
@@ -178,7 +179,7 @@ func openStore(getenv func(string) string) (*store, error) {
 	if err := m.Start(); err != nil {
 		return nil, fmt.Errorf("start miniredis: %w", err)
 	}
-	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	c := redis.NewClient(&redis.Options{Addr: m.Addr(), ContextTimeoutEnabled: true})
 	stopClock := runClock(m, 100*time.Millisecond)
 	return &store{
 		client: c,
