@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lua"
 )
 
@@ -109,7 +110,7 @@ func catCrossSlotKeys(tg *catTarget) []string {
 }
 
 func TestWeightedAverageInvalidArguments(t *testing.T) {
-	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: catClosedAddr(t)})}
+	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
 	ctx := context.Background()
 	many := make([]string, lua.MaxKeys+1)
 	manyWeights := make([]float64, lua.MaxKeys+1)
@@ -218,7 +219,7 @@ func TestPercentile(t *testing.T) {
 }
 
 func TestPercentileInvalidArguments(t *testing.T) {
-	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: catClosedAddr(t)})}
+	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
 	for _, p := range []float64{0, -1, 100.0000001, 101, math.NaN(), math.Inf(1), math.Inf(-1)} {
 		t.Run(strconv.FormatFloat(p, 'g', -1, 64), func(t *testing.T) {
 			_, err := lua.Percentile(context.Background(), client, "k", p)
@@ -276,7 +277,7 @@ func TestRecordSampleConcurrent(t *testing.T) {
 func TestValidationBeforeNetwork(t *testing.T) {
 	// Nothing listens at this address: a call that reached the network would
 	// fail with a connection error instead.
-	client := redis.NewClient(&redis.Options{Addr: catClosedAddr(t), MaxRetries: -1})
+	client := redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t), MaxRetries: -1})
 	t.Cleanup(func() { _ = client.Close() })
 	ctx := context.Background()
 

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lua"
 )
 
@@ -211,7 +212,7 @@ func TestLeaderboard(t *testing.T) {
 }
 
 func TestLeaderboardInvalidArguments(t *testing.T) {
-	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: catClosedAddr(t)})}
+	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
 	ctx := context.Background()
 	addTests := []struct {
 		name   string

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lua"
 )
 
@@ -194,7 +195,7 @@ func TestRestock(t *testing.T) {
 }
 
 func TestStockInvalidArguments(t *testing.T) {
-	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: catClosedAddr(t)})}
+	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
 	ctx := context.Background()
 	many := make([]lua.Item, lua.MaxKeys+1)
 	for i := range many {
@@ -258,7 +259,7 @@ func TestSlot(t *testing.T) {
 	}
 
 	t.Run("cluster", func(t *testing.T) {
-		c := catCluster(t)
+		c := redistest.ClusterClient(t)
 		ctx := context.Background()
 		for _, k := range []string{"foo", "{user1000}.following", "foo{}{bar}", "foo{{bar}}zap", "stock:{shop}:a", "ü{ß}", "a{b"} {
 			want, err := c.ClusterKeySlot(ctx, k).Result()

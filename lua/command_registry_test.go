@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lua"
 )
 
@@ -102,7 +103,7 @@ func TestUserCommandDefinitionErrors(t *testing.T) {
 }
 
 func TestUserCommandKeyCount(t *testing.T) {
-	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: catClosedAddr(t), MaxRetries: -1})}
+	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t), MaxRetries: -1})}
 	ctx := context.Background()
 	two, err := lua.NewCommand("two", 2, "return 1")
 	require.NoError(t, err)

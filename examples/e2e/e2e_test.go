@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +23,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/internal/redistest"
 )
 
 // Bounds on every wait, so that a broken example fails the test instead of
@@ -80,7 +80,6 @@ func TestMain(m *testing.M) {
 // proxy (clients told apart by X-Forwarded-For) and, with REDIS_CLUSTER_ADDRS
 // set, on a Redis Cluster.
 func TestContract(t *testing.T) {
-	cluster := strings.ReplaceAll(os.Getenv("REDIS_CLUSTER_ADDRS"), " ", "")
 	for _, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
 			t.Parallel()
@@ -94,9 +93,7 @@ func TestContract(t *testing.T) {
 				runContract(t, in, true)
 			})
 			t.Run("redis-cluster", func(t *testing.T) {
-				if cluster == "" {
-					t.Skip("REDIS_CLUSTER_ADDRS not set: skipping the contract on Redis Cluster")
-				}
+				cluster := strings.Join(redistest.ClusterAddrs(t), ",")
 				// The Cluster outlives this test and is shared by the three
 				// examples: every check uses clients and orders of its own.
 				in := start(t, ex, "REDIS_CLUSTER="+cluster, "TRUSTED_PROXIES=127.0.0.1")
@@ -247,11 +244,7 @@ func checkHealthz(t *testing.T, in *instance) {
 // TestSharedRedis runs two instances of each example on one Redis (REDIS_ADDR)
 // and checks that they share one quota and one set of locks.
 func TestSharedRedis(t *testing.T) {
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		t.Skip("REDIS_ADDR not set: skipping real-Redis tests")
-	}
-	redisURL := "redis://" + addr + "/0"
+	redisURL := "redis://" + redistest.Addr(t) + "/0"
 	for _, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
 			t.Parallel()
@@ -302,20 +295,16 @@ func TestSharedRedis(t *testing.T) {
 // open, /login and the payments fail closed, /healthz does not care; once
 // Redis is back (empty, without the scripts) every route works again.
 func TestStoreFailure(t *testing.T) {
-	server, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed: skipping the store-failure test")
-	}
 	for _, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
 			t.Parallel()
-			rs := startRedis(t, server, 0)
-			in := start(t, ex, "REDIS_URL=redis://"+rs.addr+"/0")
+			addr, stop := redistest.StartServer(t)
+			in := start(t, ex, "REDIS_URL=redis://"+addr+"/0")
 			r := in.do(t, http.MethodGet, "/api/hello", "")
 			require.Equal(t, http.StatusOK, r.status, r.body)
 			assertQuota(t, r, "api", apiLimit, apiWindow, apiLimit-1)
 
-			rs.stop()
+			stop()
 			r = in.do(t, http.MethodGet, "/api/hello", "")
 			assert.Equal(t, http.StatusOK, r.status, "fail-open: %s", r.body)
 			assertNoQuota(t, r)
@@ -328,7 +317,7 @@ func TestStoreFailure(t *testing.T) {
 			r = in.do(t, http.MethodGet, "/healthz", "")
 			assert.Equal(t, http.StatusOK, r.status)
 
-			startRedis(t, server, rs.port)
+			redistest.StartServerAt(t, addr)
 			deadline := time.Now().Add(10 * time.Second)
 			for {
 				r = in.do(t, http.MethodGet, "/api/hello", "")
@@ -351,7 +340,7 @@ func TestStoreFailure(t *testing.T) {
 // ends the process at once with status 1 and a message naming the cause, and
 // that a password in REDIS_URL is never printed.
 func TestStartupErrors(t *testing.T) {
-	closed := closedAddr(t)
+	closed := redistest.ClosedAddr(t)
 	cases := []struct {
 		name string
 		env  []string
@@ -597,76 +586,6 @@ func (o *output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.buf.String()
-}
-
-// redisServer is a redis-server process of the test's own.
-type redisServer struct {
-	addr string
-	port int
-	cmd  *exec.Cmd
-	once sync.Once
-}
-
-// startRedis starts redis-server on port (0: a free one) and waits until it
-// answers PING. It is killed when the test ends.
-func startRedis(t *testing.T, server string, port int) *redisServer {
-	t.Helper()
-	for attempt := 1; ; attempt++ {
-		p := port
-		if p == 0 {
-			p = freePort(t)
-		}
-		rs := &redisServer{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), port: p}
-		rs.cmd = exec.Command(server, "--port", strconv.Itoa(p), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-		require.NoError(t, rs.cmd.Start())
-		t.Cleanup(rs.stop)
-		if rs.ready() {
-			return rs
-		}
-		rs.stop()
-		if port != 0 || attempt == 3 {
-			t.Fatalf("redis-server did not answer on %s", rs.addr)
-		}
-	}
-}
-
-func (rs *redisServer) ready() bool {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if conn, err := net.DialTimeout("tcp", rs.addr, time.Second); err == nil {
-			_ = conn.SetDeadline(time.Now().Add(time.Second))
-			_, err = io.WriteString(conn, "PING\r\n")
-			line, _ := bufio.NewReader(conn).ReadString('\n')
-			_ = conn.Close()
-			if err == nil && line == "+PONG\r\n" {
-				return true
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return false
-}
-
-// stop kills the server, as a crash would.
-func (rs *redisServer) stop() {
-	rs.once.Do(func() {
-		_ = rs.cmd.Process.Kill()
-		_ = rs.cmd.Wait()
-	})
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// closedAddr returns a loopback address where nothing listens.
-func closedAddr(t *testing.T) string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 }
 
 // ---- requests ----

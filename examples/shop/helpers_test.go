@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +14,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/internal/redistest"
 )
 
 // backend is one Redis the shop's tests run against.
@@ -36,65 +35,17 @@ func eachBackend(t *testing.T, fn func(t *testing.T, b *backend)) {
 		mr := miniredis.RunT(t)
 		c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 		t.Cleanup(func() { _ = c.Close() })
-		fn(t, &backend{name: "miniredis", client: c, mr: mr, token: newToken(t)})
+		fn(t, &backend{name: "miniredis", client: c, mr: mr, token: redistest.Token()})
 	})
 	t.Run("redis", func(t *testing.T) {
-		addr := os.Getenv("REDIS_ADDR")
-		if addr == "" {
-			t.Skip("REDIS_ADDR not set: skipping real-Redis tests")
-		}
-		c := redis.NewClient(&redis.Options{Addr: addr})
-		t.Cleanup(func() { _ = c.Close() })
-		b := &backend{name: "redis", client: c, token: newToken(t)}
-		deleteKeysAtCleanup(t, b)
+		b := &backend{name: "redis", client: redistest.Client(t), token: redistest.Token()}
+		redistest.CleanupKeys(t, b.client, "*"+b.token+"*")
 		fn(t, b)
 	})
 	t.Run("cluster", func(t *testing.T) {
-		addrs := os.Getenv("REDIS_CLUSTER_ADDRS")
-		if addrs == "" {
-			t.Skip("REDIS_CLUSTER_ADDRS not set: skipping Redis Cluster tests")
-		}
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
-		t.Cleanup(func() { _ = c.Close() })
-		b := &backend{name: "cluster", client: c, token: newToken(t)}
-		deleteKeysAtCleanup(t, b)
+		b := &backend{name: "cluster", client: redistest.ClusterClient(t), token: redistest.Token()}
+		redistest.CleanupKeys(t, b.client, "*"+b.token+"*")
 		fn(t, b)
-	})
-}
-
-func newToken(t *testing.T) string {
-	t.Helper()
-	var b [8]byte
-	_, err := rand.Read(b[:])
-	require.NoError(t, err)
-	return hex.EncodeToString(b[:])
-}
-
-// eachNode runs fn on every node holding data: each master of a cluster, or
-// the one server.
-func eachNode(ctx context.Context, c redis.UniversalClient, fn func(ctx context.Context, node *redis.Client) error) error {
-	if cl, ok := c.(*redis.ClusterClient); ok {
-		return cl.ForEachMaster(ctx, fn)
-	}
-	return fn(ctx, c.(*redis.Client))
-}
-
-// deleteKeysAtCleanup deletes, when the test ends, every key holding b's token.
-func deleteKeysAtCleanup(t *testing.T, b *backend) {
-	t.Cleanup(func() {
-		ctx := context.Background()
-		err := eachNode(ctx, b.client, func(ctx context.Context, node *redis.Client) error {
-			iter := node.Scan(ctx, 0, "*"+b.token+"*", 1000).Iterator()
-			for iter.Next(ctx) {
-				if err := node.Del(ctx, iter.Val()).Err(); err != nil {
-					return err
-				}
-			}
-			return iter.Err()
-		})
-		if err != nil {
-			t.Errorf("cleanup of %s keys: %v", b.token, err)
-		}
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lua"
 )
 
@@ -63,7 +64,7 @@ func TestPreloadCachesEveryScript(t *testing.T) {
 			}
 		}
 		require.Len(t, s.scripts.Commands(), 1)
-		err := eachNode(context.Background(), b.client, func(ctx context.Context, node *redis.Client) error {
+		err := redistest.ForEachMaster(context.Background(), b.client, func(ctx context.Context, node *redis.Client) error {
 			exists, err := node.ScriptExists(ctx, shas...).Result()
 			if err != nil {
 				return err
@@ -83,7 +84,7 @@ func TestRoutesSurviveScriptFlush(t *testing.T) {
 	mr := miniredis.RunT(t) // only on a server of our own: others may rely on its cache
 	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = c.Close() })
-	b := &backend{name: "miniredis", client: c, mr: mr, token: newToken(t)}
+	b := &backend{name: "miniredis", client: c, mr: mr, token: redistest.Token()}
 	_, srv := startShop(t, b, testConfig(b))
 	require.NoError(t, c.ScriptFlush(context.Background()).Err())
 
@@ -100,7 +101,7 @@ func TestStoreFailureAnswers503(t *testing.T) {
 	mr := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
 	t.Cleanup(func() { _ = c.Close() })
-	b := &backend{name: "miniredis", client: c, mr: mr, token: newToken(t)}
+	b := &backend{name: "miniredis", client: c, mr: mr, token: redistest.Token()}
 	_, srv := startShop(t, b, testConfig(b))
 	mr.Close()
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
@@ -744,34 +745,10 @@ func checkStoreDown(t *testing.T, e *env, url string) {
 // never answers: the policy's decision deadline bounds the wait, and the
 // request fails open or closed as configured.
 func testHungRedis(t *testing.T, mount Mount) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-	})
+	addr, _ := redistest.HungListener(t)
 	// No timeout of the client or the store: only the policy's deadline
 	// can end the wait (go-redis's own read timeout is 3 s).
-	client := redis.NewClient(&redis.Options{Addr: l.Addr().String(), MaxRetries: -1, ReadTimeout: -1, WriteTimeout: -1})
+	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, ReadTimeout: -1, WriteTimeout: -1})
 	t.Cleanup(func() { _ = client.Close() })
 	s, err := redisstore.New(client)
 	if err != nil {

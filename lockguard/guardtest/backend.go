@@ -2,19 +2,14 @@ package guardtest
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/memstore"
 	"github.com/sluicehq/sluice/store/redisstore"
@@ -68,8 +63,9 @@ func Memory() Backend {
 func Redis(name string, connect func(t *testing.T) (client redis.UniversalClient, stop func())) Backend {
 	return Backend{Name: name, New: func(t *testing.T) Instance {
 		client, stop := connect(t)
-		prefix := uniquePrefix()
-		t.Cleanup(func() { deleteKeys(client, prefix) })
+		prefix := redistest.UniquePrefix("sluice-guardtest")
+		// Errors are ignored: a stopped server cannot delete anything.
+		t.Cleanup(func() { _ = redistest.DeleteKeys(client, prefix+"*") })
 		s, err := redisstore.New(client, redisstore.WithPrefix(prefix), redisstore.WithFenceTTL(time.Hour))
 		if err != nil {
 			t.Fatalf("redisstore.New: %v", err)
@@ -138,30 +134,10 @@ func LockKey(prefix, key string) string {
 func Env() []Backend {
 	return []Backend{
 		Redis("redis", func(t *testing.T) (redis.UniversalClient, func()) {
-			addr := os.Getenv("REDIS_ADDR")
-			if addr == "" {
-				t.Skip("REDIS_ADDR not set: skipping real-Redis tests")
-			}
-			c := redis.NewClient(&redis.Options{Addr: addr})
-			t.Cleanup(func() { _ = c.Close() })
-			if err := c.Ping(context.Background()).Err(); err != nil {
-				t.Fatalf("REDIS_ADDR=%s: %v", addr, err)
-			}
-			return c, nil
+			return redistest.Client(t), nil
 		}),
 		Redis("cluster", func(t *testing.T) (redis.UniversalClient, func()) {
-			addrs := os.Getenv("REDIS_CLUSTER_ADDRS")
-			if addrs == "" {
-				t.Skip("REDIS_CLUSTER_ADDRS not set: skipping Redis Cluster tests")
-			}
-			c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
-			t.Cleanup(func() { _ = c.Close() })
-			if err := c.ForEachMaster(context.Background(), func(ctx context.Context, n *redis.Client) error {
-				return n.Ping(ctx).Err()
-			}); err != nil {
-				t.Fatalf("REDIS_CLUSTER_ADDRS=%s: %v", addrs, err)
-			}
-			return c, nil
+			return redistest.ClusterClient(t), nil
 		}),
 	}
 }
@@ -171,89 +147,9 @@ func Env() []Backend {
 // redis-server is not installed.
 func OwnRedis() Backend {
 	return Redis("own-redis", func(t *testing.T) (redis.UniversalClient, func()) {
-		addr, stop := startRedis(t)
+		addr, stop := redistest.StartServer(t)
 		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 		t.Cleanup(func() { _ = c.Close() })
 		return c, stop
 	})
-}
-
-func uniquePrefix() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return "sluice-guardtest:" + hex.EncodeToString(b[:]) + ":"
-}
-
-// deleteKeys deletes every key under prefix on every master; errors (a
-// stopped server) are ignored.
-func deleteKeys(client redis.UniversalClient, prefix string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	del := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-		return iter.Err()
-	}
-	switch c := client.(type) {
-	case *redis.ClusterClient:
-		_ = c.ForEachMaster(ctx, del)
-	case *redis.Client:
-		_ = del(ctx, c)
-	}
-}
-
-// startRedis starts a redis-server on a free loopback port and returns its
-// address and a function that kills it (also called at cleanup).
-func startRedis(t *testing.T) (addr string, stop func()) {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed: skipping tests that start their own server")
-	}
-	for attempt := 0; attempt < 5; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("listen: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start redis-server: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		kill := func() {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if waitReady(addr, exited) {
-			t.Cleanup(kill)
-			return addr, kill
-		}
-		kill()
-	}
-	t.Fatal("could not start redis-server")
-	return "", nil
-}
-
-func waitReady(addr string, exited <-chan struct{}) bool {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer c.Close()
-	for i := 0; i < 100; i++ {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		if c.Ping(context.Background()).Err() == nil {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return false
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
@@ -516,32 +516,8 @@ func checkStoreDown(t *testing.T, closed, open string) {
 // ContextTimeoutEnabled, a 3 s ReadTimeout) whose server is a listener that
 // accepts connections and never answers.
 func hungRedis(t *testing.T) *redis.Client {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-	})
-	client := redis.NewClient(&redis.Options{Addr: l.Addr().String(), MaxRetries: -1})
+	addr, _ := redistest.HungListener(t)
+	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	t.Cleanup(func() { _ = client.Close() })
 	return client
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lua"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/redisstore"
@@ -61,7 +62,7 @@ func benchRun(b *testing.B, hit func(n uint64) error) {
 // per-call timeout on a default client (the store watches the deadline from
 // another goroutine).
 func BenchmarkHit(b *testing.B) {
-	c := realClient(b)
+	c := redistest.Client(b)
 	ctxClient := redis.NewClient(&redis.Options{Addr: c.Options().Addr, ContextTimeoutEnabled: true})
 	b.Cleanup(func() { _ = ctxClient.Close() })
 	ctx := context.Background()
@@ -79,7 +80,7 @@ func BenchmarkHit(b *testing.B) {
 		{"timeout-watched", c, []redisstore.Option{redisstore.WithTimeout(time.Second)}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			prefix := testPrefix(b, single(c))
+			prefix := testPrefix(b, c)
 			s, err := redisstore.New(bc.client, append(bc.opts, redisstore.WithPrefix(prefix))...)
 			if err != nil {
 				b.Fatal(err)
@@ -98,12 +99,12 @@ func BenchmarkHit(b *testing.B) {
 // BenchmarkScriptDirect is the baseline for BenchmarkHit: the same script
 // with the same arguments through go-redis directly, on precomputed keys.
 func BenchmarkScriptDirect(b *testing.B) {
-	c := realClient(b)
+	c := redistest.Client(b)
 	ctx := context.Background()
 	if err := lua.Load(ctx, c); err != nil {
 		b.Fatal(err)
 	}
-	prefix := testPrefix(b, single(c))
+	prefix := testPrefix(b, c)
 	keys := make([]string, benchKeys)
 	for i, k := range benchUserKeys() {
 		keys[i] = prefix + k

@@ -7,6 +7,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/redisstore"
 	"github.com/sluicehq/sluice/store/storetest"
@@ -46,8 +47,8 @@ func TestConformanceMiniredis(t *testing.T) {
 }
 
 func TestConformanceRedis(t *testing.T) {
-	c := realClient(t)
-	tg := target{name: "redis", client: c, nodes: single(c)}
+	c := redistest.Client(t)
+	tg := target{name: "redis", client: c}
 	storetest.Run(t, storetest.Backend{
 		New: func(t *testing.T, now func() time.Time) store.Store {
 			s, _ := newStore(t, tg, clockOption(now)...)
@@ -58,8 +59,8 @@ func TestConformanceRedis(t *testing.T) {
 }
 
 func TestConformanceCluster(t *testing.T) {
-	c := clusterClient(t)
-	tg := target{name: "cluster", client: c, cluster: true, nodes: c.ForEachMaster}
+	c := redistest.ClusterClient(t)
+	tg := target{name: "cluster", client: c, cluster: true}
 	storetest.Run(t, storetest.Backend{
 		New: func(t *testing.T, now func() time.Time) store.Store {
 			s, _ := newStore(t, tg, clockOption(now)...)

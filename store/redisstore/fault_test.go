@@ -3,10 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
@@ -83,10 +81,7 @@ func runWithin(t *testing.T, call func() (bool, error)) (bool, error) {
 
 func TestStoppedServerIsAnError(t *testing.T) {
 	t.Run("closed port", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := l.Addr().String()
-		require.NoError(t, l.Close())
+		addr := redistest.ClosedAddr(t)
 		// No retries: each call fails on its first attempt (the outcome
 		// with retries is the same, only slower).
 		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
@@ -101,14 +96,14 @@ func TestStoppedServerIsAnError(t *testing.T) {
 	})
 
 	t.Run("server killed", func(t *testing.T) {
-		srv := startRedis(t)
-		c := redis.NewClient(&redis.Options{Addr: srv.addr, MaxRetries: -1})
+		addr, stop := redistest.StartServer(t)
+		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 		t.Cleanup(func() { _ = c.Close() })
 		s := must(redisstore.New(c))(t)
 		ctx := context.Background()
 		require.True(t, must(s.Hit(ctx, "k", store.Rule{Limit: 10, Window: time.Minute}, 1))(t).Allowed)
 		require.True(t, must(s.Acquire(ctx, "lock", "tok", time.Minute))(t).Acquired)
-		srv.stop()
+		stop()
 		for _, o := range ops {
 			t.Run(o.name, func(t *testing.T) {
 				granted, err := runWithin(t, func() (bool, error) { return o.call(ctx, s) })
@@ -116,50 +111,6 @@ func TestStoppedServerIsAnError(t *testing.T) {
 			})
 		}
 	})
-}
-
-// hungServer accepts connections, reads what clients send and never
-// answers. It returns its address and a function reporting how many bytes it
-// has received.
-func hungServer(t *testing.T) (string, func() int64) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var (
-		mu       sync.Mutex
-		conns    []net.Conn
-		received atomic.Int64
-	)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() {
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					received.Add(int64(n))
-					if err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return l.Addr().String(), received.Load
 }
 
 // cancelOnceSent cancels when received reports that a request reached the
@@ -190,7 +141,7 @@ func hungClient(t *testing.T, addr string, ctxTimeouts bool) *redis.Client {
 func TestHungServerHonoursTimeout(t *testing.T) {
 	for _, ctxTimeouts := range []bool{false, true} {
 		t.Run("ContextTimeoutEnabled="+strconv.FormatBool(ctxTimeouts), func(t *testing.T) {
-			addr, _ := hungServer(t)
+			addr, _ := redistest.HungListener(t)
 			c := hungClient(t, addr, ctxTimeouts)
 
 			t.Run("WithTimeout", func(t *testing.T) {
@@ -222,7 +173,7 @@ func TestHungServerHonoursTimeout(t *testing.T) {
 
 func TestCancelledContextIsHonoured(t *testing.T) {
 	t.Run("before the call nothing is sent", func(t *testing.T) {
-		addr, received := hungServer(t)
+		addr, received := redistest.HungListener(t)
 		s := must(redisstore.New(hungClient(t, addr, false), redisstore.WithTimeout(time.Minute)))(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -239,7 +190,7 @@ func TestCancelledContextIsHonoured(t *testing.T) {
 	t.Run("during the call", func(t *testing.T) {
 		for _, o := range ops {
 			t.Run(o.name, func(t *testing.T) {
-				addr, received := hungServer(t)
+				addr, received := redistest.HungListener(t)
 				s := must(redisstore.New(hungClient(t, addr, false), redisstore.WithTimeout(time.Minute)))(t)
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
@@ -257,7 +208,7 @@ func TestCancelledContextWithDeadlineApplyingClient(t *testing.T) {
 	// during a hung call takes effect by the deadline, and says Canceled.
 	for _, o := range ops {
 		t.Run(o.name, func(t *testing.T) {
-			addr, received := hungServer(t)
+			addr, received := redistest.HungListener(t)
 			s := must(redisstore.New(hungClient(t, addr, true), redisstore.WithTimeout(time.Second)))(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()

@@ -2,12 +2,8 @@ package redisstore_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
 
@@ -26,9 +23,12 @@ type target struct {
 	client  redis.UniversalClient
 	mini    *miniredis.Miniredis // set for miniredis only
 	cluster bool
-	// nodes calls fn on every server that holds keys (every master of a
-	// Cluster, else the one server).
-	nodes func(ctx context.Context, fn func(ctx context.Context, c *redis.Client) error) error
+}
+
+// nodes calls fn on every server that holds keys (every master of a Cluster,
+// else the one server).
+func (tg target) nodes(ctx context.Context, fn func(ctx context.Context, c *redis.Client) error) error {
+	return redistest.ForEachMaster(ctx, tg.client, fn)
 }
 
 // elapse makes server-side TTLs run down by d.
@@ -47,22 +47,14 @@ func forEachTarget(t *testing.T, fn func(t *testing.T, tg target)) {
 	t.Helper()
 	t.Run("miniredis", func(t *testing.T) {
 		m, c := newMiniredis(t)
-		fn(t, target{name: "miniredis", client: c, mini: m, nodes: single(c)})
+		fn(t, target{name: "miniredis", client: c, mini: m})
 	})
 	t.Run("redis", func(t *testing.T) {
-		c := realClient(t)
-		fn(t, target{name: "redis", client: c, nodes: single(c)})
+		fn(t, target{name: "redis", client: redistest.Client(t)})
 	})
 	t.Run("cluster", func(t *testing.T) {
-		c := clusterClient(t)
-		fn(t, target{name: "cluster", client: c, cluster: true, nodes: c.ForEachMaster})
+		fn(t, target{name: "cluster", client: redistest.ClusterClient(t), cluster: true})
 	})
-}
-
-func single(c *redis.Client) func(ctx context.Context, fn func(ctx context.Context, c *redis.Client) error) error {
-	return func(ctx context.Context, fn func(ctx context.Context, c *redis.Client) error) error {
-		return fn(ctx, c)
-	}
 }
 
 // newMiniredis starts a fresh miniredis and a client for it, both stopped by
@@ -75,98 +67,27 @@ func newMiniredis(t testing.TB) (*miniredis.Miniredis, *redis.Client) {
 	return m, c
 }
 
-// realClient returns a client for the server at REDIS_ADDR or skips t.
-func realClient(t testing.TB) *redis.Client {
-	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		t.Skip("REDIS_ADDR not set: skipping real-Redis tests")
-	}
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { _ = c.Close() })
-	require.NoError(t, c.Ping(context.Background()).Err(), "REDIS_ADDR=%s", addr)
-	return c
-}
-
-// clusterClient returns a client for the Cluster at REDIS_CLUSTER_ADDRS or
-// skips t.
-func clusterClient(t testing.TB) *redis.ClusterClient {
-	t.Helper()
-	addrs := os.Getenv("REDIS_CLUSTER_ADDRS")
-	if addrs == "" {
-		t.Skip("REDIS_CLUSTER_ADDRS not set: skipping Redis Cluster tests")
-	}
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
-	t.Cleanup(func() { _ = c.Close() })
-	require.NoError(t, c.ForEachMaster(context.Background(), func(ctx context.Context, n *redis.Client) error {
-		return n.Ping(ctx).Err()
-	}), "REDIS_CLUSTER_ADDRS=%s", addrs)
-	return c
-}
-
 // testPrefix returns a key prefix unique to this call and registers the
-// deletion of every key under it on every node of tg.
-func testPrefix(t testing.TB, nodes func(ctx context.Context, fn func(ctx context.Context, c *redis.Client) error) error) string {
+// deletion of every key under it on every node of client.
+func testPrefix(t testing.TB, client redis.UniversalClient) string {
 	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "sluicetest:" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		err := nodes(ctx, func(ctx context.Context, c *redis.Client) error {
-			keys, err := scanKeys(ctx, c, prefix)
-			if err != nil || len(keys) == 0 {
-				return err
-			}
-			// One DEL per key: keys of a Cluster node live in many slots.
-			_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for _, k := range keys {
-					p.Del(ctx, k)
-				}
-				return nil
-			})
-			return err
-		})
-		if err != nil {
-			t.Errorf("cleanup of %s*: %v", prefix, err)
-		}
-	})
+	prefix := redistest.UniquePrefix("sluicetest")
+	redistest.CleanupKeys(t, client, prefix+"*")
 	return prefix
-}
-
-// scanKeys lists the keys under prefix on one server with SCAN.
-func scanKeys(ctx context.Context, c *redis.Client, prefix string) ([]string, error) {
-	var keys []string
-	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	return keys, iter.Err()
 }
 
 // allKeys lists the keys under prefix on every node of tg.
 func allKeys(t *testing.T, tg target, prefix string) []string {
 	t.Helper()
-	var keys []string
-	ch := make(chan []string, 16)
-	err := tg.nodes(context.Background(), func(ctx context.Context, c *redis.Client) error {
-		k, err := scanKeys(ctx, c, prefix)
-		ch <- k
-		return err
-	})
+	keys, err := redistest.Keys(context.Background(), tg.client, prefix+"*")
 	require.NoError(t, err)
-	close(ch)
-	for k := range ch {
-		keys = append(keys, k...)
-	}
 	return keys
 }
 
 // newStore returns a Store with a fresh test prefix on tg.
 func newStore(t *testing.T, tg target, opts ...redisstore.Option) (*redisstore.Store, string) {
 	t.Helper()
-	prefix := testPrefix(t, tg.nodes)
+	prefix := testPrefix(t, tg.client)
 	s, err := redisstore.New(tg.client, append([]redisstore.Option{redisstore.WithPrefix(prefix)}, opts...)...)
 	require.NoError(t, err)
 	return s, prefix
@@ -181,60 +102,6 @@ func keyHash(key string) string {
 func windowKey(prefix, key string) string { return prefix + "w:{" + keyHash(key) + "}" }
 func lockKey(prefix, key string) string   { return prefix + "l:{" + keyHash(key) + "}" }
 func fenceKey(prefix, key string) string  { return lockKey(prefix, key) + ":f" }
-
-// ownRedis is a redis-server started by a test, stopped by t.Cleanup.
-type ownRedis struct {
-	addr string
-	cmd  *exec.Cmd
-}
-
-// startRedis starts a throwaway redis-server on a free loopback port, or skips
-// t when redis-server is not installed.
-func startRedis(t testing.TB) *ownRedis {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed: skipping tests that start their own server")
-	}
-	for attempt := 0; attempt < 5; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-		require.NoError(t, cmd.Start())
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		r := &ownRedis{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), cmd: cmd}
-		t.Cleanup(func() { r.stop(); <-exited })
-		c := redis.NewClient(&redis.Options{Addr: r.addr, MaxRetries: -1})
-		ready := false
-		for i := 0; i < 100 && !ready; i++ {
-			select {
-			case <-exited:
-				i = 100
-			default:
-				ready = c.Ping(context.Background()).Err() == nil
-				if !ready {
-					time.Sleep(50 * time.Millisecond)
-				}
-			}
-		}
-		_ = c.Close()
-		if ready {
-			return r
-		}
-		r.stop()
-	}
-	t.Fatal("could not start redis-server")
-	return nil
-}
-
-// stop kills the server (idempotent).
-func (r *ownRedis) stop() {
-	_ = r.cmd.Process.Kill()
-}
 
 // commandCalls reads the calls= counter of cmdstat_<name> from INFO
 // commandstats (0 if the command was never called).

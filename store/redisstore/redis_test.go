@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lua"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/redisstore"
@@ -118,8 +119,8 @@ func TestHugeAndBracedKeysAreHashed(t *testing.T) {
 
 func TestLockKeysShareASlot(t *testing.T) {
 	ctx := context.Background()
-	c := clusterClient(t)
-	tg := target{name: "cluster", client: c, cluster: true, nodes: c.ForEachMaster}
+	c := redistest.ClusterClient(t)
+	tg := target{name: "cluster", client: c, cluster: true}
 	s, prefix := newStore(t, tg)
 	slots := map[int64]bool{}
 	for i := 0; i < 50; i++ {
@@ -140,7 +141,7 @@ func TestLockKeysShareASlot(t *testing.T) {
 func TestDefaultPathUsesRedisTime(t *testing.T) {
 	forEachTarget(t, func(t *testing.T, tg target) {
 		ctx := context.Background()
-		prefix := testPrefix(t, tg.nodes)
+		prefix := testPrefix(t, tg.client)
 		node := redis.Cmdable(tg.client)
 		if cc, ok := tg.client.(*redis.ClusterClient); ok {
 			node = must(cc.MasterForKey(ctx, windowKey(prefix, "k")))(t)
@@ -176,8 +177,8 @@ func TestDefaultPathUsesRedisTime(t *testing.T) {
 // commandstats on a redis-server the test starts itself.
 func TestOneRoundTripPerDecision(t *testing.T) {
 	ctx := context.Background()
-	srv := startRedis(t)
-	c := redis.NewClient(&redis.Options{Addr: srv.addr})
+	addr, _ := redistest.StartServer(t)
+	c := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { _ = c.Close() })
 	s := must(redisstore.New(c))(t)
 	rule := store.Rule{Limit: 1000, Window: time.Minute}
@@ -214,8 +215,8 @@ func TestOneRoundTripPerDecision(t *testing.T) {
 // attempt shows exactly one EVALSHA per decision.
 func TestOneRoundTripPerDecisionShared(t *testing.T) {
 	ctx := context.Background()
-	c := realClient(t)
-	tg := target{client: c, nodes: single(c)}
+	c := redistest.Client(t)
+	tg := target{client: c}
 	s, _ := newStore(t, tg)
 	require.NoError(t, lua.Load(ctx, c))
 	rule := store.Rule{Limit: 1000, Window: time.Minute}
@@ -240,8 +241,8 @@ func TestOneRoundTripPerDecisionShared(t *testing.T) {
 // bounded number of bytes.
 func TestWindowMemoryUsage(t *testing.T) {
 	ctx := context.Background()
-	c := realClient(t)
-	s, prefix := newStore(t, target{client: c, nodes: single(c)})
+	c := redistest.Client(t)
+	s, prefix := newStore(t, target{client: c})
 	for _, limit := range []int{100, 1000} {
 		key := "mem:" + strconv.Itoa(limit)
 		rule := store.Rule{Limit: limit, Window: time.Hour}
