@@ -29,9 +29,14 @@ else
 	echo "No test ran against a real Redis server or Cluster (REDIS_ADDR / REDIS_CLUSTER_ADDRS unset?)."
 fi
 
-# go test -v prints a skipped test's reason (file.go:N: why) as it happens,
-# usually on the line just before its "--- SKIP".
-skips=$(awk '/^ *--- SKIP:/ { sub(/^ */, ""); line = $0; if (prev ~ /\.go:[0-9]+: /) { sub(/^ */, "", prev); line = line "  " prev }; print "  " line } { prev = $0 }' "$log" | sort -u)
+# go test -v prints a test's log lines (file.go:N: why) after its "=== RUN"
+# (or "=== CONT") line and its "--- SKIP" later, grouped under its parent:
+# remember the last log line of each test and print it beside the skip.
+skips=$(awk '
+	/^=== (RUN|CONT) / { current = $3; next }
+	/^ +[A-Za-z0-9_]+\.go:[0-9]+: / { line = $0; sub(/^ +/, "", line); msg[current] = line; next }
+	/^ *--- SKIP: / { name = $3; print "  " name "  " msg[name] }
+' "$log" | sort -u)
 if [[ -n "$skips" ]]; then
 	echo
 	echo "Skipped tests and why:"
