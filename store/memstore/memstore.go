@@ -398,42 +398,49 @@ func (s *Store) Acquire(ctx context.Context, key, token string, ttl time.Duratio
 
 // Release frees key if token holds it. See store.LockStore.
 func (s *Store) Release(ctx context.Context, key, token string) error {
-	if err := s.check(ctx); err != nil {
-		return err
-	}
 	if err := store.ValidateLock(key, token, 0, false); err != nil {
 		return err
 	}
-	now := s.nowNanos()
-	tok := s.tokenDigest(token)
-	d := maphash.String(s.keySeed, key)
-	sh := s.shard(d)
-
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if s.closed.Load() {
-		return store.ErrClosed
-	}
-	st, ok := sh.locks[d]
-	if !ok || !st.held(now) || st.holder != tok {
-		return store.ErrNotHeld
-	}
-	st.expires = 0
-	if st.droppable(now) {
-		delete(sh.locks, d)
-		return nil
-	}
-	sh.locks[d] = st
-	return nil
+	return s.withHeld(ctx, key, token, func(sh *shard, d uint64, st lock, now int64) {
+		st.expires = 0
+		if st.droppable(now) {
+			delete(sh.locks, d)
+			return
+		}
+		sh.locks[d] = st
+	})
 }
 
 // Extend sets key's remaining TTL to ttl if token holds it; it never
 // re-creates an expired lock. See store.LockStore.
 func (s *Store) Extend(ctx context.Context, key, token string, ttl time.Duration) error {
-	if err := s.check(ctx); err != nil {
+	if err := store.ValidateLock(key, token, ttl, true); err != nil {
 		return err
 	}
-	if err := store.ValidateLock(key, token, ttl, true); err != nil {
+	return s.withHeld(ctx, key, token, func(sh *shard, d uint64, st lock, now int64) {
+		st.expires = now + int64(ttl)
+		sh.locks[d] = st
+	})
+}
+
+// TTL returns the remaining time to live of key's lock if token holds it.
+// See store.LockStore.
+func (s *Store) TTL(ctx context.Context, key, token string) (time.Duration, error) {
+	if err := store.ValidateLock(key, token, 0, false); err != nil {
+		return 0, err
+	}
+	var ttl time.Duration
+	err := s.withHeld(ctx, key, token, func(_ *shard, _ uint64, st lock, now int64) {
+		ttl = time.Duration(st.expires - now)
+	})
+	return ttl, err
+}
+
+// withHeld runs fn under key's shard lock if token holds key's lock, and
+// returns store.ErrNotHeld otherwise (store.ErrClosed after Close, the
+// context's error if it is done). The arguments must have been validated.
+func (s *Store) withHeld(ctx context.Context, key, token string, fn func(sh *shard, d uint64, st lock, now int64)) error {
+	if err := s.check(ctx); err != nil {
 		return err
 	}
 	now := s.nowNanos()
@@ -450,35 +457,8 @@ func (s *Store) Extend(ctx context.Context, key, token string, ttl time.Duration
 	if !ok || !st.held(now) || st.holder != tok {
 		return store.ErrNotHeld
 	}
-	st.expires = now + int64(ttl)
-	sh.locks[d] = st
+	fn(sh, d, st, now)
 	return nil
-}
-
-// TTL returns the remaining time to live of key's lock if token holds it.
-// See store.LockStore.
-func (s *Store) TTL(ctx context.Context, key, token string) (time.Duration, error) {
-	if err := s.check(ctx); err != nil {
-		return 0, err
-	}
-	if err := store.ValidateLock(key, token, 0, false); err != nil {
-		return 0, err
-	}
-	now := s.nowNanos()
-	tok := s.tokenDigest(token)
-	d := maphash.String(s.keySeed, key)
-	sh := s.shard(d)
-
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if s.closed.Load() {
-		return 0, store.ErrClosed
-	}
-	st, ok := sh.locks[d]
-	if !ok || !st.held(now) || st.holder != tok {
-		return 0, store.ErrNotHeld
-	}
-	return time.Duration(st.expires - now), nil
 }
 
 // sweeper drops expired keys every interval until Close.
