@@ -58,6 +58,7 @@ if count + cost <= limit then
   redis.call('PEXPIRE', key, math.ceil(window / 1000))
 end
 
+-- Time until the hit at 0-based rank (oldest first) leaves the window.
 local function leaves_after(rank)
   local m = redis.call('ZRANGE', key, rank, rank, 'WITHSCORES')
   if m[2] == nil then
@@ -71,13 +72,25 @@ end
 
 local reset_after = 0
 if count > 0 then
-  reset_after = leaves_after(0)
+  if allowed == 1 and count == cost then
+    -- The window held nothing before: its oldest hits are the ones just
+    -- recorded at now.
+    reset_after = window
+  else
+    reset_after = leaves_after(0)
+  end
 end
 
 local retry_after = 0
 if allowed == 0 then
-  -- The (count + cost - limit)-th oldest hit must leave before cost fits.
-  retry_after = leaves_after(count + cost - limit - 1)
+  -- The (count + cost - limit)-th oldest hit must leave before cost fits;
+  -- for the oldest, that is the reset time already read.
+  local rank = count + cost - limit - 1
+  if rank == 0 then
+    retry_after = reset_after
+  else
+    retry_after = leaves_after(rank)
+  end
 end
 
 return {allowed, limit - count, retry_after, reset_after}
