@@ -29,8 +29,8 @@ type Outcome struct {
 	Request *http.Request
 	// Proceed reports that the request may go on to the next handler. When it
 	// is false the next handler must not run: Check has written the whole
-	// response (429, 400 or 503), or, if the store call failed after the
-	// request's own context was done (the client went away), nothing at all.
+	// response (429, 400 or 503; a 503 {"error":"request cancelled"} also
+	// when the store call failed because the client went away).
 	Proceed bool
 
 	dec  Decision // what Finish may undo
@@ -56,7 +56,7 @@ func (p *Policy) NeedsStatus() bool { return p.skipOK || p.skipFailed }
 // asks the limiter, and sets the quota headers on w. If the request is
 // denied, cannot be attributed, or the store failed under FailClosed, Check
 // writes the response and Outcome.Proceed is false. If the store failed while
-// r's context was done (the client closed or half-closed its connection),
+// r's context was cancelled (the client closed or half-closed its connection),
 // Outcome.Proceed is false under either fail mode and Check answers 503
 // {"error":"request cancelled"}, so that hanging up cannot buy an uncounted
 // request. Otherwise the adapter
@@ -115,8 +115,8 @@ func (p *Policy) CheckKey(w http.ResponseWriter, r *http.Request, key string, ke
 		cancel()
 	}
 	if err != nil {
-		if parent.Err() != nil {
-			// The request's own context is done: net/http cancels it when
+		if errors.Is(parent.Err(), context.Canceled) {
+			// The request was cancelled: net/http cancels its context when
 			// the client closes or half-closes its connection, and the store
 			// refused the hit because of it. Serving the request uncounted
 			// would let any client escape a fail-open limit by hanging up,

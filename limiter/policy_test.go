@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -288,8 +289,8 @@ func TestFinish(t *testing.T) {
 // cancelled, as net/http cancels it when the client closes or half-closes its
 // connection: the store refuses to count it, and whatever the fail mode the
 // handler must not run, or a client could escape a fail-open limit (on a
-// side-effecting POST) by hanging up right after sending its request. Nothing
-// is written and nothing is reported: the client is gone, the store is fine.
+// side-effecting POST) by hanging up right after sending its request. It gets
+// a 503 and nothing is reported: the client is gone, the store is fine.
 func TestClientGoneIsNeverServed(t *testing.T) {
 	mini := limitertest.Emulated("miniredis", func(t *testing.T) limitertest.EmulatedServer { return miniredis.RunT(t) })
 	backends := append([]limitertest.Backend{limitertest.Memory(), mini}, limitertest.Env()...)
@@ -329,6 +330,37 @@ func TestClientGoneIsNeverServed(t *testing.T) {
 				w := serve(h, request("192.0.2.1:1"))
 				assert.Equal(t, http.StatusOK, w.Code, "a client that stays is served")
 				assert.Equal(t, 1, ran)
+			})
+		}
+	}
+}
+
+// TestServerDeadlineIsAStoreFailure checks that a request whose context
+// passed a deadline the server set (a timeout middleware), rather than being
+// cancelled by its client, is an ordinary store failure: reported, and
+// served under FailOpen or answered 503 under FailClosed.
+func TestServerDeadlineIsAStoreFailure(t *testing.T) {
+	mini := limitertest.Emulated("miniredis", func(t *testing.T) limitertest.EmulatedServer { return miniredis.RunT(t) })
+	for _, b := range []limitertest.Backend{limitertest.Memory(), mini} {
+		for _, tc := range []struct {
+			mode   limiter.FailMode
+			status int
+		}{{limiter.FailOpen, http.StatusOK}, {limiter.FailClosed, http.StatusServiceUnavailable}} {
+			t.Run(fmt.Sprintf("%s/%d", b.Name, tc.status), func(t *testing.T) {
+				clk := newClock()
+				inst := b.New(t, clk.Now)
+				var reported []error
+				p := newPolicy(t, newLimiter(t, "slow", 1, time.Minute, inst.Store), clk,
+					limiter.WithFailMode(tc.mode),
+					limiter.WithErrorHandler(func(_ context.Context, _ string, err error) { reported = append(reported, err) }))
+				h := chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), p)
+				ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+				defer cancel()
+				w := serve(h, request("192.0.2.1:1").WithContext(ctx))
+				assert.Equal(t, tc.status, w.Code)
+				if assert.Len(t, reported, 1, "a passed server deadline is reported") {
+					assert.ErrorIs(t, reported[0], context.DeadlineExceeded)
+				}
 			})
 		}
 	}
