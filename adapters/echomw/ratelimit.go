@@ -52,6 +52,9 @@ func RateLimitBy(p *limiter.Policy, key func(c echo.Context) (string, error)) ec
 				r = withRouteParams(r, c.ParamNames(), c.ParamValues())
 			}
 			if p.Skips(r) {
+				if r != orig {
+					c.SetRequest(r)
+				}
 				return next(c)
 			}
 			var k string

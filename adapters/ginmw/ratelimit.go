@@ -47,6 +47,7 @@ func RateLimitBy(p *limiter.Policy, key func(c *gin.Context) (string, error)) gi
 			r = withRouteParams(r, c.Params)
 		}
 		if p.Skips(r) {
+			c.Request = r
 			return
 		}
 		var k string

@@ -143,3 +143,19 @@ func TestRateLimitKeyFuncSeesRouteParams(t *testing.T) {
 		assert.Empty(t, r.PathValue("id"), "the outer middleware's request is not written to")
 	}
 }
+
+func TestRateLimitSkippedRequestSeesRouteParams(t *testing.T) {
+	p := rateLimitPolicy(t, "users", 1, limiter.WithSkip(func(r *http.Request) bool { return r.PathValue("id") == "admin" }))
+	r := gin.New()
+	r.GET("/users/:id", ginmw.RateLimit(p), func(c *gin.Context) {
+		c.String(http.StatusOK, c.Request.PathValue("id"))
+	})
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+
+	for i := 0; i < 3; i++ {
+		code, body := rateLimitGet(t, srv.URL+"/users/admin")
+		assert.Equal(t, http.StatusOK, code, "a skipped request is never limited")
+		assert.Equal(t, "admin", body, "the handler of a skipped request sees the route parameter")
+	}
+}
