@@ -33,7 +33,7 @@ fi
 # (or "=== CONT") line and its "--- SKIP" later, grouped under its parent:
 # remember the last log line of each test and print it beside the skip.
 skips=$(awk '
-	/^=== (RUN|CONT) / { current = $3; next }
+	/^=== (RUN|CONT|NAME) / { current = $3; next }
 	/^ +[A-Za-z0-9_]+\.go:[0-9]+: / { line = $0; sub(/^ +/, "", line); msg[current] = line; next }
 	/^ *--- SKIP: / { name = $3; print "  " name "  " msg[name] }
 ' "$log" | sort -u)
