@@ -143,12 +143,14 @@ func TestUserCommandConcurrentRegistry(t *testing.T) {
 	reg := lua.NewRegistry()
 	var wg sync.WaitGroup
 	for i := range 20 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			_, err := reg.Define("cmd"+strconv.Itoa(i), 0, "return "+strconv.Itoa(i))
 			assert.NoError(t, err)
 			_ = reg.Commands()
 			_, _ = reg.Lookup("cmd0")
-		})
+		}()
 	}
 	wg.Wait()
 	assert.Len(t, reg.Commands(), 20)
