@@ -7,9 +7,13 @@
 -- (math.random is reseeded on every script before Redis 7 and would collide).
 --
 -- KEYS[1]  the window's sorted set
--- ARGV[1]  limit: hits allowed in one window (integer > 0)
+-- ARGV[1]  limit: hits allowed in one window (integer, 1 <= limit <= 4096)
 -- ARGV[2]  window length in microseconds (integer >= 1000)
--- ARGV[3]  cost: hits to record (integer, 1 <= cost <= limit)
+-- ARGV[3]  cost: hits to record (integer, 1 <= cost <= min(limit, 256))
+--
+-- The caller enforces the bounds on limit and cost (store.MaxLimit and
+-- store.MaxCost), so that no call writes or drops more than a few thousand
+-- members: each call holds Redis for well under a millisecond.
 -- ARGV[4]  hit id, unique per call; members are id (cost 1) or id#1..id#cost
 -- ARGV[5]  now in microseconds since the Unix epoch, or "" to read Redis TIME
 --

@@ -43,7 +43,8 @@ import (
 // details, so test with errors.Is.
 var (
 	// ErrInvalidArgument reports bad input: an empty key or token, a limit,
-	// window, cost or TTL that is not positive, or a cost above the limit.
+	// window, cost or TTL that is not positive, a cost above the limit, or a
+	// limit or cost above MaxLimit or MaxCost.
 	ErrInvalidArgument = errors.New("store: invalid argument")
 
 	// ErrNotHeld reports that a lock is not (or no longer) held by the given
@@ -54,9 +55,24 @@ var (
 	ErrClosed = errors.New("store: closed")
 )
 
+// Bounds of the sliding-window log. Each hit in the window is one entry of
+// the log (a sorted-set member in Redis), and a call writes cost entries and
+// may drop a whole window of them, so the bounds keep every call short: on
+// Redis the slowest call the bounds allow (a full window leaving at once, or
+// a write of MaxCost hits) takes under about 1ms of server time. For larger
+// quotas, split them over a shorter window (100 per minute rather than
+// 144,000 per day) or stack a short and a long policy.
+const (
+	// MaxLimit is the largest Rule.Limit: 4096 hits in one window.
+	MaxLimit = 4096
+	// MaxCost is the largest cost of one Hit: 256 hits.
+	MaxCost = 256
+)
+
 // Rule is a sliding-window rate: at most Limit hits in any Window.
 type Rule struct {
-	// Limit is the number of hits allowed in one window; it must be positive.
+	// Limit is the number of hits allowed in one window; it must be positive
+	// and at most MaxLimit.
 	Limit int
 	// Window is the length of the sliding window; it must be at least one
 	// millisecond.
@@ -67,6 +83,9 @@ type Rule struct {
 func (r Rule) Validate() error {
 	if r.Limit <= 0 {
 		return fmt.Errorf("%w: limit %d must be positive", ErrInvalidArgument, r.Limit)
+	}
+	if r.Limit > MaxLimit {
+		return fmt.Errorf("%w: limit %d exceeds the sliding log's bound of %d hits per window (use a shorter window with a smaller limit)", ErrInvalidArgument, r.Limit, MaxLimit)
 	}
 	if r.Window < time.Millisecond {
 		return fmt.Errorf("%w: window %v must be at least 1ms", ErrInvalidArgument, r.Window)
@@ -88,6 +107,9 @@ func ValidateHit(key string, rule Rule, cost int) error {
 	}
 	if cost > rule.Limit {
 		return fmt.Errorf("%w: cost %d exceeds limit %d", ErrInvalidArgument, cost, rule.Limit)
+	}
+	if cost > MaxCost {
+		return fmt.Errorf("%w: cost %d exceeds the sliding log's bound of %d hits per call", ErrInvalidArgument, cost, MaxCost)
 	}
 	return nil
 }

@@ -13,8 +13,8 @@
 // n records n entries. Hits at the same instant are distinct hits. If a key's
 // limit shrinks between calls, hits above the new limit stay until they leave
 // the window (meanwhile the key is denied), and the buffer shrinks to fit the
-// new limit once they have. One key's log holds at most 2³¹ hits: a rule with
-// a larger limit admits no more than that in one window.
+// new limit once they have. A rule's limit is at most store.MaxLimit and a
+// call's cost at most store.MaxCost, as for every store.
 //
 // # Keys
 //
@@ -38,26 +38,37 @@
 // per hit in its window once it holds two or more (its log buffer then has
 // room for at least 4 hits, fewer when the limit is smaller).
 //
-// The number of keys (windows plus locks) is bounded by WithMaxKeys
-// (DefaultMaxKeys, about a million), split evenly over the shards. A key
-// whose window has emptied is reset in place when it is next used, and
-// dropped by a background sweep every DefaultSweepInterval (see
-// WithSweepInterval) or under pressure: when a shard is full, a new key first triggers a sweep of
-// expired keys (at most once per quarter of the shard's capacity inserted, so
-// the cost is amortised) and then evicts, among a random sample of windows,
-// the one whose log empties soonest: the one that carries the least
-// information. Held locks are never evicted, nor are fence counters still
-// ahead of the clock (see below); if a shard holds nothing else, a new key
-// fails with ErrFull. A flood of distinct clients
-// therefore costs a bounded amount of memory and makes the store forget the
-// quietest clients first.
+// The number of windows is bounded by WithMaxKeys (DefaultMaxKeys, about a
+// million) and the number of locks separately by WithMaxLocks
+// (DefaultMaxLocks), each split evenly over the shards. A key whose window
+// has emptied is reset in place when it is next used, and dropped by a
+// background sweep every DefaultSweepInterval (see WithSweepInterval) or
+// under pressure: when a shard holds its most windows, a new key first
+// triggers a sweep of emptied windows (at most once per quarter of the
+// shard's capacity inserted, so the cost is amortised) and then evicts one
+// window from a random sample of eight: an emptied one if the sample holds
+// one, else the one furthest from its limit (most hits remaining), and among
+// those the one that empties soonest. Forgetting a window gives its client
+// its used hits back, so the store forgets the clients that used least of
+// their quota: a client that has used up its quota stays denied while a flood
+// of new clients, each with a hit or two, pushes out other new clients. A
+// flood of distinct clients therefore costs a bounded amount of memory.
+//
+// Locks never take the room of windows, so holding locks cannot switch rate
+// limiting off. Held locks are never dropped, nor are fence counters still
+// ahead of the clock (see below); when a shard holds its most locks and all
+// are of that kind, Acquire fails with ErrFull until one is released or
+// expires.
 //
 // # Locks and fences
 //
 // A lock is held while the store's clock is before its expiry; locks expire by
-// the clock given to WithClock. A key's fence counter is kept for
-// WithFenceTTL after its last acquire, and every fence is at least the clock
-// in microseconds, so fences keep increasing even after a counter was dropped.
+// the clock given to WithClock, read while the key's shard is held. A key's
+// fence counter is kept for WithFenceTTL after its last acquire, every fence
+// is at least the clock in microseconds, and a shard remembers the highest
+// fence of the counters it dropped and starts new counters above it, so
+// fences keep increasing after a counter was dropped, whatever the clock
+// does.
 // A burst of acquires faster than one per microsecond runs a counter ahead of
 // the clock (each fence is the last one plus one); the counter is then kept,
 // past its TTL and through eviction, until the clock has passed its last

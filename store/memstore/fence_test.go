@@ -2,6 +2,8 @@ package memstore
 
 import (
 	"context"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,5 +65,79 @@ func TestSweepKeepsCounterAheadOfClock(t *testing.T) {
 	res, err = s.Acquire(ctx, "lock", "C", time.Hour)
 	if err != nil || !res.Acquired || res.Fence <= last {
 		t.Errorf("Acquire after the counter was dropped: %+v, %v; want a fence above %d", res, err, last)
+	}
+}
+
+// TestFencesUnderPressure has several goroutines take and release one key on
+// the real clock while others flood its shard with locks, and a fence TTL of
+// 1ms, so the key's counter is dropped again and again: each holder checks,
+// while it holds the lock, that its fence is above every fence seen before.
+func TestFencesUnderPressure(t *testing.T) {
+	const (
+		holders  = 6
+		acquires = 2000 // per holder
+		flooders = 2
+	)
+	s, err := New(WithMaxKeys(64), WithMaxLocks(64), WithFenceTTL(time.Millisecond), WithSweepInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	var (
+		highest     int64 // guarded by the lock under test
+		regressions atomic.Int64
+		stop        = make(chan struct{})
+		flood       sync.WaitGroup
+		wg          sync.WaitGroup
+	)
+	for f := range flooders {
+		flood.Add(1)
+		go func() {
+			defer flood.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				key := "flood-" + strconv.Itoa(f) + "-" + strconv.Itoa(i)
+				if res, err := s.Acquire(ctx, key, "F", time.Microsecond); err == nil && res.Acquired {
+					_ = s.Release(ctx, key, "F")
+				}
+			}
+		}()
+	}
+	for h := range holders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok := "holder-" + strconv.Itoa(h)
+			for done := 0; done < acquires; {
+				res, err := s.Acquire(ctx, "lock", tok, time.Second)
+				if err != nil {
+					t.Errorf("Acquire: %v", err)
+					return
+				}
+				if !res.Acquired {
+					continue
+				}
+				done++
+				if res.Fence <= highest {
+					regressions.Add(1)
+				}
+				highest = res.Fence
+				if err := s.Release(ctx, "lock", tok); err != nil {
+					t.Errorf("Release: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	flood.Wait()
+	if n := regressions.Load(); n != 0 {
+		t.Errorf("%d of %d fences were not above every fence issued before", n, holders*acquires)
 	}
 }

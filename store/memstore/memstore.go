@@ -16,9 +16,13 @@ import (
 
 // Defaults of the options.
 const (
-	// DefaultMaxKeys is the bound on the number of keys unless WithMaxKeys
-	// sets another: 1<<20 (1,048,576).
+	// DefaultMaxKeys is the bound on the number of rate-limit windows unless
+	// WithMaxKeys sets another: 1<<20 (1,048,576).
 	DefaultMaxKeys = 1 << 20
+
+	// DefaultMaxLocks is the bound on the number of locks and fence counters
+	// unless WithMaxLocks sets another: 1<<16 (65,536).
+	DefaultMaxLocks = 1 << 16
 
 	// DefaultFenceTTL is how long a lock's fence counter is kept after its
 	// last acquire unless WithFenceTTL sets another.
@@ -36,10 +40,11 @@ const (
 	minShardKeys = 64
 )
 
-// ErrFull reports that a new key cannot be stored because its shard holds the
-// most keys WithMaxKeys allows and none of them can be evicted: all are held
-// locks, or fence counters whose last fence is still ahead of the clock (see
-// WithFenceTTL).
+// ErrFull reports that a lock cannot be acquired because its shard holds the
+// most locks WithMaxLocks allows and none of them can be dropped: all are
+// held, or fence counters whose last fence is still ahead of the clock (see
+// WithFenceTTL). Rate-limit windows never report it: they are bounded
+// separately and a new window always finds room by eviction.
 var ErrFull = errors.New("memstore: too many keys")
 
 // Store is an in-memory store.Store. Create it with New; the zero value is not
@@ -49,7 +54,8 @@ type Store struct {
 	shards     []shard
 	shardShift uint // digest >> shardShift picks the shard
 	shardBits  uint // low bits of a receipt id that name its shard
-	shardKeys  int  // bound on the keys of one shard
+	shardKeys  int  // bound on the windows of one shard
+	shardLocks int  // bound on the locks of one shard
 
 	keySeed  maphash.Seed
 	tokSeeds [2]maphash.Seed
@@ -73,6 +79,7 @@ var (
 type config struct {
 	clock         func() time.Time
 	maxKeys       int
+	maxLocks      int
 	fenceTTL      time.Duration
 	sweepInterval time.Duration
 }
@@ -93,12 +100,24 @@ func WithClock(now func() time.Time) Option {
 	return optionFunc(func(c *config) { c.clock = now })
 }
 
-// WithMaxKeys bounds the number of keys, windows and locks together, that the
-// Store holds; it must be positive. The default is DefaultMaxKeys. The bound
-// is split evenly over the shards (at most 256, each holding at least 64 keys
-// when n allows), so the Store may start evicting a little before n keys.
+// WithMaxKeys bounds the number of rate-limit windows (one per key in use)
+// that the Store holds; it must be positive. The default is DefaultMaxKeys.
+// The bound is split evenly over the shards (at most 256, each holding at
+// least 64 keys when n allows), so the Store may start evicting a little
+// before n keys. Eviction keeps the keys closest to their limit (see the
+// package documentation).
 func WithMaxKeys(n int) Option {
 	return optionFunc(func(c *config) { c.maxKeys = n })
+}
+
+// WithMaxLocks bounds the number of locks and fence counters the Store holds;
+// it must be positive. The default is DefaultMaxLocks. The bound is split
+// over the shards like WithMaxKeys's (rounded up, at least one per shard).
+// Locks never take room from rate-limit windows: when a shard holds its most
+// locks and all are held, Acquire fails with ErrFull (a guard then answers
+// as its store-failure mode says, 503 by default) while rate limiting goes on.
+func WithMaxLocks(n int) Option {
+	return optionFunc(func(c *config) { c.maxLocks = n })
 }
 
 // WithFenceTTL sets how long a lock's fence counter is kept after the lock's
@@ -126,6 +145,7 @@ func WithSweepInterval(d time.Duration) Option {
 func New(opts ...Option) (*Store, error) {
 	cfg := config{
 		maxKeys:       DefaultMaxKeys,
+		maxLocks:      DefaultMaxLocks,
 		fenceTTL:      DefaultFenceTTL,
 		sweepInterval: DefaultSweepInterval,
 	}
@@ -136,6 +156,9 @@ func New(opts ...Option) (*Store, error) {
 	}
 	if cfg.maxKeys <= 0 {
 		return nil, fmt.Errorf("%w: memstore: max keys %d must be positive", store.ErrInvalidArgument, cfg.maxKeys)
+	}
+	if cfg.maxLocks <= 0 {
+		return nil, fmt.Errorf("%w: memstore: max locks %d must be positive", store.ErrInvalidArgument, cfg.maxLocks)
 	}
 	if cfg.fenceTTL < time.Millisecond {
 		return nil, fmt.Errorf("%w: memstore: fence ttl %v must be at least 1ms", store.ErrInvalidArgument, cfg.fenceTTL)
@@ -154,6 +177,7 @@ func New(opts ...Option) (*Store, error) {
 		shardShift: 64 - shardBits,
 		shardBits:  shardBits,
 		shardKeys:  min(cfg.maxKeys/n, math.MaxInt32),
+		shardLocks: min((cfg.maxLocks+n-1)/n, math.MaxInt32),
 		keySeed:    maphash.MakeSeed(),
 		tokSeeds:   [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		clock:      cfg.clock,
@@ -262,11 +286,7 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	nowNanos := s.nowNanos()
 	now := nowNanos / 1e3 // the log is kept in microseconds, like the Lua script
 	if w == nil {
-		var err error
-		if w, err = sh.addWindow(d, nowNanos, s.shardKeys); err != nil {
-			sh.mu.Unlock()
-			return store.Result{}, err
-		}
+		w = sh.addWindow(d, nowNanos, s.shardKeys)
 	}
 	if w.expires <= now {
 		w.hits.reset() // every hit has left: skip the pruning
@@ -274,10 +294,10 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 		w.hits.prune(now - win)
 	}
 	limit := rule.Limit
-	admit := min(limit, maxLog) // what one key's log can hold
+	w.hits.limit = uint32(limit)
 	count := w.hits.len()
 	res := store.Result{Limit: limit}
-	if count+cost <= admit {
+	if count+cost <= limit {
 		sh.seq++
 		id := sh.seq<<s.shardBits | sh.id
 		w.hits.fit(count+cost, limit)
@@ -292,7 +312,7 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	} else {
 		// The (count+cost-limit)-th oldest hit must leave before cost fits.
 		at := w.hits.oldest()
-		if rank := count + cost - admit - 1; rank > 0 {
+		if rank := count + cost - limit - 1; rank > 0 {
 			at = w.hits.at(rank).at
 		}
 		res.RetryAfter = leaves(at, win, now)
@@ -356,7 +376,6 @@ func (s *Store) Acquire(ctx context.Context, key, token string, ttl time.Duratio
 	if err := store.ValidateLock(key, token, ttl, true); err != nil {
 		return store.LockResult{}, err
 	}
-	now := s.nowNanos()
 	tok := s.tokenDigest(token)
 	d := maphash.String(s.keySeed, key)
 	sh := s.shard(d)
@@ -366,20 +385,24 @@ func (s *Store) Acquire(ctx context.Context, key, token string, ttl time.Duratio
 	if s.closed.Load() { // Close may have cleared the shard since check
 		return store.LockResult{}, store.ErrClosed
 	}
+	// The clock is read under the lock: a time read before it could be older
+	// than a fence issued meanwhile by another caller.
+	now := s.nowNanos()
 	st, ok := sh.locks[d]
 	if ok && st.held(now) && st.holder != tok {
 		return store.LockResult{HolderTTL: time.Duration(st.expires - now)}, nil
 	}
 	if !ok {
-		if err := sh.makeRoom(now, s.shardKeys); err != nil {
+		if err := sh.makeLockRoom(now, s.shardLocks); err != nil {
 			return store.LockResult{}, err
 		}
 	}
 	// A counter still in the map is used even if its TTL has passed: it is
-	// kept only while its last fence may be ahead of the clock.
-	var last int64
+	// kept only while its last fence may be ahead of the clock. A new counter
+	// starts above every counter the shard dropped.
+	last := sh.fenceFloor
 	if ok {
-		last = st.fence
+		last = max(last, st.fence)
 	}
 	fence := max(last+1, now/1e3)
 	l := lock{
@@ -404,7 +427,7 @@ func (s *Store) Release(ctx context.Context, key, token string) error {
 	return s.withHeld(ctx, key, token, func(sh *shard, d uint64, st lock, now int64) {
 		st.expires = 0
 		if st.droppable(now) {
-			delete(sh.locks, d)
+			sh.dropLock(d, st)
 			return
 		}
 		sh.locks[d] = st
@@ -443,7 +466,6 @@ func (s *Store) withHeld(ctx context.Context, key, token string, fn func(sh *sha
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	now := s.nowNanos()
 	tok := s.tokenDigest(token)
 	d := maphash.String(s.keySeed, key)
 	sh := s.shard(d)
@@ -453,6 +475,7 @@ func (s *Store) withHeld(ctx context.Context, key, token string, fn func(sh *sha
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
+	now := s.nowNanos() // under the lock, as in Acquire
 	st, ok := sh.locks[d]
 	if !ok || !st.held(now) || st.holder != tok {
 		return store.ErrNotHeld
@@ -479,10 +502,9 @@ func (s *Store) sweeper(interval time.Duration) {
 // sweep drops the expired keys of every shard, one shard at a time.
 func (s *Store) sweep() {
 	for i := range s.shards {
-		now := s.nowNanos()
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		sh.sweep(now, false)
+		sh.sweep(s.nowNanos())
 		sh.compact()
 		sh.mu.Unlock()
 	}

@@ -169,11 +169,11 @@ func TestUndoBadInput(t *testing.T) {
 }
 
 // TestMaxKeysBound floods the store with far more distinct keys than its
-// bound and checks that it never holds more.
+// bounds and checks that it never holds more: bound windows and bound locks.
 func TestMaxKeysBound(t *testing.T) {
 	for _, bound := range []int{1, 64, 1000, 20000} {
 		t.Run(strconv.Itoa(bound), func(t *testing.T) {
-			s, clock := newStore(t, memstore.WithMaxKeys(bound), memstore.WithSweepInterval(0))
+			s, clock := newStore(t, memstore.WithMaxKeys(bound), memstore.WithMaxLocks(bound), memstore.WithSweepInterval(0))
 			rule := store.Rule{Limit: 3, Window: time.Hour}
 			ctx := context.Background()
 			flood := 20 * bound
@@ -191,8 +191,8 @@ func TestMaxKeysBound(t *testing.T) {
 				}
 				clock.Add(time.Millisecond)
 				if i%97 == 0 || i == flood-1 {
-					if n := s.Len(); n > bound {
-						t.Fatalf("after %d keys Len() = %d, above the bound %d", i+1, n, bound)
+					if n := s.Len(); n > 2*bound {
+						t.Fatalf("after %d keys Len() = %d, above the bounds %d + %d", i+1, n, bound, bound)
 					}
 				}
 			}
@@ -250,11 +250,12 @@ func TestHeldLocksAreNeverEvicted(t *testing.T) {
 	}
 }
 
-// TestErrFull fills a store with held locks: a new key cannot be stored until
-// they expire.
+// TestErrFull fills a store with held locks: a new lock cannot be stored
+// until they expire, while rate limiting goes on: locks never take the room
+// of windows, so they cannot switch a limit off.
 func TestErrFull(t *testing.T) {
 	const bound = 64
-	s, clock := newStore(t, memstore.WithMaxKeys(bound), memstore.WithSweepInterval(0))
+	s, clock := newStore(t, memstore.WithMaxKeys(bound), memstore.WithMaxLocks(bound), memstore.WithSweepInterval(0))
 	ctx := context.Background()
 	var fences []int64
 	for i := range bound {
@@ -265,8 +266,16 @@ func TestErrFull(t *testing.T) {
 		fences = append(fences, res.Fence)
 	}
 	rule := store.Rule{Limit: 1, Window: time.Hour}
-	if _, err := s.Hit(ctx, "client", rule, 1); !errors.Is(err, memstore.ErrFull) {
-		t.Errorf("Hit on a store full of held locks = %v, want memstore.ErrFull", err)
+	for i := range 4 * bound {
+		if res, err := s.Hit(ctx, fmt.Sprintf("client-%d", i), rule, 1); err != nil || !res.Allowed {
+			t.Fatalf("first Hit of client-%d on a store full of held locks = %+v, %v; want allowed", i, res, err)
+		}
+	}
+	if res, err := s.Hit(ctx, "client", rule, 1); err != nil || !res.Allowed {
+		t.Fatalf("Hit on a store full of held locks = %+v, %v; want allowed", res, err)
+	}
+	if res, err := s.Hit(ctx, "client", rule, 1); err != nil || res.Allowed {
+		t.Errorf("second Hit on a store full of held locks = %+v, %v; want denied", res, err)
 	}
 	if _, err := s.Acquire(ctx, "lock-new", "A", time.Second); !errors.Is(err, memstore.ErrFull) {
 		t.Errorf("Acquire on a store full of held locks = %v, want memstore.ErrFull", err)
@@ -276,8 +285,8 @@ func TestErrFull(t *testing.T) {
 		t.Errorf("re-acquire in a full store: %+v, %v", res, err)
 	}
 	clock.Add(2 * time.Second) // every lock expired
-	if res, err := s.Hit(ctx, "client", rule, 1); err != nil || !res.Allowed {
-		t.Fatalf("Hit after the locks expired: %+v, %v", res, err)
+	if res, err := s.Acquire(ctx, "lock-new", "A", time.Second); err != nil || !res.Acquired {
+		t.Fatalf("Acquire after the locks expired: %+v, %v", res, err)
 	}
 	// Their fence counters may have been dropped; fences still increase.
 	res, err := s.Acquire(ctx, "lock-1", "B", time.Second)
@@ -407,7 +416,9 @@ func TestConcurrentUse(t *testing.T) {
 		allowed = make(map[string]int)
 	)
 	for w := range workers {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := range rounds {
 				key := "k" + strconv.Itoa(i%keys)
 				res, err := s.Hit(ctx, key, rule, 1+i%2)
@@ -449,7 +460,7 @@ func TestConcurrentUse(t *testing.T) {
 					clock.Add(time.Microsecond)
 				}
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	for key, n := range allowed {
@@ -461,7 +472,9 @@ func TestConcurrentUse(t *testing.T) {
 	// store.ErrClosed.
 	var wg2 sync.WaitGroup
 	for range workers {
-		wg2.Go(func() {
+		wg2.Add(1)
+		go func() {
+			defer wg2.Done()
 			for i := range 200 {
 				_, err := s.Hit(ctx, "x"+strconv.Itoa(i), rule, 1)
 				if err != nil && !errors.Is(err, store.ErrClosed) {
@@ -469,7 +482,7 @@ func TestConcurrentUse(t *testing.T) {
 					return
 				}
 			}
-		})
+		}()
 	}
 	_ = s.Close()
 	wg2.Wait()
@@ -564,12 +577,12 @@ func TestFenceBurstThenCounterExpiry(t *testing.T) {
 	}
 }
 
-// TestCounterAheadOfClockIsNotEvicted fills a one-key store with a fence
-// counter that a burst ran ahead of the clock: a new key must not evict it
+// TestCounterAheadOfClockIsNotEvicted fills a one-lock store with a fence
+// counter that a burst ran ahead of the clock: a new lock must not evict it
 // while it is ahead, even after its TTL, and may once the clock has passed it.
 func TestCounterAheadOfClockIsNotEvicted(t *testing.T) {
 	const burst = 5000 // fences run 5ms ahead of the frozen clock
-	s, clock := newStore(t, memstore.WithMaxKeys(1), memstore.WithFenceTTL(time.Millisecond), memstore.WithSweepInterval(0))
+	s, clock := newStore(t, memstore.WithMaxKeys(1), memstore.WithMaxLocks(1), memstore.WithFenceTTL(time.Millisecond), memstore.WithSweepInterval(0))
 	ctx := context.Background()
 	var last int64
 	for range burst {
@@ -582,10 +595,9 @@ func TestCounterAheadOfClockIsNotEvicted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rule := store.Rule{Limit: 1, Window: time.Hour}
 	clock.Add(2 * time.Millisecond) // counter expired, still ahead of the clock
-	if _, err := s.Hit(ctx, "client", rule, 1); !errors.Is(err, memstore.ErrFull) {
-		t.Errorf("Hit while the only key is a counter ahead of the clock = %v, want memstore.ErrFull", err)
+	if _, err := s.Acquire(ctx, "other", "A", time.Hour); !errors.Is(err, memstore.ErrFull) {
+		t.Errorf("Acquire while the only lock is a counter ahead of the clock = %v, want memstore.ErrFull", err)
 	}
 	res, err := s.Acquire(ctx, "lock", "B", time.Hour)
 	if err != nil || !res.Acquired || res.Fence <= last {
@@ -596,9 +608,13 @@ func TestCounterAheadOfClockIsNotEvicted(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Add(10 * time.Millisecond) // the clock passed the last fence
-	if res, err := s.Hit(ctx, "client", rule, 1); err != nil || !res.Allowed {
-		t.Fatalf("Hit once the clock passed the counter: %+v, %v", res, err)
+	if res, err := s.Acquire(ctx, "other", "A", time.Hour); err != nil || !res.Acquired {
+		t.Fatalf("Acquire once the clock passed the counter: %+v, %v", res, err)
 	}
+	if err := s.Release(ctx, "other", "A"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(2 * time.Millisecond) // the clock passed other's fence too
 	res, err = s.Acquire(ctx, "lock", "C", time.Hour)
 	if err != nil || !res.Acquired || res.Fence <= last {
 		t.Errorf("Acquire after the counter was evicted: %+v, %v; want acquired with a fence above %d", res, err, last)
@@ -612,7 +628,7 @@ func TestCounterAheadOfClockIsNotEvicted(t *testing.T) {
 func TestCloseRacesCalls(t *testing.T) {
 	const workers = 16
 	ctx := context.Background()
-	rule := store.Rule{Limit: 1 << 20, Window: time.Hour}
+	rule := store.Rule{Limit: store.MaxLimit, Window: time.Hour}
 	for round := range 50 {
 		s, err := memstore.New(memstore.WithMaxKeys(100_000), memstore.WithSweepInterval(0))
 		if err != nil {
@@ -624,7 +640,9 @@ func TestCloseRacesCalls(t *testing.T) {
 		)
 		started.Add(workers)
 		for w := range workers {
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				started.Done()
 				for i := 0; ; i++ {
 					key := strconv.Itoa(w) + ":" + strconv.Itoa(i)
@@ -642,7 +660,7 @@ func TestCloseRacesCalls(t *testing.T) {
 						return
 					}
 				}
-			})
+			}()
 		}
 		started.Wait()
 		_ = s.Close()
@@ -655,6 +673,32 @@ func TestCloseRacesCalls(t *testing.T) {
 		}
 		if _, err := s.Acquire(ctx, "after", "A", time.Hour); !errors.Is(err, store.ErrClosed) {
 			t.Fatalf("Acquire after Close = %v, want store.ErrClosed", err)
+		}
+	}
+}
+
+// TestEvictionKeepsUsedQuota floods a store with ten times its bound of new
+// one-hit keys: eviction must pick them, not a client that used its quota,
+// which would otherwise get its quota back.
+func TestEvictionKeepsUsedQuota(t *testing.T) {
+	const bound = 4096
+	s, clock := newStore(t, memstore.WithMaxKeys(bound), memstore.WithSweepInterval(0))
+	rule := store.Rule{Limit: 5, Window: time.Hour}
+	strict := store.Rule{Limit: 1, Window: time.Hour}
+	for range rule.Limit {
+		mustHit(t, s, "victim", rule, 1)
+	}
+	mustHit(t, s, "strict-victim", strict, 1)
+	for i := range 10 * bound {
+		mustHit(t, s, "flood-"+strconv.Itoa(i), rule, 1)
+		clock.Add(time.Millisecond)
+		if i%1024 == 0 || i == 10*bound-1 {
+			if res := mustHit(t, s, "victim", rule, 1); res.Allowed {
+				t.Fatalf("after %d new keys the victim was allowed again: %+v", i+1, res)
+			}
+			if res := mustHit(t, s, "strict-victim", strict, 1); res.Allowed {
+				t.Fatalf("after %d new keys the limit-1 victim was allowed again: %+v", i+1, res)
+			}
 		}
 	}
 }

@@ -1,9 +1,14 @@
 package memstore
 
-import "math/bits"
+import (
+	"math/bits"
 
-// maxLog is the most hits one key's log holds: its indices are 32-bit.
-const maxLog = 1 << 31
+	"github.com/sluicehq/sluice/store"
+)
+
+// maxLog is the most hits one key's log holds: the largest limit a rule may
+// have. Its indices fit 16 bits.
+const maxLog = store.MaxLimit
 
 // hit is one entry of a sliding-window log.
 type hit struct {
@@ -18,8 +23,11 @@ type hit struct {
 type ring struct {
 	// buf holds the hits when not nil; when nil the log is inline.
 	buf  []hit
-	head uint32 // index in buf of the oldest hit
-	n    uint32 // number of hits
+	head uint16 // index in buf of the oldest hit
+	n    uint16 // number of hits
+	// limit is the limit of the rule last applied to the log, which tells
+	// eviction how far the key is from it.
+	limit uint32
 	// one is the hit of an inline log. With a buffer, one.at caches the
 	// time of the oldest hit, so that deciding whether any hit has left the
 	// window reads no buffer. Either way one.at is the oldest time if n > 0.
@@ -71,7 +79,7 @@ func (r *ring) prune(cutoff int64) {
 		r.n = 0
 		return
 	}
-	mask := uint32(len(r.buf) - 1)
+	mask := uint16(len(r.buf) - 1)
 	for r.n > 0 && r.buf[r.head].at <= cutoff {
 		r.head = (r.head + 1) & mask
 		r.n--
@@ -185,7 +193,7 @@ func (r *ring) remove(id uint64, cost int) int {
 		r.set(j, h)
 		j++
 	}
-	r.n = uint32(j)
+	r.n = uint16(j)
 	if r.n == 0 {
 		r.head = 0
 	} else {

@@ -7,7 +7,7 @@ import (
 
 func TestRingCap(t *testing.T) {
 	tests := []struct{ limit, want int }{
-		{-1, 1}, {0, 1}, {1, 1}, {2, 2}, {3, 4}, {4, 4}, {5, 8}, {1000, 1024}, {1 << 20, 1 << 20},
+		{-1, 1}, {0, 1}, {1, 1}, {2, 2}, {3, 4}, {4, 4}, {5, 8}, {1000, 1024}, {4096, 4096}, {1 << 20, maxLog},
 		{maxLog - 1, maxLog}, {maxLog, maxLog}, {1<<62 + 1, maxLog}, {int(^uint(0) >> 1), maxLog},
 	}
 	for _, tc := range tests {

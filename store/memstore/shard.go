@@ -49,8 +49,13 @@ type shardState struct {
 	locks   map[uint64]lock // key digest -> lock
 	seq     uint64          // receipts issued by this shard
 	id      uint64          // this shard's number, the low bits of its receipt ids
-	added   int             // keys added since the last sweep under pressure
-	peak    int             // most keys held since the last compaction
+	// fenceFloor is the highest fence of every lock entry this shard has
+	// dropped: a counter created later starts above it, so fences never go
+	// down, whatever the clock does.
+	fenceFloor   int64
+	windowsAdded int // windows added since the last sweep under pressure
+	locksAdded   int // locks added since the last sweep under pressure
+	peak         int // most keys held since the last compaction
 }
 
 // shard is a shardState padded to a multiple of 128 bytes, so that the mutexes
@@ -69,7 +74,7 @@ func (sh *shardState) init(id uint64) {
 func (sh *shardState) clear() {
 	sh.windows = table{}
 	sh.locks = make(map[uint64]lock)
-	sh.added, sh.peak = 0, 0
+	sh.windowsAdded, sh.locksAdded, sh.peak = 0, 0, 0
 }
 
 // len returns the number of keys held.
@@ -78,55 +83,101 @@ func (sh *shardState) len() int {
 }
 
 // addWindow adds an empty window for key digest d, which must be new, making
-// room under bound first. The pointer is valid while the shard stays locked
-// and unchanged.
-func (sh *shardState) addWindow(d uint64, nowNanos int64, bound int) (*window, error) {
-	if err := sh.makeRoom(nowNanos, bound); err != nil {
-		return nil, err
-	}
+// room under bound first: a new window always finds room. The pointer is
+// valid while the shard stays locked and unchanged.
+func (sh *shardState) addWindow(d uint64, nowNanos int64, bound int) *window {
+	sh.makeWindowRoom(nowNanos, bound)
 	w := sh.windows.insert(d)
-	sh.added++
+	sh.windowsAdded++
 	sh.peak = max(sh.peak, sh.len())
-	return w, nil
+	return w
 }
 
-// addLock stores l for key digest d, which must be new; the caller made room.
+// addLock stores l for key digest d, which must be new; the caller made room
+// with makeLockRoom.
 func (sh *shardState) addLock(d uint64, l lock) {
 	sh.locks[d] = l
-	sh.added++
+	sh.locksAdded++
 	sh.peak = max(sh.peak, sh.len())
 }
 
-// makeRoom ensures the shard can take one more key under bound: it drops
-// expired keys (at most once per bound/4 keys added, so the cost per key
-// stays constant), then evicts the sampled window that empties soonest, then
-// a lock that is free and whose fence is below the clock. Held locks, and
-// fence counters still ahead of the clock, are never evicted: a shard full of
-// them reports ErrFull.
-func (sh *shardState) makeRoom(nowNanos int64, bound int) error {
-	if sh.len() < bound {
+// dropLock deletes the lock entry of digest d, raising the shard's fence
+// floor to its last fence.
+func (sh *shardState) dropLock(d uint64, l lock) {
+	sh.fenceFloor = max(sh.fenceFloor, l.fence)
+	delete(sh.locks, d)
+}
+
+// makeWindowRoom ensures the shard can take one more window under bound. It
+// drops the windows whose hits have all left (at most once per bound/4
+// windows added, so the cost per window stays constant), then evicts one
+// window from a random sample: one that has emptied if the sample holds one,
+// else the one furthest from its limit (most remaining hits), and among
+// those the one that empties soonest. A window at its limit is therefore
+// evicted only when every sampled window is at its limit too: a flood of new
+// one-hit keys cannot give a client that used up its quota its quota back.
+func (sh *shardState) makeWindowRoom(nowNanos int64, bound int) {
+	t := &sh.windows
+	if t.n < bound {
+		return
+	}
+	now := nowNanos / 1e3
+	if sh.windowsAdded >= bound/4 {
+		sh.windowsAdded = 0
+		t.sweep(now)
+		if t.n < bound {
+			return
+		}
+	}
+	victim := t.sample()
+	for range evictSample - 1 {
+		if i := t.sample(); evictBefore(&t.slots[i], &t.slots[victim], now) {
+			victim = i
+		}
+	}
+	t.removeAt(victim)
+}
+
+// evictBefore reports whether window a is a better eviction victim than b at
+// now (microseconds).
+func evictBefore(a, b *window, now int64) bool {
+	aGone, bGone := a.expires <= now, b.expires <= now
+	if aGone != bGone {
+		return aGone
+	}
+	if aGone {
+		return false
+	}
+	// Hits that left the window but were not pruned yet count as hits, which
+	// only makes a window look closer to its limit than it is.
+	aRoom := int64(a.hits.limit) - int64(a.hits.n)
+	bRoom := int64(b.hits.limit) - int64(b.hits.n)
+	if aRoom != bRoom {
+		return aRoom > bRoom
+	}
+	return a.expires < b.expires
+}
+
+// makeLockRoom ensures the shard can take one more lock under bound: it drops
+// the locks that are free and whose fence is below the clock (at most once
+// per bound/4 locks added), then drops one such lock. Held locks, and fence
+// counters still ahead of the clock, are never dropped: a shard full of them
+// reports ErrFull. Locks and windows are bounded separately, so locks can
+// never crowd out the rate limiter's windows.
+func (sh *shardState) makeLockRoom(nowNanos int64, bound int) error {
+	if len(sh.locks) < bound {
 		return nil
 	}
-	if sh.added >= bound/4 {
-		sh.added = 0
-		sh.sweep(nowNanos, true)
-		if sh.len() < bound {
+	if sh.locksAdded >= bound/4 {
+		sh.locksAdded = 0
+		sh.sweepLocks(nowNanos, true)
+		if len(sh.locks) < bound {
 			return nil
 		}
 	}
-	if t := &sh.windows; t.n > 0 {
-		victim := t.sample()
-		for range evictSample - 1 {
-			if i := t.sample(); t.slots[i].expires < t.slots[victim].expires {
-				victim = i
-			}
-		}
-		t.removeAt(victim)
-		return nil
-	}
 	for d, l := range sh.locks {
 		if l.behind(nowNanos) {
-			delete(sh.locks, d)
+			sh.dropLock(d, l)
 			return nil
 		}
 	}
@@ -135,15 +186,20 @@ func (sh *shardState) makeRoom(nowNanos int64, bound int) error {
 
 // sweep drops the windows whose hits have all left and the locks that are
 // free, whose fence counter expired and whose last fence is below the clock
-// in microseconds (see lock.behind). Under pressure it drops every free lock
-// whose fence is below the clock, expired counter or not: a fence issued
-// later is at least the clock, so dropping a counter never makes fences go
-// down.
-func (sh *shardState) sweep(nowNanos int64, pressure bool) {
+// in microseconds (see lock.behind).
+func (sh *shardState) sweep(nowNanos int64) {
 	sh.windows.sweep(nowNanos / 1e3)
+	sh.sweepLocks(nowNanos, false)
+}
+
+// sweepLocks drops the locks as sweep does. Under pressure it drops every
+// free lock whose fence is below the clock, expired counter or not. Either
+// way the shard's fence floor keeps the dropped fences, so a counter created
+// later starts above them.
+func (sh *shardState) sweepLocks(nowNanos int64, pressure bool) {
 	for d, l := range sh.locks {
 		if l.droppable(nowNanos) || (pressure && l.behind(nowNanos)) {
-			delete(sh.locks, d)
+			sh.dropLock(d, l)
 		}
 	}
 }

@@ -75,19 +75,50 @@ type suite struct {
 
 // clock is a fake clock: a time that only moves when told to.
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu    sync.Mutex
+	t     time.Time
+	stall *stall // the next Now blocks on it, once
+}
+
+// stall holds up the caller of one Now right after it read the time, as a
+// goroutine that is descheduled there would be held up.
+type stall struct {
+	reached chan struct{} // closed when a Now has read the time
+	resume  chan struct{} // closed by the test to let that Now return
 }
 
 func newClock() *clock {
 	return &clock{t: time.Now().Truncate(time.Second)}
 }
 
-// Now returns the clock's time.
+// Now returns the clock's time. A call that meets an armed stall returns the
+// time it read only once the stall is resumed.
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
+	t, st := c.t, c.stall
+	c.stall = nil
+	c.mu.Unlock()
+	if st != nil {
+		close(st.reached)
+		<-st.resume
+	}
+	return t
+}
+
+// stallNext arms a stall for the next call of Now.
+func (c *clock) stallNext() *stall {
+	st := &stall{reached: make(chan struct{}), resume: make(chan struct{})}
+	c.mu.Lock()
+	c.stall = st
+	c.mu.Unlock()
+	return st
+}
+
+// disarm drops a stall that no Now has met yet.
+func (c *clock) disarm() {
+	c.mu.Lock()
+	c.stall = nil
+	c.mu.Unlock()
 }
 
 // Add moves the clock forward by d.
@@ -625,10 +656,12 @@ func (s suite) testConcurrency(t *testing.T) {
 		)
 		ctx := t.Context()
 		for i := range goroutines {
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				<-start
 				results[i], errs[i] = st.Hit(ctx, key, rule, 1)
-			})
+			}()
 		}
 		close(start)
 		wg.Wait()
@@ -700,12 +733,14 @@ func (s suite) testConcurrency(t *testing.T) {
 			errs  = make([]error, 50)
 		)
 		for i := range won {
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				<-start
 				var res store.LockResult
 				res, errs[i] = e.s.Acquire(e.ctx, key, "token-"+string(rune('A'+i)), time.Minute)
 				won[i] = res.Acquired
-			})
+			}()
 		}
 		close(start)
 		wg.Wait()
@@ -1008,6 +1043,102 @@ func (s suite) testLock(t *testing.T) {
 				t.Errorf("%s: fence after the counter's TTL = %d, want above the burst's last %d",
 					short(key), res.Fence, lasts[key])
 			}
+		}
+	})
+
+	t.Run("FenceAfterStalledClockRead", func(t *testing.T) {
+		// Caller A reads the clock and is held up right there. Meanwhile B
+		// acquires at a later time, the fence counter's TTL passes and B
+		// releases, so the store may drop the counter. When A goes on with
+		// the time it read, its fence must still be above B's: a store
+		// that reads the time before it holds the key would issue a fence
+		// below one already issued.
+		drop := s.b.FenceTTL + time.Millisecond
+		if s.b.FenceTTL <= 0 {
+			drop = 48 * time.Hour // past any default fence TTL
+		}
+		e := s.env(t)
+		key := e.key("lock")
+		first := e.mustAcquire(key, "A", lockTTL)
+		if err := e.s.Release(e.ctx, key, "A"); err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+
+		type outcome struct {
+			res store.LockResult
+			err error
+		}
+		st := e.clock.stallNext()
+		aDone := make(chan outcome, 1)
+		go func() {
+			res, err := e.s.Acquire(e.ctx, key, "A", time.Hour)
+			aDone <- outcome{res, err}
+		}()
+		var a outcome
+		aFirst := false // A finished without reading the suite's clock
+		select {
+		case <-st.reached:
+		case a = <-aDone:
+			aFirst = true
+			e.clock.disarm()
+		}
+
+		e.advance(time.Second)
+		bDone := make(chan outcome, 1)
+		go func() {
+			res, err := e.s.Acquire(e.ctx, key, "B", lockTTL)
+			if err == nil && res.Acquired {
+				e.advance(drop)
+				err = e.s.Release(e.ctx, key, "B")
+			}
+			bDone <- outcome{res, err}
+		}()
+		var b outcome
+		bFirst := false // B acquired and released while A was held up
+		if aFirst {
+			b = <-bDone
+		} else {
+			select {
+			case b = <-bDone:
+				bFirst = true
+			case <-time.After(100 * time.Millisecond):
+				// B waits for A: the store holds the key while it reads
+				// the clock.
+			}
+			close(st.resume)
+			a = <-aDone
+			if !bFirst {
+				b = <-bDone
+			}
+		}
+		if a.err != nil || b.err != nil {
+			t.Fatalf("Acquire by A: %v; by B: %v", a.err, b.err)
+		}
+		switch {
+		case bFirst && b.res.Acquired:
+			if !a.res.Acquired {
+				t.Fatalf("A was refused a lock B had released: %+v", a.res)
+			}
+			if a.res.Fence <= b.res.Fence {
+				t.Errorf("fence of A after its stalled clock read = %d, want above B's %d, issued before", a.res.Fence, b.res.Fence)
+			}
+		case b.res.Acquired && a.res.Acquired:
+			t.Errorf("A and B both acquired while A held the lock for an hour: A %+v, B %+v", a.res, b.res)
+		}
+		last := first.Fence
+		for _, r := range []store.LockResult{a.res, b.res} {
+			if r.Acquired && r.Fence <= first.Fence {
+				t.Errorf("fence %d, want above the first %d", r.Fence, first.Fence)
+			}
+			last = max(last, r.Fence)
+		}
+		if a.res.Acquired {
+			if err := e.s.Release(e.ctx, key, "A"); err != nil {
+				t.Fatalf("Release by A: %v", err)
+			}
+		}
+		if res := e.mustAcquire(key, "C", lockTTL); res.Fence <= last {
+			t.Errorf("fence of C = %d, want above %d", res.Fence, last)
 		}
 	})
 
