@@ -25,12 +25,16 @@ var (
 
 	// ErrWrongValue reports a key that holds a value the command cannot use:
 	// a counter that is not an integer, a hash field that is not a number, a
-	// key of another Redis type (WRONGTYPE). Nothing was changed.
+	// key of another Redis type (WRONGTYPE). Every command reads stored
+	// numbers by one rule (docs/commands.md, "Numbers"): a decimal such as
+	// "-12", "0.5" or "1e3"; never hex, spaces, "inf" or "nan"; an integer
+	// written as INCRBY writes one. The same malformed data is ErrWrongValue
+	// from every command that reads it. Nothing was changed.
 	ErrWrongValue = errors.New("lua: key holds a value the command cannot use")
 
 	// ErrOutOfRange reports a result that would leave the range a command
-	// keeps exact, such as a leaderboard score past 2^53-1. Nothing was
-	// changed.
+	// keeps exact, such as a leaderboard score past 2^53-1, or a sum or
+	// product that overflows a float64 on the way. Nothing was changed.
 	ErrOutOfRange = errors.New("lua: result out of range")
 
 	// ErrEmpty reports a percentile asked of an empty or missing sorted set.
@@ -287,6 +291,52 @@ func checkInt(fn, what string, n, lo, hi int64) error {
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
+// parseNumber reads s by the catalogue's number rule, which every script
+// applies with its num helper (docs/commands.md, "Numbers"): a decimal made of
+// an optional sign, digits, an optional '.' and digits, and an optional
+// exponent (e or E, an optional sign, digits), whose value is finite. Hex,
+// spaces, "inf", "nan" and values past the largest double are not numbers.
+func parseNumber(s string) (float64, bool) {
+	digits := func(i int) int {
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	j := digits(i)
+	if j == i {
+		return 0, false
+	}
+	if i = j; i < len(s) && s[i] == '.' {
+		if j = digits(i + 1); j == i+1 {
+			return 0, false
+		}
+		i = j
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if j = digits(i); j == i {
+			return 0, false
+		}
+		i = j
+	}
+	if i != len(s) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64) // ErrRange past the largest double
+	if err != nil || !finite(f) {
+		return 0, false
+	}
+	return f, true
+}
+
 func formatInt(n int64) string { return strconv.FormatInt(n, 10) }
 
 // formatFloat formats f so that both Redis's Lua and miniredis's read it back
@@ -300,31 +350,36 @@ func formatFloat(f float64) string {
 	return s
 }
 
-// replyInt reads an integer out of a script reply element.
+// replyInt reads an integer out of a script reply element: an integer reply,
+// or a string (such as a sorted-set score) holding, by the number rule, an
+// integer in [-MaxInt, MaxInt].
 func replyInt(name string, v any) (int64, error) {
 	switch x := v.(type) {
 	case int64:
 		return x, nil
 	case string:
-		n, err := strconv.ParseInt(x, 10, 64)
-		if err == nil {
-			return n, nil
-		}
-		f, ferr := strconv.ParseFloat(x, 64)
-		if ferr == nil && f == math.Trunc(f) && math.Abs(f) <= MaxInt {
+		f, ok := parseNumber(x)
+		if ok && f == math.Trunc(f) && math.Abs(f) <= MaxInt {
 			return int64(f), nil
 		}
 	}
 	return 0, fmt.Errorf("lua: %s: unexpected reply %#v, want an integer", name, v)
 }
 
-// replyFloat reads a number out of a script reply element.
+// replyFloat reads a number out of a script reply element: an integer reply,
+// a string that the number rule reads, or a sorted-set score of +-infinity,
+// which Redis writes "inf" and "-inf".
 func replyFloat(name string, v any) (float64, error) {
 	switch x := v.(type) {
 	case string:
-		f, err := strconv.ParseFloat(x, 64)
-		if err == nil {
+		if f, ok := parseNumber(x); ok {
 			return f, nil
+		}
+		switch x {
+		case "inf":
+			return math.Inf(1), nil
+		case "-inf":
+			return math.Inf(-1), nil
 		}
 	case int64:
 		return float64(x), nil

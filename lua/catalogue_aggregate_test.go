@@ -77,10 +77,30 @@ func TestWeightedAverage(t *testing.T) {
 		})
 
 		t.Run("overflow", func(t *testing.T) {
-			huge := tg.key("huge")
-			require.NoError(t, tg.client.HSet(ctx, huge, "value", "1.5e308").Err())
-			_, err := lua.WeightedAverage(ctx, tg.client, []string{huge, huge}, []float64{1e308, 1e308})
-			assert.ErrorIs(t, err, lua.ErrOutOfRange)
+			half, big, negBig := tg.key("half"), tg.key("big"), tg.key("negbig")
+			require.NoError(t, tg.client.HSet(ctx, half, "value", "0.5").Err())
+			require.NoError(t, tg.client.HSet(ctx, big, "value", "1.5e308").Err())
+			require.NoError(t, tg.client.HSet(ctx, negBig, "value", "-1.5e308").Err())
+			tests := []struct {
+				name    string
+				keys    []string
+				weights []float64
+			}{
+				{"products", []string{big, big}, []float64{1e308, 1e308}},
+				{"total weight", []string{half, half}, []float64{1e308, 1e308}},
+				{"weighted sum", []string{big, big}, []float64{1, 1}},
+				{"negative weighted sum", []string{negBig, negBig}, []float64{1, 1}},
+				{"sum on the way", []string{big, big, negBig}, []float64{1, 1, 1}},
+			}
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					got, err := lua.WeightedAverage(ctx, tg.client, tc.keys, tc.weights)
+					assert.ErrorIs(t, err, lua.ErrOutOfRange, "got %v", got)
+				})
+			}
+			got, err := lua.WeightedAverage(ctx, tg.client, []string{big, half}, []float64{1, 1})
+			require.NoError(t, err)
+			assert.Equal(t, (1.5e308+0.5)/2, got, "large but finite")
 		})
 
 		if tg.cluster {
@@ -204,6 +224,16 @@ func TestPercentile(t *testing.T) {
 			assert.Equal(t, 1e-7, got)
 		})
 
+		t.Run("infinite scores", func(t *testing.T) {
+			key := tg.key("infinite")
+			require.NoError(t, tg.client.ZAdd(ctx, key, redis.Z{Score: math.Inf(-1), Member: "a"}, redis.Z{Score: 1, Member: "b"}, redis.Z{Score: math.Inf(1), Member: "c"}).Err())
+			for _, tc := range []struct{ p, want float64 }{{1, math.Inf(-1)}, {50, 1}, {100, math.Inf(1)}} {
+				got, err := lua.Percentile(ctx, tg.client, key, tc.p)
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, got, "p%v", tc.p)
+			}
+		})
+
 		t.Run("empty or missing set", func(t *testing.T) {
 			_, err := lua.Percentile(ctx, tg.client, tg.key("nothing"), 50)
 			assert.ErrorIs(t, err, lua.ErrEmpty)
@@ -253,6 +283,27 @@ func TestRecordSample(t *testing.T) {
 		assert.ErrorIs(t, err, lua.ErrInvalidArgument)
 		_, err = lua.RecordSample(ctx, tg.client, key, 1, lua.WithTime(time.Now()))
 		assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+	})
+}
+
+func TestRecordSampleExtremes(t *testing.T) {
+	catEach(t, func(t *testing.T, tg *catTarget) {
+		ctx := context.Background()
+		key := tg.key("extremes")
+		for _, v := range []float64{math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64, -0.5} {
+			_, err := lua.RecordSample(ctx, tg.client, key, v)
+			require.NoError(t, err, "%v is finite", v)
+		}
+		for _, tc := range []struct{ p, want float64 }{
+			{25, -math.MaxFloat64},
+			{50, -0.5},
+			{75, math.SmallestNonzeroFloat64},
+			{100, math.MaxFloat64},
+		} {
+			got, err := lua.Percentile(ctx, tg.client, key, tc.p)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got, "p%v", tc.p)
+		}
 	})
 }
 

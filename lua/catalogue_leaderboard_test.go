@@ -2,6 +2,7 @@ package lua_test
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"testing"
 	"time"
@@ -208,6 +209,50 @@ func TestLeaderboard(t *testing.T) {
 				assert.Equal(t, int64(1), e.Score)
 			})
 		}
+	})
+}
+
+// TestLeaderboardMalformedData checks that every leaderboard call answers
+// data it did not write with ErrWrongValue.
+func TestLeaderboardMalformedData(t *testing.T) {
+	catEach(t, func(t *testing.T, tg *catTarget) {
+		ctx := context.Background()
+		at := lua.WithTime(time.UnixMilli(1000))
+
+		t.Run("time not a decimal integer", func(t *testing.T) {
+			for i, bad := range []string{"0x10", " 16", "1.6e1", "16.0", "-16", "x"} {
+				k := tg.key("badtime:" + strconv.Itoa(i))
+				times, err := lua.LeaderboardTimesKey(k)
+				require.NoError(t, err)
+				_, err = lua.LeaderboardAdd(ctx, tg.client, k, "ann", 5, lua.WithTime(time.UnixMilli(16)))
+				require.NoError(t, err)
+				require.NoError(t, tg.client.HSet(ctx, times, "ann", bad).Err())
+
+				_, err = lua.LeaderboardGet(ctx, tg.client, k, "ann")
+				assert.ErrorIs(t, err, lua.ErrWrongValue, "LeaderboardGet, time %q", bad)
+				_, err = lua.LeaderboardAdd(ctx, tg.client, k, "ann", 1, at)
+				assert.ErrorIs(t, err, lua.ErrWrongValue, "LeaderboardAdd, time %q", bad)
+				assert.Equal(t, bad, tg.client.HGet(ctx, times, "ann").Val(), "unchanged")
+			}
+		})
+
+		t.Run("score not an integer", func(t *testing.T) {
+			for i, bad := range []float64{1.5, 1e300, math.Inf(1)} {
+				k := tg.key("badscore:" + strconv.Itoa(i))
+				e, err := lua.LeaderboardAdd(ctx, tg.client, k, "ann", 5, at)
+				require.NoError(t, err)
+				member := tg.client.ZRange(ctx, k, 0, 0).Val()[0]
+				require.NoError(t, tg.client.ZAdd(ctx, k, redis.Z{Score: bad, Member: member}).Err())
+
+				_, err = lua.LeaderboardGet(ctx, tg.client, k, "ann")
+				assert.ErrorIs(t, err, lua.ErrWrongValue, "LeaderboardGet, score %v", bad)
+				_, err = lua.LeaderboardTop(ctx, tg.client, k, 10)
+				assert.ErrorIs(t, err, lua.ErrWrongValue, "LeaderboardTop, score %v", bad)
+				_, err = lua.LeaderboardAdd(ctx, tg.client, k, "ann", 1, at)
+				assert.ErrorIs(t, err, lua.ErrWrongValue, "LeaderboardAdd, score %v", bad)
+				assert.Equal(t, int64(1), e.Rank)
+			}
+		})
 	})
 }
 

@@ -137,7 +137,9 @@ func TestReserveConcurrent(t *testing.T) {
 		ok, short := 0, 0
 		var unexpected []error
 		for range callers {
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				_, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: other, Quantity: 1}, {Key: k, Quantity: 1}})
 				mu.Lock()
 				defer mu.Unlock()
@@ -149,7 +151,7 @@ func TestReserveConcurrent(t *testing.T) {
 				default:
 					unexpected = append(unexpected, err)
 				}
-			})
+			}()
 		}
 		wg.Wait()
 		require.Empty(t, unexpected)

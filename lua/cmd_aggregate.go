@@ -27,8 +27,11 @@ const DefaultField = "value"
 // A missing hash or field counts as 0 and still contributes its weight (to
 // leave a key out, leave it out of keys). When the weights sum to 0 the result
 // is 0; nothing is divided by zero. The result is computed with float64
-// arithmetic and keeps its decimals. A field that is not a finite number is an
-// ErrWrongValue error.
+// arithmetic and keeps its decimals. A field that is not a decimal number with
+// a finite value ("12", "-0.5", "1e3"; not "0x10", " 5" or "inf") is an
+// ErrWrongValue error. A product, the weighted sum or the sum of the weights
+// that overflows a float64 is an ErrOutOfRange error, never an infinite or
+// zero result.
 //
 // keys and weights must have the same length, between 1 and MaxKeys; keys must
 // be non-empty and weights finite and >= 0. On Redis Cluster all keys must
@@ -139,7 +142,7 @@ func nearestRank(p float64, n int64) int64 {
 // at key, for Percentile, and returns how many samples the set holds. A sorted
 // set keeps one score per member, so RecordSample gives every sample a member
 // of its own, unique across processes; two equal values are two samples.
-// value must be finite.
+// value must be finite (±math.MaxFloat64 included).
 //
 // RecordSample takes only WithTTL. To keep percentiles over a recent window,
 // record into one key per period, for example

@@ -14,8 +14,9 @@ import (
 // already above max (because max was lowered) is left as it is, since an
 // increment never lowers a counter. by must be in [0, MaxInt] (0 reads the
 // counter and writes nothing; decrements are not supported) and max in
-// [0, MaxInt]. A key holding anything but an integer in [-MaxInt, MaxInt] is
-// an ErrWrongValue error, not a silent 0, and a key of another type too.
+// [0, MaxInt]. A key holding anything but an integer in [-MaxInt, MaxInt]
+// written as INCRBY writes one ("42", "-7"; not "042", "+7" or "4.2e1") is an
+// ErrWrongValue error, not a silent 0, and a key of another type too.
 //
 // The counter is written with INCRBY, so it keeps any expiry it has;
 // WithTTL(d) gives it expiry d when it has none, for counters that should

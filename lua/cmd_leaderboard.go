@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -83,7 +82,9 @@ func LeaderboardAdd(ctx context.Context, client redis.Scripter, key, member stri
 }
 
 // LeaderboardGet returns member's entry on the leaderboard at key, or an
-// ErrNotFound error when it is not there.
+// ErrNotFound error when it is not there. Data LeaderboardAdd did not write
+// (a time or score that is not an integer in range) is an ErrWrongValue
+// error, as it is for LeaderboardAdd and LeaderboardTop.
 func LeaderboardGet(ctx context.Context, client redis.Scripter, key, member string) (LeaderboardEntry, error) {
 	const fn = "LeaderboardGet"
 	times, err := LeaderboardTimesKey(key)
@@ -105,7 +106,8 @@ func LeaderboardGet(ctx context.Context, client redis.Scripter, key, member stri
 
 // LeaderboardTop returns the first n entries of the leaderboard at key, best
 // first; fewer when the board holds fewer members, none when it is empty or
-// missing. n must be in [1, MaxKeys].
+// missing. n must be in [1, MaxKeys]. A member or score LeaderboardAdd did not
+// write is an ErrWrongValue error.
 func LeaderboardTop(ctx context.Context, client redis.Scripter, key string, n int) ([]LeaderboardEntry, error) {
 	const fn = "LeaderboardTop"
 	if err := checkKeys(fn, []string{key}); err != nil {
@@ -138,7 +140,7 @@ func LeaderboardTop(ctx context.Context, client redis.Scripter, key string, n in
 		}
 		score, err := replyInt(name, r[i+1])
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %s: %s holds a score that is not an integer in [-MaxInt, MaxInt] for %q: %w", ErrWrongValue, fn, key, id, err)
 		}
 		out = append(out, LeaderboardEntry{Member: id, Score: score, Rank: int64(len(out) + 1), AchievedAt: at})
 	}
@@ -168,9 +170,12 @@ func decodeMember(m string) (string, time.Time, error) {
 	if len(m) < 15 || m[13] != ':' {
 		return "", time.Time{}, fmt.Errorf("member %q was not written by LeaderboardAdd", m)
 	}
-	inv, err := strconv.ParseInt(m[:13], 10, 64)
-	if err != nil || inv < 0 {
-		return "", time.Time{}, fmt.Errorf("member %q was not written by LeaderboardAdd", m)
+	var inv int64
+	for _, c := range []byte(m[:13]) {
+		if c < '0' || c > '9' {
+			return "", time.Time{}, fmt.Errorf("member %q was not written by LeaderboardAdd", m)
+		}
+		inv = inv*10 + int64(c-'0')
 	}
 	return m[14:], time.UnixMilli(maxTimeMS - inv).UTC(), nil
 }

@@ -48,10 +48,10 @@ func (e *ShortageError) Is(target error) bool { return target == ErrShortage }
 //
 // items must hold 1 to MaxKeys lines with distinct non-empty keys and
 // quantities in [1, MaxInt]. A counter holding anything but an integer in
-// [-MaxInt, MaxInt] is an ErrWrongValue error. On Redis Cluster all keys must
-// share a {hash tag}: build them with StockKey(tag, item). A
-// *redis.ClusterClient is checked before sending; a CROSSSLOT answer from any
-// other client becomes ErrCrossSlot.
+// [-MaxInt, MaxInt] written as INCRBY writes one is an ErrWrongValue error.
+// On Redis Cluster all keys must share a {hash tag}: build them with
+// StockKey(tag, item). A *redis.ClusterClient is checked before sending; a
+// CROSSSLOT answer from any other client becomes ErrCrossSlot.
 func Reserve(ctx context.Context, client redis.Scripter, items []Item) ([]int64, error) {
 	keys, args, err := stockArgs("Reserve", client, items)
 	if err != nil {

@@ -13,41 +13,59 @@
 -- Reply: the average as a string formatted with %.17g (round-trips a double).
 -- Errors: "SLUICE_BADARG ..." for a wrong argument count or a bad weight;
 -- "SLUICE_WRONGVALUE ..." for a field that is not a finite number;
--- "SLUICE_OUTOFRANGE ..." when the sums overflow a double.
+-- "SLUICE_OUTOFRANGE ..." when a product, the weighted sum or the total
+-- weight overflows a double on the way.
 
 local n = #KEYS
 if n < 1 or n > 1000 or #ARGV ~= n + 1 then
   return redis.error_reply('SLUICE_BADARG weighted_avg: want 1..1000 keys, a field and one weight per key')
 end
 
-local function finite(v)
-  return v ~= nil and v == v and v ~= math.huge and v ~= -math.huge
+-- The catalogue's number rule (docs/commands.md, "Numbers"), the same in every
+-- script. num reads a decimal: an optional sign, digits, an optional '.' and
+-- digits, an optional exponent (e or E, an optional sign, digits); anything
+-- else (hex, spaces, inf, nan, a value past the largest double) is nil. x - x
+-- is 0 for every finite x and NaN for +-inf and NaN, on Redis's Lua and on
+-- gopher-lua alike (whose math.huge is the largest double, not infinity).
+local function num(s)
+  if type(s) ~= 'string' then return nil end
+  local i, f, e = string.match(s, '^([-+]?%d+)(%.?%d*)(.*)$')
+  if i == nil or f == '.' or (e ~= '' and not string.match(e, '^[eE][-+]?%d+$')) then
+    return nil
+  end
+  if f == '' then f = '.0' end -- gopher-lua's tonumber reads exponents after a '.' only
+  local v = tonumber(i .. f .. e)
+  if v == nil or v - v ~= 0 then return nil end
+  return v
 end
 
 local field = ARGV[1]
 local sum, total = 0, 0
 for i = 1, n do
-  local w = tonumber(ARGV[i + 1])
-  if not finite(w) or w < 0 then
+  local w = num(ARGV[i + 1])
+  if w == nil or w < 0 then
     return redis.error_reply('SLUICE_BADARG weighted_avg: weight ' .. i .. ' must be a finite number >= 0')
   end
   local v = 0
   local raw = redis.call('HGET', KEYS[i], field)
   if raw then
-    v = tonumber(raw)
-    if not finite(v) then
+    v = num(raw)
+    if v == nil then
       return redis.error_reply('SLUICE_WRONGVALUE weighted_avg: field ' .. field .. ' of ' .. KEYS[i] .. ' is not a finite number')
     end
   end
   sum = sum + v * w
   total = total + w
+  if sum - sum ~= 0 or total - total ~= 0 then
+    return redis.error_reply('SLUICE_OUTOFRANGE weighted_avg: the weighted sum or the total weight overflows a double')
+  end
 end
 
 if total == 0 then
   return '0'
 end
 local avg = sum / total
-if not finite(avg) then
-  return redis.error_reply('SLUICE_OUTOFRANGE weighted_avg: the weighted sum overflows a double')
+if avg - avg ~= 0 then
+  return redis.error_reply('SLUICE_OUTOFRANGE weighted_avg: the average overflows a double')
 end
 return string.format('%.17g', avg)
