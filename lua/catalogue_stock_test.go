@@ -3,7 +3,9 @@ package lua_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -269,4 +271,19 @@ func TestSlot(t *testing.T) {
 			assert.Equal(t, int(want), lua.Slot(k), "CLUSTER KEYSLOT %q", k)
 		}
 	})
+}
+
+// TestDocsCheckoutHandler keeps the reservation handler of docs/commands.md
+// the one ExampleReserve_detachedContext compiles and runs.
+func TestDocsCheckoutHandler(t *testing.T) {
+	example, err := os.ReadFile("example_catalogue_test.go")
+	require.NoError(t, err)
+	docs, err := os.ReadFile("../docs/commands.md")
+	require.NoError(t, err)
+	src := string(example)
+	start := strings.Index(src, "func checkoutHandler(")
+	require.GreaterOrEqual(t, start, 0)
+	end := strings.Index(src[start:], "\n}\n")
+	require.GreaterOrEqual(t, end, 0)
+	assert.Contains(t, string(docs), src[start:start+end+3], "docs/commands.md shows checkoutHandler as the example has it")
 }

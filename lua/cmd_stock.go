@@ -52,6 +52,11 @@ func (e *ShortageError) Is(target error) bool { return target == ErrShortage }
 // On Redis Cluster all keys must share a {hash tag}: build them with
 // StockKey(tag, item). A *redis.ClusterClient is checked before sending; a
 // CROSSSLOT answer from any other client becomes ErrCrossSlot.
+//
+// Run a reservation on a context detached from the request
+// (context.WithoutCancel plus a timeout of its own), so that a client hanging
+// up cannot cancel it half-way, and act on its outcome: record the order, or
+// hand the stock back with Restock. docs/commands.md shows the pattern.
 func Reserve(ctx context.Context, client redis.Scripter, items []Item) ([]int64, error) {
 	keys, args, err := stockArgs("Reserve", client, items)
 	if err != nil {

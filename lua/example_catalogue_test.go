@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -183,6 +186,75 @@ func ExampleReserve() {
 	// [3 0] <nil>
 	// short of stock:{shop}:pear: 0 available, 1 requested
 	// [5 1] <nil>
+}
+
+// checkoutHandler reserves cart for each request and records the order with
+// record (docs/commands.md shows it). The reservation must not be abandoned
+// half-known because the client hung up, so it runs on a context detached
+// from the request, bounded by a deadline of its own, and its outcome is
+// always acted on: recorded, or undone with Restock.
+func checkoutHandler(client redis.Scripter, cart []lua.Item, record func(context.Context) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		// Not r.Context(): a client hanging up would cancel the call with the
+		// script maybe run, maybe not. The deadline bounds the call when the
+		// go-redis client has ContextTimeoutEnabled.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
+		defer cancel()
+
+		_, err := lua.Reserve(ctx, client, cart)
+		var short *lua.ShortageError
+		switch {
+		case errors.As(err, &short):
+			http.Error(w, "out of stock", http.StatusConflict) // nothing was taken
+			return
+		case err != nil:
+			// A store error or timeout: the stock may or may not have been
+			// taken, so a blind Restock could create stock. Log it to reconcile.
+			log.Printf("checkout: reserve %v: outcome unknown: %v", cart, err)
+			http.Error(w, "try again later", http.StatusServiceUnavailable)
+			return
+		}
+		if err := record(ctx); err != nil {
+			// Reserved but not recorded: hand the stock back.
+			if _, err := lua.Restock(ctx, client, cart); err != nil {
+				log.Printf("checkout: restock %v: %v", cart, err)
+			}
+			http.Error(w, "try again later", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	}
+}
+
+func ExampleReserve_detachedContext() {
+	client, done := exampleClient()
+	defer done()
+	ctx := context.Background()
+
+	apple := lua.StockKey("shop", "apple")
+	client.Set(ctx, apple, 5, 0)
+	cart := []lua.Item{{Key: apple, Quantity: 2}}
+	record := func(ctx context.Context) error {
+		return client.RPush(ctx, "orders", "2 apples").Err()
+	}
+	checkout := checkoutHandler(client, cart, record)
+
+	// A request whose client has hung up: its context is already cancelled.
+	// The order is still reserved and recorded, never left half-done.
+	gone, hangUp := context.WithCancel(ctx)
+	hangUp()
+	rec := httptest.NewRecorder()
+	checkout.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/checkout", nil).WithContext(gone))
+	fmt.Println(rec.Code, client.Get(ctx, apple).Val(), client.LRange(ctx, "orders", 0, -1).Val())
+
+	// Recording fails: the reservation is handed back.
+	failed := checkoutHandler(client, cart, func(context.Context) error { return errors.New("orders database down") })
+	rec = httptest.NewRecorder()
+	failed.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/checkout", nil))
+	fmt.Println(rec.Code, client.Get(ctx, apple).Val())
+	// Output:
+	// 201 3 [2 apples]
+	// 503 3
 }
 
 func ExampleLoadCatalogue() {
