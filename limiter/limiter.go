@@ -2,10 +2,10 @@ package limiter
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +20,8 @@ var (
 	// an option out of range.
 	ErrInvalidConfig = errors.New("limiter: invalid configuration")
 
-	// ErrNameInUse reports a second live Limiter with the same name over the
-	// same store: their counters would mix.
+	// ErrNameInUse reports a second open Limiter (one not yet closed) with
+	// the same name over the same store: their counters would mix.
 	ErrNameInUse = errors.New("limiter: name already in use on this store")
 
 	// ErrClosed reports a call on a Limiter after Close.
@@ -48,8 +48,9 @@ const keySep = ':'
 //
 // The name identifies the limiter's counters in the store (store key = name,
 // ':', key; the store hashes it) and appears in response headers, so two
-// live limiters over one store cannot share a name. The name is released by
-// Close or, failing that, once the Limiter is garbage collected.
+// open limiters over one store cannot share a name. The name is released by
+// Close and by nothing else: a Limiter that is dropped without Close keeps
+// its name taken for the life of the process.
 type Limiter struct {
 	name   string
 	prefix string // name + keySep
@@ -57,9 +58,8 @@ type Limiter struct {
 	st     store.WindowStore
 	local  bool // st answers in-process: no deadline needed
 
-	closed  atomic.Bool
-	regOnce sync.Once
-	reg     registration
+	closed    atomic.Bool
+	closeOnce sync.Once
 }
 
 // Decision is the outcome of Allow or AllowN for one key.
@@ -98,7 +98,7 @@ type Decision struct {
 // quoted in response headers and prefixes store keys), limit must be positive,
 // window at least one millisecond, and s neither nil nor a nil pointer (such
 // as a (*memstore.Store)(nil)); otherwise the error wraps ErrInvalidConfig. A
-// second live Limiter with the same name over the same store is an error
+// second open Limiter with the same name over the same store is an error
 // wrapping ErrNameInUse: Close the first one to reuse its name. Two stores that share a backend (two redisstore.Store values with the
 // same Redis and prefix) are different stores to this check.
 func New(name string, limit int, window time.Duration, s store.WindowStore) (*Limiter, error) {
@@ -215,6 +215,24 @@ func (l *Limiter) allow(ctx context.Context, storeKey string, n int) (Decision, 
 	return d, nil
 }
 
+// MarshalJSON encodes d with snake_case field names and its durations as
+// strings in time.Duration's form ("10s", "1.5s", "0s"):
+//
+//	{"policy":"api","limit":5,"window":"10s","cost":1,"allowed":false,
+//	 "remaining":0,"retry_after":"4.2s","reset_after":"4.2s"}
+func (d Decision) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Policy     string `json:"policy"`
+		Limit      int    `json:"limit"`
+		Window     string `json:"window"`
+		Cost       int    `json:"cost"`
+		Allowed    bool   `json:"allowed"`
+		Remaining  int    `json:"remaining"`
+		RetryAfter string `json:"retry_after"`
+		ResetAfter string `json:"reset_after"`
+	}{d.Policy, d.Limit, d.Window.String(), d.Cost, d.Allowed, d.Remaining, d.RetryAfter.String(), d.ResetAfter.String()})
+}
+
 // Undo removes the hits that d recorded, giving the capacity back: the
 // building block of "count only failed requests". A zero Decision, a denied
 // one, or hits that already left the window are not an error; a Decision made
@@ -237,10 +255,6 @@ func (l *Limiter) Undo(ctx context.Context, d Decision) error {
 // nil.
 func (l *Limiter) Close() error {
 	l.closed.Store(true)
-	l.regOnce.Do(func() {
-		l.reg.cleanup.Stop()
-		unregister(l.reg.entry)
-	})
-	runtime.KeepAlive(l)
+	l.closeOnce.Do(func() { unregister(l) })
 	return nil
 }

@@ -2,6 +2,7 @@ package limiter_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"runtime"
 	"strings"
@@ -122,22 +123,16 @@ func TestSameNameOnOneStore(t *testing.T) {
 	require.ErrorIs(t, err, limiter.ErrClosed)
 }
 
-func TestDroppedLimiterReleasesItsName(t *testing.T) {
+// TestDroppedLimiterKeepsItsName checks that only Close gives a name back:
+// whether a name is free never depends on the garbage collector.
+func TestDroppedLimiterKeepsItsName(t *testing.T) {
 	st := newMem(t, newClock())
-	func() {
-		_, err := limiter.New("dropped", 5, time.Minute, st)
-		require.NoError(t, err)
-	}()
-	var err error
-	for i := 0; i < 20; i++ {
-		runtime.GC()
-		var l *limiter.Limiter
-		if l, err = limiter.New("dropped", 5, time.Minute, st); err == nil {
-			_ = l.Close()
-			return
-		}
-	}
-	t.Fatalf("name still in use after the limiter was dropped and collected: %v", err)
+	_, err := limiter.New("dropped", 5, time.Minute, st)
+	require.NoError(t, err)
+	runtime.GC()
+	runtime.GC()
+	_, err = limiter.New("dropped", 5, time.Minute, st)
+	require.ErrorIs(t, err, limiter.ErrNameInUse, "a dropped limiter keeps its name until Close")
 }
 
 func TestAllow(t *testing.T) {
@@ -276,4 +271,19 @@ func TestInProcessStoresGetNoDeadline(t *testing.T) {
 	assert.False(t, limiter.InProcess(rs), "redisstore does I/O")
 	assert.True(t, limiter.InProcess(localStore{rs}), "a store may declare itself in-process")
 	assert.False(t, limiter.InProcess(struct{ store.WindowStore }{mem}), "a wrapper of memstore may block")
+}
+
+func TestDecisionJSON(t *testing.T) {
+	clk := newClock()
+	l := newLimiter(t, "api", 1, 10*time.Second, newMem(t, clk))
+	ctx := context.Background()
+	_, err := l.Allow(ctx, "k")
+	require.NoError(t, err)
+	clk.Advance(2 * time.Second)
+	d, err := l.Allow(ctx, "k")
+	require.NoError(t, err)
+	b, err := json.Marshal(d)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"policy":"api","limit":1,"window":"10s","cost":1,"allowed":false,
+		"remaining":0,"retry_after":"8s","reset_after":"8s"}`, string(b))
 }

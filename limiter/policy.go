@@ -133,6 +133,9 @@ func NewPolicy(l *Limiter, opts ...Option) (*Policy, error) {
 			return nil, fmt.Errorf("policy %q: %w", l.name, err)
 		}
 	}
+	if p.skipOK && p.skipFailed {
+		return nil, fmt.Errorf("%w: policy %q: WithSkipSuccessful and WithSkipFailed together would count no request", ErrInvalidConfig, l.name)
+	}
 	if p.cost > l.rule.Limit {
 		return nil, fmt.Errorf("%w: policy %q: cost %d exceeds limit %d", ErrInvalidConfig, l.name, p.cost, l.rule.Limit)
 	}
@@ -203,7 +206,7 @@ func WithSkip(fn func(r *http.Request) bool) Option {
 // once the handler has answered with a successful status. This is the
 // classic login guard: only wrong passwords use up the quota. Successful means
 // status < 400 unless WithSuccess says otherwise. The default counts every
-// request.
+// request. It cannot be combined with WithSkipFailed.
 func WithSkipSuccessful() Option {
 	return func(p *Policy) error {
 		p.skipOK = true
@@ -213,7 +216,8 @@ func WithSkipSuccessful() Option {
 
 // WithSkipFailed counts only requests that succeed, undoing the others once
 // the handler has answered; see WithSkipSuccessful. The default counts every
-// request.
+// request. It cannot be combined with WithSkipSuccessful: NewPolicy reports
+// the pair as an error wrapping ErrInvalidConfig.
 func WithSkipFailed() Option {
 	return func(p *Policy) error {
 		p.skipFailed = true

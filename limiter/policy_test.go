@@ -88,7 +88,10 @@ func TestNewPolicyValidates(t *testing.T) {
 			assert.Nil(t, p)
 		})
 	}
-	p, err := limiter.NewPolicy(l, nil, limiter.WithTimeout(0), limiter.WithCost(5))
+	p, err := limiter.NewPolicy(l, limiter.WithSkipSuccessful(), limiter.WithSkipFailed())
+	require.ErrorIs(t, err, limiter.ErrInvalidConfig, "skipping both successful and failed requests would count none")
+	assert.Nil(t, p)
+	p, err = limiter.NewPolicy(l, nil, limiter.WithTimeout(0), limiter.WithCost(5))
 	require.NoError(t, err, "nil options are ignored; cost = limit and no timeout are valid")
 	assert.Equal(t, "api", p.Name())
 	assert.Same(t, l, p.Limiter())
