@@ -103,14 +103,12 @@ func (p *Policy) CheckKey(w http.ResponseWriter, r *http.Request, key string, ke
 	if st == nil || st.req != r {
 		st = newState(parent, prev)
 	}
-	storeKey := st.str(p.lim.prefix, key)
-
 	ctx := parent
 	var cancel context.CancelFunc
 	if p.timeout > 0 && !p.lim.local {
 		ctx, cancel = context.WithTimeout(parent, p.timeout)
 	}
-	d, err := p.lim.allow(ctx, storeKey, cost)
+	d, err := p.lim.allow(ctx, key, cost)
 	if cancel != nil {
 		cancel()
 	}
@@ -234,7 +232,7 @@ func stricter(d, cur *Decision) bool {
 func DenyJSON(w http.ResponseWriter, r *http.Request, d Decision) {
 	b := make([]byte, 0, 80+len(d.Policy))
 	b = append(b, `{"error":"too many requests","policy":"`...)
-	b = append(b, d.Policy...) // names are [A-Za-z0-9_.-]: nothing to escape
+	b = append(b, quoted(d.Policy)...)
 	b = append(b, `","retry_after":`...)
 	b = strconv.AppendInt(b, d.RetryAfterSeconds(), 10)
 	b = append(b, '}', '\n')

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,25 +39,21 @@ var (
 // MaxNameLen is the longest name a Limiter may have.
 const MaxNameLen = 64
 
-// keySep separates a limiter's name from the client's key in store keys. It
-// is not a valid name character, so no two names share a key space.
-const keySep = ':'
-
 // Limiter is a named sliding-window rule (at most Limit hits in any Window)
 // over a store.WindowStore, counted per key. Create it with New; the zero
 // value is not usable. A Limiter is safe for concurrent use.
 //
-// The name identifies the limiter's counters in the store (store key = name,
-// ':', key; the store hashes it) and appears in response headers, so two
+// The name identifies the limiter's counters in the store (it is the
+// store.Rule's Name, the namespace of the client keys) and appears in
+// response headers, so two
 // open limiters over one store cannot share a name. The name is released by
 // Close and by nothing else: a Limiter that is dropped without Close keeps
 // its name taken for the life of the process.
 type Limiter struct {
-	name   string
-	prefix string // name + keySep
-	rule   store.Rule
-	st     store.WindowStore
-	local  bool // st answers in-process: no deadline needed
+	name  string
+	rule  store.Rule // Name is the limiter's name
+	st    store.WindowStore
+	local bool // st answers in-process: no deadline needed
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -87,15 +84,17 @@ type Decision struct {
 	ResetAfter time.Duration
 
 	lim     *Limiter
-	key     string // the store key
+	key     string // the client's key
 	receipt store.Receipt
 }
 
 // New returns a Limiter named name that allows limit hits per key in any
 // sliding window of length window, counted in s.
 //
-// The name must be 1 to MaxNameLen characters from [A-Za-z0-9_.-] (it is
-// quoted in response headers and prefixes store keys), limit must be positive,
+// The name must be 1 to MaxNameLen bytes of printable ASCII, such as "api",
+// "login:v2" or "GET /items/{id}" (it is quoted, and escaped, in response
+// headers and bodies, and the store hashes it with each client's key), limit
+// must be positive and at most store.MaxLimit,
 // window at least one millisecond, and s neither nil nor a nil pointer (such
 // as a (*memstore.Store)(nil)); otherwise the error wraps ErrInvalidConfig. A
 // second open Limiter with the same name over the same store is an error
@@ -105,7 +104,7 @@ func New(name string, limit int, window time.Duration, s store.WindowStore) (*Li
 	if err := validName(name); err != nil {
 		return nil, err
 	}
-	rule := store.Rule{Limit: limit, Window: window}
+	rule := store.Rule{Name: name, Limit: limit, Window: window}
 	if err := rule.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: limiter %q: %w", ErrInvalidConfig, name, err)
 	}
@@ -113,11 +112,10 @@ func New(name string, limit int, window time.Duration, s store.WindowStore) (*Li
 		return nil, fmt.Errorf("%w: limiter %q: nil store", ErrInvalidConfig, name)
 	}
 	l := &Limiter{
-		name:   name,
-		prefix: name + string(keySep),
-		rule:   rule,
-		st:     s,
-		local:  inProcess(s),
+		name:  name,
+		rule:  rule,
+		st:    s,
+		local: inProcess(s),
 	}
 	if err := register(l); err != nil {
 		return nil, err
@@ -147,14 +145,28 @@ func validName(name string) error {
 		return fmt.Errorf("%w: limiter name longer than %d bytes", ErrInvalidConfig, MaxNameLen)
 	}
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == '-':
-		default:
-			return fmt.Errorf("%w: limiter name %q: only [A-Za-z0-9_.-] allowed", ErrInvalidConfig, name)
+		if c := name[i]; c < ' ' || c > '~' {
+			return fmt.Errorf("%w: limiter name %q: only printable ASCII allowed", ErrInvalidConfig, name)
 		}
 	}
 	return nil
+}
+
+// quoted returns name as the body of a quoted string of both JSON and HTTP
+// structured fields (RFC 8941): a backslash before each '"' and ”. Names
+// are printable ASCII, which both allow as they are otherwise.
+func quoted(name string) string {
+	if !strings.ContainsAny(name, `"\`) {
+		return name
+	}
+	b := make([]byte, 0, len(name)+4)
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == '"' || c == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, name[i])
+	}
+	return string(b)
 }
 
 // Name returns the limiter's name.
@@ -181,18 +193,18 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (Decision, erro
 	if key == "" {
 		return Decision{}, fmt.Errorf("limiter %q: %w: empty key", l.name, store.ErrInvalidArgument)
 	}
-	return l.allow(ctx, l.prefix+key, n)
+	return l.allow(ctx, key, n)
 }
 
-// allow decides for a ready store key (prefix + client key).
-func (l *Limiter) allow(ctx context.Context, storeKey string, n int) (Decision, error) {
+// allow decides for a client key that is not empty.
+func (l *Limiter) allow(ctx context.Context, key string, n int) (Decision, error) {
 	if l.closed.Load() {
 		return Decision{}, ErrClosed
 	}
 	if n <= 0 || n > l.rule.Limit {
 		return Decision{}, fmt.Errorf("limiter %q: %w: cost %d outside 1..%d", l.name, store.ErrInvalidArgument, n, l.rule.Limit)
 	}
-	res, err := l.st.Hit(ctx, storeKey, l.rule, n)
+	res, err := l.st.Hit(ctx, key, l.rule, n)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -206,7 +218,7 @@ func (l *Limiter) allow(ctx context.Context, storeKey string, n int) (Decision, 
 		RetryAfter: max(res.RetryAfter, 0),
 		ResetAfter: max(res.ResetAfter, 0),
 		lim:        l,
-		key:        storeKey,
+		key:        key,
 	}
 	if res.Allowed {
 		d.receipt = res.Receipt
@@ -239,7 +251,7 @@ func (d Decision) MarshalJSON() ([]byte, error) {
 // by another Limiter is an error wrapping store.ErrInvalidArgument. Undo works
 // after Close too, so that requests in flight can finish.
 func (l *Limiter) Undo(ctx context.Context, d Decision) error {
-	if d.lim == nil || d.receipt == (store.Receipt{}) {
+	if d.lim == nil || d.receipt.IsZero() {
 		return nil
 	}
 	if d.lim != l {

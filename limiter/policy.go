@@ -140,8 +140,9 @@ func NewPolicy(l *Limiter, opts ...Option) (*Policy, error) {
 		return nil, fmt.Errorf("%w: policy %q: cost %d exceeds limit %d", ErrInvalidConfig, l.name, p.cost, l.rule.Limit)
 	}
 	p.limitValue = strconv.Itoa(l.rule.Limit)
-	p.policyValue = `"` + l.name + `";q=` + p.limitValue + ";w=" + strconv.FormatInt(ceilSeconds(l.rule.Window), 10)
-	p.rlPrefix = `"` + l.name + `";r=`
+	name := quoted(l.name)
+	p.policyValue = `"` + name + `";q=` + p.limitValue + ";w=" + strconv.FormatInt(ceilSeconds(l.rule.Window), 10)
+	p.rlPrefix = `"` + name + `";r=`
 	return p, nil
 }
 

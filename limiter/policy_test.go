@@ -3,6 +3,7 @@ package limiter_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -407,4 +408,25 @@ func TestDefaultErrorLogIsThrottled(t *testing.T) {
 	assert.Contains(t, out, "level=ERROR")
 	assert.Contains(t, out, "policy=api")
 	assert.NotContains(t, out, "198.51.100.77", "no client data in the log")
+}
+
+// TestFreeFormNamesAreEscaped checks that a name with quotes and backslashes
+// reaches the headers as a valid structured-field string and the body as
+// valid JSON.
+func TestFreeFormNamesAreEscaped(t *testing.T) {
+	clk := newClock()
+	st := newMem(t, clk)
+	p := newPolicy(t, newLimiter(t, `GET /a"b\c`, 1, 10*time.Second, st), clk)
+	r := request("192.0.2.1:1")
+	w := httptest.NewRecorder()
+	require.True(t, p.Check(w, r).Proceed)
+	assert.Equal(t, `"GET /a\"b\\c";q=1;w=10`, w.Header().Get("RateLimit-Policy"))
+	assert.Equal(t, `"GET /a\"b\\c";r=0;t=10`, w.Header().Get("RateLimit"))
+	w = httptest.NewRecorder()
+	require.False(t, p.Check(w, r).Proceed)
+	var body struct {
+		Policy string `json:"policy"`
+	}
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body), w.Body.String())
+	assert.Equal(t, `GET /a"b\c`, body.Policy)
 }

@@ -71,6 +71,11 @@ const (
 
 // Rule is a sliding-window rate: at most Limit hits in any Window.
 type Rule struct {
+	// Name is the namespace of the rule's keys, such as a policy's name:
+	// the same key under two names is two windows. Any string will do,
+	// including "", a namespace of its own; stores hash it with the key, so
+	// a caller never joins the two. Receipts carry it back to Undo.
+	Name string
 	// Limit is the number of hits allowed in one window; it must be positive
 	// and at most MaxLimit.
 	Limit int
@@ -131,13 +136,19 @@ func ValidateLock(key, token string, ttl time.Duration, needTTL bool) error {
 }
 
 // Receipt identifies the hits recorded by one successful Hit, so that they can
-// be removed with Undo. The zero Receipt identifies nothing and Undo ignores it.
+// be removed with Undo. A Receipt with zero ID and Cost identifies nothing and
+// Undo ignores it.
 type Receipt struct {
 	// ID is unique among the hits recorded through one store value.
 	ID uint64
 	// Cost is the number of hits recorded.
 	Cost int
+	// Name is the Rule.Name the hits were recorded under.
+	Name string
 }
+
+// IsZero reports whether r identifies nothing: its ID and Cost are zero.
+func (r Receipt) IsZero() bool { return r.ID == 0 && r.Cost == 0 }
 
 // Result is the outcome of WindowStore.Hit.
 type Result struct {
@@ -164,10 +175,11 @@ type WindowStore interface {
 	// reports the outcome. Bad input is an error wrapping ErrInvalidArgument;
 	// a denial is not an error.
 	Hit(ctx context.Context, key string, rule Rule, cost int) (Result, error)
-	// Undo removes the hits that receipt identifies from key's window. Hits
-	// that already left the window, or a zero receipt, are not an error; a
-	// receipt with a negative Cost, or with exactly one of ID and Cost zero,
-	// is an error wrapping ErrInvalidArgument.
+	// Undo removes the hits that receipt identifies from the window of key
+	// under receipt.Name. Hits that already left the window, or a zero
+	// receipt (see Receipt.IsZero), are not an error; a receipt with a
+	// negative Cost, or with exactly one of ID and Cost zero, is an error
+	// wrapping ErrInvalidArgument.
 	Undo(ctx context.Context, key string, receipt Receipt) error
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicehq/sluice/adapters/httpmw"
 	"github.com/sluicehq/sluice/limiter"
+	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/memstore"
 )
 
@@ -44,7 +45,7 @@ func BenchmarkRateLimit(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = st.Close() })
-	l, err := limiter.New("api", 1<<30, time.Millisecond, st)
+	l, err := limiter.New("api", store.MaxLimit, time.Millisecond, st)
 	if err != nil {
 		b.Fatal(err)
 	}

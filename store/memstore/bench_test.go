@@ -12,11 +12,12 @@ import (
 	"github.com/sluicehq/sluice/store/memstore"
 )
 
-// Rules of the benchmarks. allowedRule is generous enough that every decision
-// is allowed (its log stays bounded by the 10ms window); deniedRule denies
-// every hit after the first.
+// Rules of the benchmarks. allowedRule is the most generous rule there is:
+// a key allows store.MaxLimit hits per millisecond, so most decisions are
+// allowed unless one key sees more than that (the allowed/op metric tells);
+// deniedRule denies every hit after the first.
 var (
-	allowedRule = store.Rule{Limit: 1 << 20, Window: 10 * time.Millisecond}
+	allowedRule = store.Rule{Limit: store.MaxLimit, Window: time.Millisecond}
 	deniedRule  = store.Rule{Limit: 1, Window: time.Hour}
 )
 

@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -272,7 +273,7 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 		return store.Result{}, err
 	}
 	win := int64(rule.Window / time.Microsecond)
-	d := maphash.String(s.keySeed, key)
+	d := s.digest(rule.Name, key)
 	sh := s.shard(d)
 
 	sh.mu.Lock()
@@ -308,7 +309,7 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 		count += cost
 		w.expires = newest + win
 		res.Allowed = true
-		res.Receipt = store.Receipt{ID: id, Cost: cost}
+		res.Receipt = store.Receipt{ID: id, Cost: cost, Name: rule.Name}
 	} else {
 		// The (count+cost-limit)-th oldest hit must leave before cost fits.
 		at := w.hits.oldest()
@@ -344,13 +345,13 @@ func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) err
 	if key == "" {
 		return fmt.Errorf("%w: empty key", store.ErrInvalidArgument)
 	}
-	if receipt == (store.Receipt{}) {
+	if receipt.IsZero() {
 		return nil
 	}
 	if receipt.ID == 0 || receipt.Cost <= 0 {
 		return fmt.Errorf("%w: receipt %+v", store.ErrInvalidArgument, receipt)
 	}
-	d := maphash.String(s.keySeed, key)
+	d := s.digest(receipt.Name, key)
 	sh := s.shard(d)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -361,6 +362,23 @@ func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) err
 		w.hits.remove(receipt.ID, receipt.Cost)
 	}
 	return nil
+}
+
+// digest returns the 64-bit digest of key under the namespace name. The
+// name's length goes into the hash, so no two (name, key) pairs feed it the
+// same bytes; an empty name hashes the key alone.
+func (s *Store) digest(name, key string) uint64 {
+	if name == "" {
+		return maphash.String(s.keySeed, key)
+	}
+	var h maphash.Hash
+	h.SetSeed(s.keySeed)
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(name)))
+	_, _ = h.Write(n[:])
+	_, _ = h.WriteString(name)
+	_, _ = h.WriteString(key)
+	return h.Sum64()
 }
 
 // tokenDigest returns the 128-bit digest under which a lock token is held.

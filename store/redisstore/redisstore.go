@@ -171,7 +171,7 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	if s.clock != nil {
 		now = s.clock().UnixMicro()
 	}
-	reply, err := s.run(ctx, lua.SlidingWindow(), []string{s.redisKey("w:{", key, "}")},
+	reply, err := s.run(ctx, lua.SlidingWindow(), []string{s.windowKey(rule.Name, key)},
 		rule.Limit, rule.Window.Microseconds(), cost, s.hitID(id), now)
 	if err != nil {
 		return store.Result{}, opError("hit", err)
@@ -187,7 +187,7 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 		ResetAfter: time.Duration(v[3]) * time.Microsecond,
 	}
 	if res.Allowed {
-		res.Receipt = store.Receipt{ID: id, Cost: cost}
+		res.Receipt = store.Receipt{ID: id, Cost: cost, Name: rule.Name}
 	} else {
 		res.RetryAfter = time.Duration(v[2]) * time.Microsecond
 	}
@@ -204,13 +204,13 @@ func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) err
 	if key == "" {
 		return fmt.Errorf("%w: empty key", store.ErrInvalidArgument)
 	}
-	if receipt == (store.Receipt{}) {
+	if receipt.IsZero() {
 		return nil
 	}
 	if receipt.ID == 0 || receipt.Cost <= 0 {
 		return fmt.Errorf("%w: receipt %+v", store.ErrInvalidArgument, receipt)
 	}
-	reply, err := s.run(ctx, lua.WindowUndo(), []string{s.redisKey("w:{", key, "}")},
+	reply, err := s.run(ctx, lua.WindowUndo(), []string{s.windowKey(receipt.Name, key)},
 		s.hitID(receipt.ID), receipt.Cost)
 	if err != nil {
 		return opError("undo", err)
@@ -388,6 +388,17 @@ func result(cmd *redis.Cmd) (any, error) {
 		return nil, nil
 	}
 	return v, err
+}
+
+// windowKey returns the Redis key of key's window under the namespace name:
+// the key alone is hashed for an empty name; otherwise the name's length, a
+// colon, the name and the key, so that no two (name, key) pairs share a
+// window.
+func (s *Store) windowKey(name, key string) string {
+	if name != "" {
+		key = strconv.Itoa(len(name)) + ":" + name + key
+	}
+	return s.redisKey("w:{", key, "}")
 }
 
 // redisKey returns prefix + open + hex(sha256(key)[:16]) + close.

@@ -242,7 +242,7 @@ func check(t *testing.T, what string, res store.Result, w want) {
 	if res.Allowed && (res.Receipt.ID == 0 || res.Receipt.Cost <= 0) {
 		t.Errorf("%s: allowed with receipt %+v, want a non-zero receipt", what, res.Receipt)
 	}
-	if !res.Allowed && res.Receipt != (store.Receipt{}) {
+	if !res.Allowed && !res.Receipt.IsZero() {
 		t.Errorf("%s: denied with receipt %+v, want the zero receipt", what, res.Receipt)
 	}
 }
@@ -405,7 +405,7 @@ func (s suite) testWindow(t *testing.T) {
 					t.Errorf("hit %d: receipt ID %d issued twice", i+1, res.Receipt.ID)
 				}
 				seen[res.Receipt.ID] = true
-			} else if res.Receipt != (store.Receipt{}) {
+			} else if !res.Receipt.IsZero() {
 				t.Errorf("hit %d: denied with receipt %+v, want the zero receipt", i+1, res.Receipt)
 			}
 			e.advance(time.Millisecond)
@@ -768,6 +768,36 @@ func (s suite) testKeys(t *testing.T) {
 		check(t, "k1", e.hit(k1, rule, 1), want{true, 1, 0, 0, window})
 		check(t, "k1 again", e.hit(k1, rule, 1), want{false, 1, 0, window, window})
 		check(t, "k2", e.hit(k2, rule, 1), want{true, 1, 0, 0, window})
+	})
+
+	t.Run("Names", func(t *testing.T) {
+		// Rule.Name is a namespace: the same key under another name, or
+		// a name and key that join to the same bytes, is another window.
+		e := s.env(t)
+		k := e.key("k")
+		pairs := []struct{ name, key string }{
+			{"", k}, {"a", k}, {"b", k}, {"a:b", k + "c"}, {"a", ":b" + k + "c"},
+			{"ab", k}, {"a", "b" + k}, {"{tag}", k}, {"GET /items/{id}", k},
+		}
+		for _, p := range pairs {
+			r := store.Rule{Name: p.name, Limit: 1, Window: window}
+			check(t, "first under "+p.name, e.hit(p.key, r, 1), want{true, 1, 0, 0, window})
+		}
+		for _, p := range pairs {
+			r := store.Rule{Name: p.name, Limit: 1, Window: window}
+			check(t, "again under "+p.name, e.hit(p.key, r, 1), want{false, 1, 0, window, window})
+		}
+		// Undo finds the window through the receipt's name.
+		r := store.Rule{Name: "undo", Limit: 1, Window: window}
+		res := e.hit(k, r, 1)
+		if res.Receipt.Name != "undo" {
+			t.Fatalf("receipt name = %q, want %q", res.Receipt.Name, "undo")
+		}
+		if err := e.s.Undo(e.ctx, k, res.Receipt); err != nil {
+			t.Fatalf("Undo: %v", err)
+		}
+		check(t, "after undo", e.hit(k, r, 1), want{true, 1, 0, 0, window})
+		check(t, "other names untouched", e.hit(k, store.Rule{Name: "a", Limit: 1, Window: window}, 1), want{false, 1, 0, window, window})
 	})
 
 	t.Run("LongKey", func(t *testing.T) {
