@@ -30,9 +30,10 @@ type redisConfig struct {
 }
 
 var redisConfigs = []redisConfig{
-	// Every decision allowed: a limit no run reaches, and a one-second window
-	// that keeps sluice's logs short.
-	{name: "Allowed", rule: store.Rule{Limit: 1 << 30, Window: time.Second}, gcra: redis_rate.PerSecond(1 << 30)},
+	// Every decision allowed: the largest limit of the sliding log, which no
+	// run reaches on one of redisKeys keys, and a one-second window that keeps
+	// sluice's logs short.
+	{name: "Allowed", rule: store.Rule{Limit: store.MaxLimit, Window: time.Second}, gcra: redis_rate.PerSecond(store.MaxLimit)},
 	// Every decision after the first on a key denied.
 	{name: "Denied", rule: store.Rule{Limit: 1, Window: time.Hour}, gcra: redis_rate.PerHour(1)},
 }
