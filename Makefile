@@ -1,10 +1,18 @@
 # Makefile for github.com/sluicehq/sluice
 #
-#   make test    gofmt check, go vet, go test -race against throwaway Redis servers
-#   make bench   benchmarks (root module, then bench/ if it has its own go.mod)
-#                  make bench BENCH=Limiter BENCHTIME=2s
-#   make run     go run ./examples/nethttp
-#   make fmt     gofmt -w .
+#   make test        every check, on every module of go.work:
+#                      gofmt, go vet, staticcheck, module layout (floor, tidy),
+#                      the net/http consumer check, each module on its own with
+#                      the oldest supported Go (FLOOR_TOOLCHAIN), then
+#                      go test -race against throwaway Redis servers
+#   make lint        staticcheck only
+#   make bench       benchmarks of every module (make bench BENCH=Limiter BENCHTIME=2s)
+#   make run         go run ./examples/nethttp
+#   make fmt         gofmt -w .
+#
+# Modules: the root module, adapters/echomw, adapters/ginmw, examples/echo,
+# examples/gin and bench, joined by go.work. Targets read the module list from
+# go.work (`go list -m`), so a module added there is tested everywhere.
 #
 # Redis: `test` and `bench` run under scripts/with-redis.sh, which starts a
 # standalone redis-server and a 3-node Redis Cluster on free loopback ports and
@@ -17,6 +25,8 @@ SHELL := bash
 
 # Use the standard Go install if `go` is not on PATH already.
 export PATH := $(PATH):/usr/local/go/bin
+# Always the workspace of this checkout, even if the environment says GOWORK=off.
+export GOWORK := $(CURDIR)/go.work
 
 GO        ?= go
 GOFMT     ?= gofmt
@@ -24,9 +34,25 @@ RACE      ?= -race
 BENCH     ?= .
 BENCHTIME ?=
 
+# The oldest Go that sluice supports: every go.mod says `go $(GO_FLOOR)` or lower.
+GO_FLOOR        ?= 1.24
+# The release each module is vetted and tested with on its own (from the Go
+# module proxy, once); `make test FLOOR_TOOLCHAIN=` skips that step.
+FLOOR_TOOLCHAIN ?= go1.24.0
+export GO_FLOOR FLOOR_TOOLCHAIN
+
+# staticcheck, pinned; installed into ./bin from the Go module proxy, outside
+# every module's graph.
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK := $(CURDIR)/bin/staticcheck
+
 # Invoked through bash so a lost executable bit does not matter.
 WITH_REDIS := bash scripts/with-redis.sh
 APT_INSTALL := bash scripts/apt-install.sh
+
+# Package patterns of every module of the workspace (./..., ./adapters/echomw/..., ...).
+# Shell text, expanded when a recipe runs.
+PKGS = $$($(GO) list -m -f '{{.Dir}}/...' | sed 's|^$(CURDIR)|.|')
 
 BENCHFLAGS = -run '^$$' -bench '$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime=$(BENCHTIME))
 
@@ -35,11 +61,11 @@ BENCHFLAGS = -run '^$$' -bench '$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime
 # it sees a compiler installed by the race-deps target.)
 have_cc = $(shell cc="$$($(GO) env CC)"; command -v "$${cc%% *}" >/dev/null 2>&1 && echo yes)
 
-.PHONY: test fmt-check fmt vet race-deps bench bench-run run help
+.PHONY: test fmt-check fmt modules vet lint staticcheck consumer-check race-deps bench bench-run run help
 
-## test: gofmt check, go vet, then go test -race with Redis available
-test: fmt-check vet race-deps
-	$(WITH_REDIS) bash scripts/gotest.sh $(if $(have_cc),$(RACE)) -count=1 ./...
+## test: gofmt, go vet, staticcheck, module checks, consumer check, then go test -race with Redis
+test: fmt-check vet lint modules consumer-check race-deps
+	$(WITH_REDIS) bash scripts/gotest.sh $(if $(have_cc),$(RACE)) -count=1 $(PKGS)
 
 ## fmt-check: fail if gofmt would change any file
 fmt-check:
@@ -54,9 +80,26 @@ fmt-check:
 fmt:
 	$(GOFMT) -w .
 
-## vet: go vet ./...
+## modules: every go.mod in go.work, go $(GO_FLOOR) or lower, tidy; each module vetted and tested (-short) on its own with $(FLOOR_TOOLCHAIN)
+modules:
+	bash scripts/check-modules.sh
+
+## vet: go vet on every module
 vet:
-	$(GO) vet ./...
+	$(GO) vet $(PKGS)
+
+## lint: staticcheck (default checks) on every module; fails on any finding
+lint: $(STATICCHECK)
+	$(STATICCHECK) $(PKGS)
+
+$(STATICCHECK): Makefile
+	GOBIN=$(CURDIR)/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+staticcheck: lint
+
+## consumer-check: a net/http user's module graph holds no gin, echo, quic-go, mongo-driver, nothing newer than go $(GO_FLOOR)
+consumer-check:
+	bash scripts/consumer-check.sh
 
 # Install gcc for -race when it is missing and we are root; otherwise warn
 # (the test target then runs without -race).
@@ -78,8 +121,7 @@ bench:
 
 # Benchmarks against whatever REDIS_* the environment holds (no Redis startup).
 bench-run:
-	$(GO) test $(BENCHFLAGS) ./...
-	if [[ -f bench/go.mod ]]; then cd bench && $(GO) test $(BENCHFLAGS) ./...; fi
+	$(GO) test $(BENCHFLAGS) $(PKGS)
 
 ## run: run the net/http example
 run:

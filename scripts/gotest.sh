@@ -9,7 +9,10 @@
 #   - one closing line: "N passed, N failed, N skipped" (subtests included).
 # The exit code is go test's.
 #
-#   scripts/gotest.sh -race -count=1 ./...
+#   scripts/gotest.sh -race -count=1 ./... ./adapters/echomw/... ./adapters/ginmw/...
+#
+# With several modules, run it in a workspace (go.work) and pass one pattern
+# per module: one go test run, one summary.
 set -uo pipefail
 
 log=$(mktemp "${TMPDIR:-/tmp}/sluice-gotest.XXXXXX")
