@@ -195,3 +195,29 @@ func TestRateLimitSkippedRequestSeesRouteParams(t *testing.T) {
 		assert.Equal(t, "admin", body, "the handler of a skipped request sees the route parameter")
 	}
 }
+
+// TestParamKeyNeverPosesAsAddress mounts one policy on two routes, one keyed
+// by the client address and one by a route parameter: a client reporting
+// user "203.0.113.7" must not use up the quota of the client at 203.0.113.7.
+func TestParamKeyNeverPosesAsAddress(t *testing.T) {
+	p := rateLimitPolicy(t, "shared", 3)
+	e := echo.New()
+	e.GET("/api/hello", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.RateLimit(p))
+	e.POST("/users/:id/report", func(c echo.Context) error { return c.NoContent(http.StatusAccepted) },
+		echomw.RateLimitBy(p, echomw.ParamKey("id")))
+	serve := func(method, path, remote string) int {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(method, path, nil)
+		r.RemoteAddr = remote
+		e.ServeHTTP(w, r)
+		return w.Code
+	}
+
+	for i := range 3 {
+		assert.Equal(t, http.StatusAccepted, serve(http.MethodPost, "/users/203.0.113.7/report", "198.51.100.1:4000"), "report %d", i+1)
+	}
+	assert.Equal(t, http.StatusTooManyRequests, serve(http.MethodPost, "/users/203.0.113.7/report", "198.51.100.1:4000"),
+		"the parameter value has used its quota")
+	assert.Equal(t, http.StatusOK, serve(http.MethodGet, "/api/hello", "203.0.113.7:5000"),
+		"the client at 203.0.113.7 has a quota of its own")
+}

@@ -94,12 +94,17 @@ func withRouteParams(r *http.Request, params gin.Params) *http.Request {
 }
 
 // ParamKey returns a key function that reads the route parameter name (":id"
-// in the route "/users/:id"). A missing or empty parameter is an error
-// wrapping limiter.ErrNoKey.
+// in the route "/users/:id"). The key is namespaced by the parameter's name,
+// "param:id:<value>", so that a parameter value never shares a counter with
+// a client address or a header key under the same policy: a client posting
+// to /users/203.0.113.7/report does not use up the quota of the client at
+// 203.0.113.7. A missing or empty parameter is an error wrapping
+// limiter.ErrNoKey.
 func ParamKey(name string) func(c *gin.Context) (string, error) {
+	prefix := "param:" + name + ":"
 	return func(c *gin.Context) (string, error) {
 		if v := c.Param(name); v != "" {
-			return v, nil
+			return prefix + v, nil
 		}
 		return "", fmt.Errorf("%w: route parameter %q is empty", limiter.ErrNoKey, name)
 	}

@@ -159,3 +159,28 @@ func TestRateLimitSkippedRequestSeesRouteParams(t *testing.T) {
 		assert.Equal(t, "admin", body, "the handler of a skipped request sees the route parameter")
 	}
 }
+
+// TestParamKeyNeverPosesAsAddress mounts one policy on two routes, one keyed
+// by the client address and one by a route parameter: a client reporting
+// user "203.0.113.7" must not use up the quota of the client at 203.0.113.7.
+func TestParamKeyNeverPosesAsAddress(t *testing.T) {
+	p := rateLimitPolicy(t, "shared", 3)
+	r := gin.New()
+	r.GET("/api/hello", ginmw.RateLimit(p), func(c *gin.Context) { c.Status(http.StatusOK) })
+	r.POST("/users/:id/report", ginmw.RateLimitBy(p, ginmw.ParamKey("id")), func(c *gin.Context) { c.Status(http.StatusAccepted) })
+	serve := func(method, path, remote string) int {
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest(method, path, nil)
+		req.RemoteAddr = remote
+		r.ServeHTTP(w, req)
+		return w.Code
+	}
+
+	for i := range 3 {
+		assert.Equal(t, http.StatusAccepted, serve(http.MethodPost, "/users/203.0.113.7/report", "198.51.100.1:4000"), "report %d", i+1)
+	}
+	assert.Equal(t, http.StatusTooManyRequests, serve(http.MethodPost, "/users/203.0.113.7/report", "198.51.100.1:4000"),
+		"the parameter value has used its quota")
+	assert.Equal(t, http.StatusOK, serve(http.MethodGet, "/api/hello", "203.0.113.7:5000"),
+		"the client at 203.0.113.7 has a quota of its own")
+}
