@@ -147,15 +147,48 @@ func (t trustedProxies) key(r *http.Request) (string, error) {
 // if fallback is nil. Header keys are namespaced by the header's name, so a
 // client cannot send another client's IP address as its key and use up that
 // client's quota.
+//
+// HeaderKey believes whatever the client sends. Unless the header is
+// authenticated before the limiter runs (a gateway or an earlier middleware
+// that rejects unknown keys), it is a bypass: a client that sends a fresh
+// value with every request is a new client every time and is never limited.
+// Use ValidatedHeaderKey when the limiter itself must tell a known credential
+// from an invented one.
 func HeaderKey(name string, fallback KeyFunc) KeyFunc {
+	return headerKey(name, nil, fallback)
+}
+
+// ValidatedHeaderKey returns a KeyFunc that counts requests by the value of
+// the request header name (for instance "X-API-Key") only when valid reports
+// that the value is a known credential; valid receives the value with
+// surrounding spaces trimmed and must be safe for concurrent use. A request
+// whose header is absent, blank or not valid is counted by fallback (for
+// instance ClientIP), so a client that invents a new key per request shares
+// one quota with its own address; with a nil fallback such a request fails
+// with ErrNoKey. A nil valid accepts no value. Keys are namespaced by the
+// header's name as HeaderKey's are (the same credential is the same key under
+// both), so a valid key never shares a counter with an address.
+func ValidatedHeaderKey(name string, valid func(value string) bool, fallback KeyFunc) KeyFunc {
+	if valid == nil {
+		valid = func(string) bool { return false }
+	}
+	return headerKey(name, valid, fallback)
+}
+
+// headerKey is HeaderKey, or ValidatedHeaderKey when valid is not nil.
+func headerKey(name string, valid func(string) bool, fallback KeyFunc) KeyFunc {
 	canon := http.CanonicalHeaderKey(name)
 	prefix := canon + ":"
 	return func(r *http.Request) (string, error) {
-		if v := strings.TrimSpace(r.Header.Get(canon)); v != "" {
+		v := strings.TrimSpace(r.Header.Get(canon))
+		if v != "" && (valid == nil || valid(v)) {
 			return prefix + v, nil
 		}
 		if fallback != nil {
 			return fallback(r)
+		}
+		if v != "" {
+			return "", fmt.Errorf("%w: header %s holds no known credential", ErrNoKey, canon)
 		}
 		return "", fmt.Errorf("%w: header %s missing", ErrNoKey, canon)
 	}

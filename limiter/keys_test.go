@@ -2,15 +2,18 @@ package limiter_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/limiter"
+	"github.com/sluicehq/sluice/store/memstore"
 )
 
 func request(remote string, hdr ...string) *http.Request {
@@ -178,4 +181,105 @@ func TestContextKey(t *testing.T) {
 
 	_, err = limiter.ContextKey(userKey{}, nil)(r.WithContext(context.WithValue(r.Context(), userKey{}, "")))
 	require.ErrorIs(t, err, limiter.ErrNoKey)
+}
+
+func TestValidatedHeaderKey(t *testing.T) {
+	known := map[string]bool{"k-1": true, "192.0.2.9": true}
+	kf := limiter.ValidatedHeaderKey("x-api-key", func(v string) bool { return known[v] }, limiter.ClientIP)
+	cases := []struct {
+		name string
+		hdr  []string
+		want string
+	}{
+		{"known key", []string{"X-API-Key: k-1"}, "X-Api-Key:k-1"},
+		{"known key, spaces trimmed", []string{"X-API-Key:   k-1  "}, "X-Api-Key:k-1"},
+		{"unknown key: the address", []string{"X-API-Key: k-2"}, "192.0.2.1"},
+		{"case matters", []string{"X-API-Key: K-1"}, "192.0.2.1"},
+		{"blank: the address", []string{"X-API-Key:   "}, "192.0.2.1"},
+		{"absent: the address", nil, "192.0.2.1"},
+		{"a known key that looks like an address is still a header key", []string{"X-API-Key: 192.0.2.9"}, "X-Api-Key:192.0.2.9"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := kf(request("192.0.2.1:1", c.hdr...))
+			require.NoError(t, err)
+			assert.Equal(t, c.want, got)
+		})
+	}
+
+	t.Run("same key as HeaderKey", func(t *testing.T) {
+		r := request("192.0.2.1:1", "X-API-Key: k-1")
+		a, err := kf(r)
+		require.NoError(t, err)
+		b, err := limiter.HeaderKey("X-API-Key", nil)(r)
+		require.NoError(t, err)
+		assert.Equal(t, b, a)
+	})
+	t.Run("nil valid accepts nothing", func(t *testing.T) {
+		got, err := limiter.ValidatedHeaderKey("X-API-Key", nil, limiter.ClientIP)(request("192.0.2.1:1", "X-API-Key: k-1"))
+		require.NoError(t, err)
+		assert.Equal(t, "192.0.2.1", got)
+	})
+	t.Run("nil fallback", func(t *testing.T) {
+		strict := limiter.ValidatedHeaderKey("X-API-Key", func(v string) bool { return known[v] }, nil)
+		_, err := strict(request("192.0.2.1:1", "X-API-Key: k-2"))
+		require.ErrorIs(t, err, limiter.ErrNoKey, "unknown key")
+		_, err = strict(request("192.0.2.1:1"))
+		require.ErrorIs(t, err, limiter.ErrNoKey, "no key")
+		got, err := strict(request("192.0.2.1:1", "X-API-Key: k-1"))
+		require.NoError(t, err)
+		assert.Equal(t, "X-Api-Key:k-1", got)
+	})
+	t.Run("validator sees only present values", func(t *testing.T) {
+		var seen []string
+		kf := limiter.ValidatedHeaderKey("X-API-Key", func(v string) bool { seen = append(seen, v); return false }, limiter.ClientIP)
+		for _, r := range []*http.Request{request("192.0.2.1:1"), request("192.0.2.1:1", "X-API-Key:  "), request("192.0.2.1:1", "X-API-Key: k ")} {
+			_, err := kf(r)
+			require.NoError(t, err)
+		}
+		assert.Equal(t, []string{"k"}, seen)
+	})
+}
+
+// TestInventedHeaderKeys checks what a policy keyed by the header does with
+// a client that sends a fresh X-API-Key with every request: HeaderKey gives
+// it a fresh quota every time, ValidatedHeaderKey counts it by its address.
+func TestInventedHeaderKeys(t *testing.T) {
+	known := func(v string) bool { return v == "k-1" }
+	for _, c := range []struct {
+		name    string
+		key     limiter.KeyFunc
+		allowed int
+	}{
+		{"HeaderKey", limiter.HeaderKey("X-API-Key", limiter.ClientIP), 20},
+		{"ValidatedHeaderKey", limiter.ValidatedHeaderKey("X-API-Key", known, limiter.ClientIP), 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, err := memstore.New()
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = st.Close() })
+			l, err := limiter.New("api", 5, time.Minute, st)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = l.Close() })
+			p, err := limiter.NewPolicy(l, limiter.WithKey(c.key))
+			require.NoError(t, err)
+			check := func(hdr ...string) int {
+				w := httptest.NewRecorder()
+				p.Check(w, request("192.0.2.1:1", hdr...))
+				return w.Code
+			}
+
+			allowed := 0
+			for i := range 20 {
+				if check(fmt.Sprintf("X-API-Key: invented-%d", i)) == http.StatusOK {
+					allowed++
+				}
+			}
+			assert.Equal(t, c.allowed, allowed, "of 20 requests, each with a new key")
+			if c.allowed == 5 {
+				assert.Equal(t, http.StatusTooManyRequests, check(), "the invented keys used up the address's quota")
+				assert.Equal(t, http.StatusOK, check("X-API-Key: k-1"), "a known key has a quota of its own")
+			}
+		})
+	}
 }

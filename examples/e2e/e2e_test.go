@@ -60,6 +60,9 @@ const (
 	wrongLogin   = `{"user":"ann","password":"guess"}`
 )
 
+// The API keys an example accepts when API_KEYS is unset.
+var defaultAPIKeys = []string{"demo-key-1", "demo-key-2"}
+
 // binDir receives the example binaries; TestMain removes it.
 var binDir string
 
@@ -86,19 +89,22 @@ func TestContract(t *testing.T) {
 			t.Run("memory", func(t *testing.T) {
 				in := start(t, ex)
 				assert.Equal(t, "memory", in.store)
-				runContract(t, in, false)
+				runContract(t, in, false, defaultAPIKeys[0])
 			})
 			t.Run("behind-proxy", func(t *testing.T) {
-				in := start(t, ex, "TRUSTED_PROXIES=127.0.0.0/8, ::1/128")
-				runContract(t, in, true)
+				key := rand.Text()
+				in := start(t, ex, "TRUSTED_PROXIES=127.0.0.0/8, ::1/128", "API_KEYS= "+rand.Text()+" , "+key+",")
+				runContract(t, in, true, key)
 			})
 			t.Run("redis-cluster", func(t *testing.T) {
 				cluster := strings.Join(redistest.ClusterAddrs(t), ",")
 				// The Cluster outlives this test and is shared by the three
-				// examples: every check uses clients and orders of its own.
-				in := start(t, ex, "REDIS_CLUSTER="+cluster, "TRUSTED_PROXIES=127.0.0.1")
+				// examples: every check uses clients, API keys and orders of
+				// its own.
+				key := rand.Text()
+				in := start(t, ex, "REDIS_CLUSTER="+cluster, "TRUSTED_PROXIES=127.0.0.1", "API_KEYS="+key)
 				assert.Equal(t, "redis-cluster("+cluster+")", in.store)
-				runContract(t, in, true)
+				runContract(t, in, true, key)
 			})
 		})
 	}
@@ -108,14 +114,15 @@ func TestContract(t *testing.T) {
 // covers the loopback address the test connects from, so each check is a new
 // client with an X-Forwarded-For address of its own; otherwise every request
 // comes from 127.0.0.1, a client only a fresh in-memory instance has not seen.
-func runContract(t *testing.T, in *instance, behindProxy bool) {
-	t.Run("hello", func(t *testing.T) { checkHello(t, in, behindProxy) })
+// apiKey is one of the instance's API_KEYS that no request has used yet.
+func runContract(t *testing.T, in *instance, behindProxy bool, apiKey string) {
+	t.Run("hello", func(t *testing.T) { checkHello(t, in, behindProxy, apiKey) })
 	t.Run("login", func(t *testing.T) { checkLogin(t, in, behindProxy) })
 	t.Run("pay", func(t *testing.T) { checkPay(t, in) })
 	t.Run("healthz", func(t *testing.T) { checkHealthz(t, in) })
 }
 
-func checkHello(t *testing.T, in *instance, behindProxy bool) {
+func checkHello(t *testing.T, in *instance, behindProxy bool, apiKey string) {
 	c := newClient(behindProxy)
 	for i := 1; i <= apiLimit; i++ {
 		r := in.do(t, http.MethodGet, "/api/hello", "", c...)
@@ -131,10 +138,13 @@ func checkHello(t *testing.T, in *instance, behindProxy bool) {
 	assertQuota(t, r, "api", apiLimit, apiWindow, 0)
 	assert.Equal(t, fmt.Sprintf(`"api";r=0;t=%d`, ra), r.header.Get("RateLimit"), "a denial resets when Retry-After says")
 
-	// An API key is a client of its own, whatever address it comes from.
-	r = in.do(t, http.MethodGet, "/api/hello", "", slices.Concat(c, []string{"X-API-Key", rand.Text()})...)
-	require.Equal(t, http.StatusOK, r.status, "with a new X-API-Key: %s", r.body)
+	// A known API key is a client of its own, whatever address it comes
+	// from; a key the client made up counts against its address.
+	r = in.do(t, http.MethodGet, "/api/hello", "", slices.Concat(c, []string{"X-API-Key", apiKey})...)
+	require.Equal(t, http.StatusOK, r.status, "with a known X-API-Key: %s", r.body)
 	assertQuota(t, r, "api", apiLimit, apiWindow, apiLimit-1)
+	r = in.do(t, http.MethodGet, "/api/hello", "", slices.Concat(c, []string{"X-API-Key", rand.Text()})...)
+	assert.Equal(t, http.StatusTooManyRequests, r.status, "an unknown X-API-Key must not give a new quota: %s", r.body)
 
 	if !behindProxy {
 		// Without TRUSTED_PROXIES forwarding headers are the client's word only.
@@ -248,12 +258,19 @@ func TestSharedRedis(t *testing.T) {
 	for _, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
 			t.Parallel()
-			a := start(t, ex, "REDIS_URL="+redisURL)
-			b := start(t, ex, "REDIS_URL="+redisURL)
+			// The server outlives this test: a new API key is a new client,
+			// and so is a new forwarded address.
+			apiKey := rand.Text()
+			env := []string{"REDIS_URL=" + redisURL, "API_KEYS=" + apiKey, "TRUSTED_PROXIES=127.0.0.1"}
+			a := start(t, ex, env...)
+			b := start(t, ex, env...)
 			assert.Equal(t, "redis("+redisURL+")", a.store)
 
-			// The server outlives this test: a new API key is a new client.
-			key := []string{"X-API-Key", rand.Text()}
+			// Invented keys from one client, sent to either instance: one
+			// quota, that of the client's address.
+			checkInventedKeys(t, newClient(true), a, b)
+
+			key := []string{"X-API-Key", apiKey}
 			for i := range apiLimit {
 				in := []*instance{a, b}[i%2]
 				r := in.do(t, http.MethodGet, "/api/hello", "", key...)
@@ -289,6 +306,70 @@ func TestSharedRedis(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInventedAPIKeys checks that X-API-Key is an identity only when it is one
+// of API_KEYS: a client that sends a fresh random key with every request is
+// counted by its address, and a known key has a quota of its own.
+func TestInventedAPIKeys(t *testing.T) {
+	for _, ex := range examples {
+		t.Run(ex.name, func(t *testing.T) {
+			t.Parallel()
+			t.Run("default-keys", func(t *testing.T) {
+				in := start(t, ex)
+				checkInventedKeys(t, nil, in)
+				for _, key := range defaultAPIKeys {
+					r := in.do(t, http.MethodGet, "/api/hello", "", "X-API-Key", key)
+					require.Equal(t, http.StatusOK, r.status, "known key %s: %s", key, r.body)
+					assertQuota(t, r, "api", apiLimit, apiWindow, apiLimit-1)
+				}
+				r := in.do(t, http.MethodGet, "/api/hello", "", "X-API-Key", strings.ToUpper(defaultAPIKeys[0]))
+				assert.Equal(t, http.StatusTooManyRequests, r.status, "keys are compared exactly: %s", r.body)
+			})
+			t.Run("API_KEYS", func(t *testing.T) {
+				key := rand.Text()
+				in := start(t, ex, "API_KEYS="+key)
+				checkInventedKeys(t, nil, in)
+				r := in.do(t, http.MethodGet, "/api/hello", "", "X-API-Key", key)
+				require.Equal(t, http.StatusOK, r.status, "known key: %s", r.body)
+				assertQuota(t, r, "api", apiLimit, apiWindow, apiLimit-1)
+				r = in.do(t, http.MethodGet, "/api/hello", "", "X-API-Key", defaultAPIKeys[0])
+				assert.Equal(t, http.StatusTooManyRequests, r.status, "API_KEYS replaces the default keys: %s", r.body)
+			})
+			t.Run("no-keys", func(t *testing.T) {
+				in := start(t, ex, "API_KEYS=")
+				for i := 1; i <= apiLimit; i++ {
+					r := in.do(t, http.MethodGet, "/api/hello", "", "X-API-Key", defaultAPIKeys[i%2])
+					require.Equal(t, http.StatusOK, r.status, "request %d: %s", i, r.body)
+					assertQuota(t, r, "api", apiLimit, apiWindow, apiLimit-i)
+				}
+				r := in.do(t, http.MethodGet, "/api/hello", "")
+				assert.Equal(t, http.StatusTooManyRequests, r.status, "empty API_KEYS accepts no key: %s", r.body)
+			})
+		})
+	}
+}
+
+// checkInventedKeys sends 20 requests from client (headers, as newClient
+// returns them) to the instances in turn, each with a fresh random X-API-Key:
+// the first 5 are served and the other 15 denied, as they would be without a
+// key.
+func checkInventedKeys(t *testing.T, client []string, instances ...*instance) {
+	t.Helper()
+	const n = 20
+	for i := 1; i <= n; i++ {
+		in := instances[i%len(instances)]
+		r := in.do(t, http.MethodGet, "/api/hello", "", slices.Concat(client, []string{"X-API-Key", rand.Text()})...)
+		if i <= apiLimit {
+			require.Equal(t, http.StatusOK, r.status, "request %d of %d, each with a new key: %s", i, n, r.body)
+			assertQuota(t, r, "api", apiLimit, apiWindow, apiLimit-i)
+			continue
+		}
+		require.Equal(t, http.StatusTooManyRequests, r.status, "request %d of %d, each with a new key: %s", i, n, r.body)
+		assertQuota(t, r, "api", apiLimit, apiWindow, 0)
+	}
+	r := instances[0].do(t, http.MethodGet, "/api/hello", "", client...)
+	assert.Equal(t, http.StatusTooManyRequests, r.status, "the invented keys used up the client's own quota: %s", r.body)
 }
 
 // TestStoreFailure stops the Redis an example uses, for real: /api/hello fails
@@ -445,7 +526,7 @@ func environ(env ...string) []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		switch k, _, _ := strings.Cut(kv, "="); k {
-		case "ADDR", "REDIS_URL", "REDIS_CLUSTER", "TRUSTED_PROXIES", "GIN_MODE":
+		case "ADDR", "REDIS_URL", "REDIS_CLUSTER", "TRUSTED_PROXIES", "API_KEYS", "GIN_MODE":
 		default:
 			out = append(out, kv)
 		}

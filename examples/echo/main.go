@@ -17,12 +17,17 @@
 //	                 with neither, the store is in process memory
 //	TRUSTED_PROXIES  comma-separated CIDRs of reverse proxies whose
 //	                 X-Forwarded-For is believed (default: none)
+//	API_KEYS         comma-separated API keys that /api/hello accepts as an
+//	                 identity (default "demo-key-1,demo-key-2"; set but
+//	                 empty: none)
 //
 // Routes:
 //
 //	GET  /healthz                 200, never limited
-//	GET  /api/hello               policy "api": 5 per 10 s per X-API-Key, or per
-//	                              client IP without one; fail-open
+//	GET  /api/hello               policy "api": 5 per 10 s per X-API-Key when
+//	                              it is one of API_KEYS, else per client IP
+//	                              (an unknown key counts against the IP);
+//	                              fail-open
 //	POST /login                   {"user":..,"password":..}; "correct" gives 200,
 //	                              else 401; policy "login": 3 failed attempts per
 //	                              60 s per client IP; fail-closed
@@ -75,6 +80,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
+	apiKeys := knownKeys()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -83,7 +89,7 @@ func run() error {
 		return err
 	}
 	defer closeStore()
-	e, err := routes(st, clientIP)
+	e, err := routes(st, clientIP, apiKeys)
 	if err != nil {
 		return err
 	}
@@ -112,9 +118,13 @@ func run() error {
 	return srv.Shutdown(shutdownCtx) // lets requests in flight (up to 10 s of work) finish
 }
 
-func routes(st store.Store, clientIP limiter.KeyFunc) (*echo.Echo, error) {
+func routes(st store.Store, clientIP limiter.KeyFunc, apiKeys map[string]bool) (*echo.Echo, error) {
+	// X-API-Key is the client only when it is one of API_KEYS: a key the
+	// client made up counts against its address, so a fresh key per request
+	// buys no fresh quota.
+	isKey := func(k string) bool { return apiKeys[k] }
 	api, err := policy(st, "api", 5, 10*time.Second,
-		limiter.WithKey(limiter.HeaderKey("X-API-Key", clientIP))) // fail-open: the default
+		limiter.WithKey(limiter.ValidatedHeaderKey("X-API-Key", isKey, clientIP))) // fail-open: the default
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +275,20 @@ func openStore(ctx context.Context) (store.Store, string, func(), error) {
 		return nil, "", nil, fmt.Errorf("cannot use %s: %w", name, err)
 	}
 	return st, name, func() { _ = client.Close() }, nil
+}
+
+// knownKeys returns the API keys API_KEYS lists: demo-key-1 and demo-key-2
+// when it is unset, none when it is set but empty.
+func knownKeys() map[string]bool {
+	s, ok := os.LookupEnv("API_KEYS")
+	if !ok {
+		s = "demo-key-1,demo-key-2"
+	}
+	keys := make(map[string]bool)
+	for _, k := range list(s) {
+		keys[k] = true
+	}
+	return keys
 }
 
 // list splits a comma-separated list, dropping blanks.
