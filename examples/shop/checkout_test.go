@@ -84,11 +84,13 @@ func TestConcurrentCheckoutsSellExactlyTheStock(t *testing.T) {
 			errs    [n]error
 		)
 		for i := range n {
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				replies[i], errs[i] = doErr(context.Background(), http.MethodPost,
 					fmt.Sprintf("%s/carts/cart%d/checkout", srv.URL, i), fmt.Sprintf("user%d", i),
 					`{"items":{"apple":1}}`)
-			})
+			}()
 		}
 		wg.Wait()
 

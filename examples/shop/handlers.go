@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/lua"
 )
@@ -85,7 +87,14 @@ func (s *shop) handleCheckout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	left, err := lua.Reserve(ctx, s.client, lines)
+	// The reservation is a write whose outcome matters, so it runs on a
+	// context detached from the request, with a deadline of its own: a client
+	// that hangs up while Redis is slow must not leave stock taken in Redis
+	// and unaccounted for here. Its outcome is acted on below whether or not
+	// anyone still waits for the answer.
+	reserveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.reserveTimeout)
+	left, err := lua.Reserve(reserveCtx, s.client, lines)
+	cancel()
 	var short *lua.ShortageError
 	switch {
 	case errors.As(err, &short):
@@ -98,7 +107,16 @@ func (s *shop) handleCheckout(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	case err != nil:
-		s.fail(w, r, "reserve", err)
+		s.reserveFailed(r, names, lines, err)
+		writeStoreError(w, err)
+		return
+	}
+	if cause := context.Cause(ctx); cause != nil {
+		// Reserved, but the order cannot be completed: the client hung up
+		// and will never learn of it, or the cart's lock was lost and another
+		// checkout of the cart may be running. The stock goes back.
+		s.restock(r, names, lines, cause)
+		writeError(w, http.StatusServiceUnavailable, "checkout interrupted")
 		return
 	}
 	s.recordLatency(r, start)
@@ -117,6 +135,46 @@ func (s *shop) handleCheckout(w http.ResponseWriter, r *http.Request) {
 		resp.Fence = lock.Fence()
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// reserveFailed logs a Reserve call that returned an error, whether or not the
+// client is still there. When Redis answered with an error the script changed
+// nothing; a timeout or a broken connection after the call was sent leaves
+// the outcome unknown, so the line then names the items for whoever
+// reconciles the stock.
+func (s *shop) reserveFailed(r *http.Request, names []string, lines []lua.Item, err error) {
+	var answered redis.Error
+	if errors.As(err, &answered) || errors.Is(err, lua.ErrInvalidArgument) || errors.Is(err, lua.ErrWrongValue) {
+		s.log.ErrorContext(r.Context(), "shop: reserve", "path", r.URL.Path, "err", err)
+		return
+	}
+	s.log.ErrorContext(r.Context(), "shop: reserve: outcome unknown, the items may have been taken",
+		"path", r.URL.Path, "user", r.Header.Get("X-User"), "items", itemMap(names, lines), "err", err)
+}
+
+// restock gives back the stock of a reservation that will not become an
+// order, on a context detached from the request (which has ended). If that
+// fails too, the log line names the items for whoever reconciles the stock.
+func (s *shop) restock(r *http.Request, names []string, lines []lua.Item, cause error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.reserveTimeout)
+	defer cancel()
+	items := itemMap(names, lines)
+	if _, err := lua.Restock(ctx, s.client, lines); err != nil {
+		s.log.ErrorContext(ctx, "shop: checkout interrupted; its stock may not have been returned",
+			"path", r.URL.Path, "user", r.Header.Get("X-User"), "items", items, "cause", cause, "err", err)
+		return
+	}
+	s.log.InfoContext(ctx, "shop: checkout interrupted; its stock was returned",
+		"path", r.URL.Path, "user", r.Header.Get("X-User"), "items", items, "cause", cause)
+}
+
+// itemMap pairs item names with their quantities, for a log line.
+func itemMap(names []string, lines []lua.Item) map[string]int64 {
+	m := make(map[string]int64, len(names))
+	for i, name := range names {
+		m[name] = lines[i].Quantity
+	}
+	return m
 }
 
 // recordLatency adds the time since start to the checkout latencies. It runs
@@ -287,6 +345,12 @@ func (s *shop) fail(w http.ResponseWriter, r *http.Request, op string, err error
 		return // the client has left: nobody reads the answer, nothing went wrong
 	}
 	s.log.ErrorContext(r.Context(), "shop: "+op, "path", r.URL.Path, "err", err)
+	writeStoreError(w, err)
+}
+
+// writeStoreError answers a store error without its details: 500 when a key
+// holds data the shop cannot use (lua.ErrWrongValue), 503 otherwise.
+func writeStoreError(w http.ResponseWriter, err error) {
 	if errors.Is(err, lua.ErrWrongValue) {
 		writeError(w, http.StatusInternalServerError, "internal error")
 		return

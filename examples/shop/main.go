@@ -30,7 +30,11 @@
 //	    reserved, the stock left of those items and the lock's fence; 409
 //	    {"error":"insufficient stock","item":..,"available":..,"requested":..}
 //	    when an item is short (nothing is reserved); 400 for malformed JSON,
-//	    an empty cart, an unknown item or a quantity < 1.
+//	    an empty cart, an unknown item or a quantity < 1. The reservation
+//	    runs detached from the request, within 2 s of its own: if the client
+//	    hangs up (or the cart's lock is lost) meanwhile, the reserved stock
+//	    is given back (lua.Restock) and the answer is 503
+//	    {"error":"checkout interrupted"}.
 //	    Rate limit "checkout": 5 per minute per X-User (429 past it; 400
 //	    without the header). Lock "cart:{cart}": a second checkout of a cart
 //	    that is being checked out gets 409 {"error":"resource is locked"}.

@@ -51,6 +51,10 @@ type config struct {
 	// now, if set, gives the time a leaderboard score is reached at; nil uses
 	// the Redis server's TIME, one clock for every instance of the shop.
 	now func() time.Time
+	// reserveTimeout bounds the stock reservation of a checkout, and the
+	// restock that undoes it, each. Both run on a context detached from the
+	// request, so that a client hanging up cannot abandon them half-way.
+	reserveTimeout time.Duration
 	// beforeReserve, if set, runs in a checkout while the cart is locked,
 	// before the stock is reserved (think of a payment call). An error
 	// answers 503 and reserves nothing.
@@ -67,6 +71,7 @@ func defaultConfig() config {
 		checkoutLimit:  5,
 		checkoutWindow: time.Minute,
 		lockTTL:        10 * time.Second,
+		reserveTimeout: 2 * time.Second,
 		scoresLimit:    30,
 		scoresWindow:   time.Minute,
 		boardTTL:       7 * 24 * time.Hour,
