@@ -22,8 +22,8 @@
 // # Policy
 //
 // A Policy decides HTTP requests with a Limiter. It picks a key per request
-// (ClientIP by default; HeaderKey, ContextKey and TrustedProxyIP for API
-// keys, users and clients behind reverse proxies), a cost, which requests to
+// (ClientIP by default; ValidatedHeaderKey, ContextKey and TrustedProxyIP
+// for API keys, users and clients behind reverse proxies), a cost, which requests to
 // skip, and whether to count only failed (WithSkipSuccessful) or successful
 // (WithSkipFailed) requests. On every response of a limited route it sets
 //

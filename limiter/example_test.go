@@ -44,7 +44,7 @@ func ExampleNewPolicy() {
 	l, _ := limiter.New("api", 5, 10*time.Second, st)
 	defer l.Close()
 	p, err := limiter.NewPolicy(l,
-		limiter.WithKey(limiter.HeaderKey("X-API-Key", limiter.ClientIP)),
+		limiter.WithKey(limiter.ValidatedHeaderKey("X-API-Key", knownKey, limiter.ClientIP)),
 		limiter.WithClock(now), // only for the example's fixed X-RateLimit-Reset
 	)
 	if err != nil {
@@ -112,3 +112,7 @@ func ExampleFromContext() {
 	// Output:
 	// api: 4 of 5 left
 }
+
+// knownKey reports whether an X-API-Key value is one of the application's
+// keys; in a real application it looks the key up where the keys live.
+func knownKey(k string) bool { return k == "demo-key-1" || k == "demo-key-2" }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -19,14 +20,49 @@ type KeyFunc func(r *http.Request) (string, error)
 // is grouped by its /64 prefix ("2001:db8:1:2::/64"), because one host
 // usually holds a whole /64 and could otherwise rotate addresses to escape
 // its limit. X-Forwarded-For and X-Real-IP are ignored: behind a reverse
-// proxy use TrustedProxyIP. A RemoteAddr that is not an IP address (a Unix
-// socket) is an error wrapping ErrNoKey.
+// proxy use TrustedProxyIP. A peer on a Unix socket (RemoteAddr "@", or a
+// path such as "/run/app.sock") has no address of its own: every such peer
+// is counted under the one key UnixSocketKey. Any other RemoteAddr that is
+// not an IP address is an error wrapping ErrNoKey.
 func ClientIP(r *http.Request) (string, error) {
 	a, raw, ok := parseHost(r.RemoteAddr)
 	if !ok {
+		if isUnixPeer(r.RemoteAddr) {
+			return UnixSocketKey, nil
+		}
 		return "", fmt.Errorf("%w: remote address is not an IP address", ErrNoKey)
 	}
 	return ipKey(a, raw), nil
+}
+
+// PathValueKey returns a KeyFunc that counts requests by the route parameter
+// name as net/http's ServeMux sets it (r.PathValue, "{id}" in the pattern
+// "/items/{id}"); the echo and gin adapters copy their route parameters into
+// the request's path values, so it works under them too. The key is
+// "param:<name>:<value>", so a parameter never shares a counter with an
+// address, a header or another parameter. A missing or empty parameter is an
+// error wrapping ErrNoKey. With net/http, wrap the route's handler, not the
+// ServeMux: path values are set once the mux has matched the pattern.
+func PathValueKey(name string) KeyFunc {
+	prefix := "param:" + name + ":"
+	return func(r *http.Request) (string, error) {
+		if v := r.PathValue(name); v != "" {
+			return prefix + v, nil
+		}
+		return "", fmt.Errorf("%w: path value %q is empty", ErrNoKey, name)
+	}
+}
+
+// UnixSocketKey is the key ClientIP gives every peer of a Unix socket. Such
+// peers are usually a local reverse proxy: put its address in TrustedProxyIP
+// form behind a TCP listener, or key the route by something else (an API
+// key, a user), if the clients behind it must not share one quota.
+const UnixSocketKey = "unix:"
+
+// isUnixPeer reports whether a RemoteAddr is that of a Unix-socket peer: "@"
+// (what net/http reports for an unnamed peer) or an absolute path.
+func isUnixPeer(addr string) bool {
+	return addr == "@" || strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, "@/")
 }
 
 // TrustedProxyIP returns a KeyFunc for an application behind reverse proxies
@@ -196,16 +232,37 @@ func headerKey(name string, valid func(string) bool, fallback KeyFunc) KeyFunc {
 
 // ContextKey returns a KeyFunc that counts requests by a value an earlier
 // middleware stored in the request's context under k, typically the
-// authenticated user's id. The value must be a non-empty string or a
-// fmt.Stringer; otherwise fallback is called (for instance ClientIP for
-// anonymous requests), or the KeyFunc fails with ErrNoKey if fallback is nil.
-// Context keys are namespaced apart from addresses and headers.
+// authenticated user's id. The value may be a non-empty string, any integer
+// type (an int64 user id), or a fmt.Stringer; for anything else, or no
+// value, fallback is called (for instance ClientIP for anonymous requests),
+// or the KeyFunc fails with ErrNoKey if fallback is nil. Context keys are
+// namespaced apart from addresses and headers.
 func ContextKey(k any, fallback KeyFunc) KeyFunc {
 	return func(r *http.Request) (string, error) {
 		var v string
 		switch x := r.Context().Value(k).(type) {
 		case string:
 			v = x
+		case int:
+			v = strconv.FormatInt(int64(x), 10)
+		case int8:
+			v = strconv.FormatInt(int64(x), 10)
+		case int16:
+			v = strconv.FormatInt(int64(x), 10)
+		case int32:
+			v = strconv.FormatInt(int64(x), 10)
+		case int64:
+			v = strconv.FormatInt(x, 10)
+		case uint:
+			v = strconv.FormatUint(uint64(x), 10)
+		case uint8:
+			v = strconv.FormatUint(uint64(x), 10)
+		case uint16:
+			v = strconv.FormatUint(uint64(x), 10)
+		case uint32:
+			v = strconv.FormatUint(uint64(x), 10)
+		case uint64:
+			v = strconv.FormatUint(x, 10)
 		case fmt.Stringer:
 			v = x.String()
 		}

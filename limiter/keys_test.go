@@ -40,8 +40,8 @@ func TestClientIP(t *testing.T) {
 		{"[::ffff:192.0.2.1]:80", "192.0.2.1"},
 		{"[::1]:80", "::/64"},
 		{"", ""},
-		{"@", ""},
-		{"/run/app.sock", ""},
+		{"@", limiter.UnixSocketKey},
+		{"/run/app.sock", limiter.UnixSocketKey},
 		{"[2001:db8::1:80", ""},
 		{"not-an-ip:80", ""},
 		{"192.0.2.256:80", ""},
@@ -175,6 +175,15 @@ func TestContextKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "ctx:u7", got)
 
+	for _, id := range []any{int64(42), int(42), uint32(42), uint64(42)} {
+		got, err = kf(r.WithContext(context.WithValue(r.Context(), userKey{}, id)))
+		require.NoError(t, err)
+		assert.Equal(t, "ctx:42", got, "%T", id)
+	}
+	got, err = kf(r.WithContext(context.WithValue(r.Context(), userKey{}, 3.5)))
+	require.NoError(t, err)
+	assert.Equal(t, "192.0.2.1", got, "a float is no identity: fallback")
+
 	got, err = kf(r)
 	require.NoError(t, err)
 	assert.Equal(t, "192.0.2.1", got, "anonymous: fallback")
@@ -282,4 +291,15 @@ func TestInventedHeaderKeys(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestPathValueKey(t *testing.T) {
+	kf := limiter.PathValueKey("id")
+	r := request("192.0.2.1:1")
+	r.SetPathValue("id", "203.0.113.7")
+	got, err := kf(r)
+	require.NoError(t, err)
+	assert.Equal(t, "param:id:203.0.113.7", got, "never the key of the client 203.0.113.7")
+	_, err = kf(request("192.0.2.1:1"))
+	require.ErrorIs(t, err, limiter.ErrNoKey)
 }

@@ -153,7 +153,8 @@ func invalid(format string, args ...any) error {
 }
 
 // WithKey sets the function that picks the key a request is counted under.
-// The default is ClientIP. See also HeaderKey, ContextKey and TrustedProxyIP.
+// The default is ClientIP. See also ValidatedHeaderKey, ContextKey and
+// TrustedProxyIP.
 func WithKey(fn KeyFunc) Option {
 	return func(p *Policy) error {
 		if fn == nil {

@@ -20,7 +20,7 @@ func ExampleRateLimit() {
 	defer st.Close()
 	l, _ := limiter.New("api", 2, 10*time.Second, st)
 	defer l.Close()
-	api, err := limiter.NewPolicy(l, limiter.WithKey(limiter.HeaderKey("X-API-Key", limiter.ClientIP)))
+	api, err := limiter.NewPolicy(l, limiter.WithKey(limiter.ValidatedHeaderKey("X-API-Key", knownKey, limiter.ClientIP)))
 	if err != nil {
 		panic(err)
 	}
@@ -90,3 +90,7 @@ func rateLimitExampleGet(url string) string {
 	body, _ := io.ReadAll(resp.Body)
 	return fmt.Sprintf("%d RateLimit %s: %s\n", resp.StatusCode, resp.Header.Get("RateLimit"), bytes.TrimSpace(body))
 }
+
+// knownKey reports whether an X-API-Key value is one of the application's
+// keys; in a real application it looks the key up where the keys live.
+func knownKey(k string) bool { return k == "demo-key-1" || k == "demo-key-2" }

@@ -33,7 +33,7 @@ type Route struct {
 	// Param, when not empty, names the route parameter the policies count
 	// requests by. Echo and gin mounts pass their ParamKey(Param) to
 	// RateLimitBy; a net/http mount uses RateLimit, the suite's policies
-	// reading the parameter with r.PathValue.
+	// reading the parameter with limiter.PathValueKey.
 	Param string
 	// Handler answers the route's requests.
 	Handler http.Handler
@@ -610,9 +610,7 @@ func testKeyError(t *testing.T, e *env) {
 }
 
 func testParamKey(t *testing.T, e *env) {
-	p := e.policy(t, "items", 1, time.Minute, limiter.WithKey(func(r *http.Request) (string, error) {
-		return r.PathValue("id"), nil
-	}))
+	p := e.policy(t, "items", 1, time.Minute, limiter.WithKey(limiter.PathValueKey("id")))
 	rt := Route{Method: http.MethodGet, Path: "/items/{id}", Policies: []*limiter.Policy{p}, Param: "id", Handler: e.handler("items")}
 	url := e.serve(t, rt)
 	expectStatus(t, "item 1", getT(t, url+"/items/1"), http.StatusOK)
