@@ -23,6 +23,9 @@ require (
 	golang.org/x/text v0.21.0 // indirect
 )
 
+// The replace serves this repository only (go.work, GOWORK=off builds); a
+// module that requires this one ignores it. Before tagging a release of this
+// module, require a tagged root module version above.
 replace (
 	github.com/sluicehq/sluice => ../..
 	github.com/sluicehq/sluice/adapters/echomw => ../../adapters/echomw

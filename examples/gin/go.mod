@@ -40,6 +40,9 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
+// The replace serves this repository only (go.work, GOWORK=off builds); a
+// module that requires this one ignores it. Before tagging a release of this
+// module, require a tagged root module version above.
 replace (
 	github.com/sluicehq/sluice => ../..
 	github.com/sluicehq/sluice/adapters/ginmw => ../../adapters/ginmw
