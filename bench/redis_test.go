@@ -14,7 +14,6 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/sluicehq/sluice/lua"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
@@ -81,9 +80,17 @@ func newRedisstore(timeout bool) func(testing.TB, *redis.Client, string, redisCo
 }
 
 // newRawScript runs sluice's sliding-window script with go-redis directly:
-// the same script and arguments as redisstore, on precomputed keys.
-func newRawScript(_ testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider {
-	script := lua.SlidingWindow().Script()
+// the same script (redisstore's sliding_window.lua) and arguments as
+// redisstore, on precomputed keys.
+func newRawScript(tb testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider {
+	src, err := os.ReadFile("../store/redisstore/sliding_window.lua")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	script := redis.NewScript(string(src))
+	if err := script.Load(context.Background(), client).Err(); err != nil {
+		tb.Fatal(err)
+	}
 	keys := redisKeyNames(prefix + "raw:")
 	limit, window := c.rule.Limit, c.rule.Window.Microseconds()
 	var id atomic.Uint64
@@ -128,7 +135,11 @@ func redisClient(b *testing.B) *redis.Client {
 	}
 	client := redis.NewClient(&redis.Options{Addr: addr})
 	b.Cleanup(func() { _ = client.Close() })
-	if err := lua.Load(context.Background(), client); err != nil {
+	st, err := redisstore.New(client)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Preload(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	return client

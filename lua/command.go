@@ -54,14 +54,6 @@ func NewCommand(name string, keys int, src string) (*Command, error) {
 	return &Command{name: name, keys: keys, src: src, script: redis.NewScript(src)}, nil
 }
 
-func mustCommand(name string, keys int, src string) *Command {
-	c, err := NewCommand(name, keys, src)
-	if err != nil {
-		panic(err) // only for the embedded scripts, which are never empty
-	}
-	return c
-}
-
 // Name returns the command's name.
 func (c *Command) Name() string { return c.name }
 
@@ -87,12 +79,6 @@ func (c *Command) Run(ctx context.Context, client redis.Scripter, keys []string,
 		return cmd
 	}
 	return c.script.Run(ctx, client, keys, args...)
-}
-
-// Load caches the command's script on the server (on every master of a Redis
-// Cluster or every shard of a Ring) with SCRIPT LOAD.
-func (c *Command) Load(ctx context.Context, client redis.Scripter) error {
-	return loadScripts(ctx, client, []*Command{c})
 }
 
 // Registry is a set of commands by name, to be defined once and preloaded at
@@ -121,9 +107,9 @@ func (r *Registry) Define(name string, keys int, src string) (*Command, error) {
 	return c, nil
 }
 
-// Add adds commands that already exist, such as the Builtin ones. Adding a
-// name that is already defined is an error wrapping ErrInvalidCommand, and
-// then none of cmds is added.
+// Add adds commands that already exist, such as those NewCommand returns or
+// another package exports. Adding a name that is already defined is an error
+// wrapping ErrInvalidCommand, and then none of cmds is added.
 func (r *Registry) Add(cmds ...*Command) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -167,12 +153,10 @@ func (r *Registry) Commands() []*Command {
 	return out
 }
 
-// Load caches every defined command on the server (on every master of a Redis
-// Cluster or every shard of a Ring) with SCRIPT LOAD. Call it at start-up; a
-// command that is not cached still works, at the cost of one extra round trip
-// the first time.
-func (r *Registry) Load(ctx context.Context, client redis.Scripter) error {
-	return loadScripts(ctx, client, r.Commands())
+// Preload caches every defined command on the server, as the package-level
+// Preload does.
+func (r *Registry) Preload(ctx context.Context, client redis.Scripter) error {
+	return Preload(ctx, client, r.Commands()...)
 }
 
 // masterIterator is implemented by *redis.ClusterClient.
@@ -185,7 +169,22 @@ type shardIterator interface {
 	ForEachShard(ctx context.Context, fn func(ctx context.Context, client *redis.Client) error) error
 }
 
-func loadScripts(ctx context.Context, client redis.Scripter, cmds []*Command) error {
+// Preload caches the scripts of cmds on the server with SCRIPT LOAD: on every
+// master of a Redis Cluster, on every shard of a Ring, or on the one server
+// otherwise (a *redis.Client, also Sentinel's failover client). Call it at
+// start-up so that the first calls do not pay for a NOSCRIPT reply and an
+// EVAL; a command that is not cached still runs, so Preload is an
+// optimisation, not a requirement. A script cache emptied later (a restart, a
+// failover, SCRIPT FLUSH) is refilled by the calls themselves.
+func Preload(ctx context.Context, client redis.Scripter, cmds ...*Command) error {
+	for _, c := range cmds {
+		if c == nil {
+			return fmt.Errorf("%w: nil command", ErrInvalidCommand)
+		}
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
 	load := func(ctx context.Context, node redis.Scripter) error {
 		for _, c := range cmds {
 			sha, err := node.ScriptLoad(ctx, c.src).Result()

@@ -2,8 +2,6 @@ package lua_test
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"strconv"
 	"sync"
 	"testing"
@@ -17,9 +15,9 @@ import (
 	"github.com/sluicehq/sluice/lua"
 )
 
-// catRaiseSrc raises the integer at KEYS[1] to ARGV[1] if that is greater and
+// raiseSrc raises the integer at KEYS[1] to ARGV[1] if that is greater and
 // returns the value the key holds afterwards.
-const catRaiseSrc = `
+const raiseSrc = `
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 local v = tonumber(ARGV[1])
 if v > cur then
@@ -29,21 +27,16 @@ end
 return cur
 `
 
-func catSHA(src string) string {
-	sum := sha1.Sum([]byte(src))
-	return hex.EncodeToString(sum[:])
-}
-
 func TestUserCommandDefineAndRun(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	eachTarget(t, func(t *testing.T, tg *target) {
 		ctx := context.Background()
 		reg := lua.NewRegistry()
-		raise, err := reg.Define("myapp_raise", 1, catRaiseSrc)
+		raise, err := reg.Define("myapp_raise", 1, raiseSrc)
 		require.NoError(t, err)
 		assert.Equal(t, "myapp_raise", raise.Name())
 		assert.Equal(t, 1, raise.Keys())
-		assert.Equal(t, catRaiseSrc, raise.Source())
-		assert.Equal(t, catSHA(catRaiseSrc), raise.SHA())
+		assert.Equal(t, raiseSrc, raise.Source())
+		assert.Equal(t, sha1Hex(raiseSrc), raise.SHA())
 		assert.Equal(t, raise.SHA(), raise.Script().Hash())
 
 		got, ok := reg.Lookup("myapp_raise")
@@ -98,12 +91,14 @@ func TestUserCommandDefinitionErrors(t *testing.T) {
 	assert.ErrorIs(t, reg.Add(a, a), lua.ErrInvalidCommand, "the same name twice in one Add")
 	assert.ErrorIs(t, reg.Add(nil), lua.ErrInvalidCommand)
 
-	require.NoError(t, reg.Add(lua.Catalogue()...))
-	assert.ErrorIs(t, reg.Add(lua.Catalogue()[0]), lua.ErrInvalidCommand)
+	b, err := lua.NewCommand("b", 1, "return 2")
+	require.NoError(t, err)
+	require.NoError(t, reg.Add(a, b))
+	assert.ErrorIs(t, reg.Add(b), lua.ErrInvalidCommand, "a command added twice")
 }
 
 func TestUserCommandKeyCount(t *testing.T) {
-	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t), MaxRetries: -1})}
+	client := &counting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t), MaxRetries: -1})}
 	ctx := context.Background()
 	two, err := lua.NewCommand("two", 2, "return 1")
 	require.NoError(t, err)
@@ -134,7 +129,7 @@ func TestUserCommandList(t *testing.T) {
 	require.Len(t, cmds, 3)
 	for i, want := range []string{"a_cmd", "b_cmd", "c_cmd"} {
 		assert.Equal(t, want, cmds[i].Name())
-		assert.Equal(t, catSHA(srcs[want]), cmds[i].SHA())
+		assert.Equal(t, sha1Hex(srcs[want]), cmds[i].SHA())
 	}
 	assert.Empty(t, lua.NewRegistry().Commands())
 }
@@ -156,62 +151,54 @@ func TestUserCommandConcurrentRegistry(t *testing.T) {
 	assert.Len(t, reg.Commands(), 20)
 }
 
-func TestUserCommandLoad(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+func TestPreload(t *testing.T) {
+	eachTarget(t, func(t *testing.T, tg *target) {
 		ctx := context.Background()
 		reg := lua.NewRegistry()
-		// A source unique to this run, so that no earlier run cached it.
-		src := "return '" + tg.token + "'"
-		mine, err := reg.Define("myapp_token", 0, src)
+		// Sources unique to this run, so that no earlier run cached them.
+		mine, err := reg.Define("myapp_token", 0, "return '"+tg.token+"'")
 		require.NoError(t, err)
-		require.NoError(t, reg.Add(lua.Catalogue()...))
-		var shas []string
-		for _, c := range reg.Commands() {
-			shas = append(shas, c.SHA())
-		}
+		raise, err := reg.Define("myapp_raise", 1, raiseSrc+"-- "+tg.token)
+		require.NoError(t, err)
+		shas := []string{mine.SHA(), raise.SHA()}
 
-		catFlushScripts(t, tg.client)
-		for i, cached := range catScriptsCached(t, tg.client, shas...) {
-			assert.False(t, cached, "node %d before Load", i)
+		flushScripts(t, tg.client)
+		for i, cached := range scriptsCached(t, tg.client, shas...) {
+			assert.False(t, cached, "node %d before Preload", i)
 		}
-		require.NoError(t, reg.Load(ctx, tg.client))
-		cached := catScriptsCached(t, tg.client, shas...)
+		require.NoError(t, reg.Preload(ctx, tg.client))
+		cached := scriptsCached(t, tg.client, shas...)
 		if tg.cluster {
 			assert.Len(t, cached, 3, "one answer per master")
 		}
 		for i, c := range cached {
-			assert.True(t, c, "node %d after Load: SCRIPT EXISTS of every command", i)
+			assert.True(t, c, "node %d after Registry.Preload: SCRIPT EXISTS of every command", i)
 		}
 
-		catFlushScripts(t, tg.client)
-		require.NoError(t, mine.Load(ctx, tg.client))
-		for i, c := range catScriptsCached(t, tg.client, mine.SHA()) {
-			assert.True(t, c, "node %d after Command.Load", i)
+		flushScripts(t, tg.client)
+		require.NoError(t, lua.Preload(ctx, tg.client, mine))
+		for i, c := range scriptsCached(t, tg.client, mine.SHA()) {
+			assert.True(t, c, "node %d after Preload", i)
+		}
+		for i, c := range scriptsCached(t, tg.client, raise.SHA()) {
+			assert.False(t, c, "node %d: Preload loads only the commands it is given", i)
 		}
 
-		catFlushScripts(t, tg.client)
-		require.NoError(t, lua.LoadCatalogue(ctx, tg.client))
-		var catalogue []string
-		for _, c := range lua.Catalogue() {
-			catalogue = append(catalogue, c.SHA())
-		}
-		for i, c := range catScriptsCached(t, tg.client, catalogue...) {
-			assert.True(t, c, "node %d after LoadCatalogue", i)
-		}
+		require.NoError(t, lua.Preload(ctx, tg.client), "no commands: nothing to do")
+		assert.ErrorIs(t, lua.Preload(ctx, tg.client, mine, nil), lua.ErrInvalidCommand)
 	})
 }
 
 func TestUserCommandNoScript(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	eachTarget(t, func(t *testing.T, tg *target) {
 		ctx := context.Background()
 		reg := lua.NewRegistry()
-		raise, err := reg.Define("myapp_raise", 1, catRaiseSrc)
+		raise, err := reg.Define("myapp_raise", 1, raiseSrc)
 		require.NoError(t, err)
-		require.NoError(t, reg.Load(ctx, tg.client))
-		require.NoError(t, lua.LoadCatalogue(ctx, tg.client))
+		require.NoError(t, reg.Preload(ctx, tg.client))
 		key := tg.key("n")
 
-		catFlushScripts(t, tg.client)
+		flushScripts(t, tg.client)
 		err = tg.client.EvalSha(ctx, raise.SHA(), []string{key}, 1).Err()
 		require.Error(t, err)
 		require.Contains(t, err.Error(), "NOSCRIPT", "the flush emptied the cache")
@@ -219,38 +206,7 @@ func TestUserCommandNoScript(t *testing.T) {
 		v, err := raise.Run(ctx, tg.client, []string{key}, 4).Int64()
 		require.NoError(t, err, "Run recovers from NOSCRIPT")
 		assert.Equal(t, int64(4), v)
-
-		catFlushScripts(t, tg.client)
-		n, err := lua.CappedIncr(ctx, tg.client, tg.key("capped"), 2, 10)
-		require.NoError(t, err, "catalogue calls recover from NOSCRIPT")
-		assert.Equal(t, int64(2), n)
-		_, err = lua.Reserve(ctx, tg.client, []lua.Item{{Key: tg.key("stock"), Quantity: 1}})
-		assert.ErrorIs(t, err, lua.ErrShortage, "a multi-key catalogue call too")
 	})
-}
-
-func TestCatalogue(t *testing.T) {
-	cmds := lua.Catalogue()
-	want := []string{
-		"sluice_capped_incr", "sluice_leaderboard_add", "sluice_leaderboard_get",
-		"sluice_leaderboard_top", "sluice_percentile", "sluice_record_sample",
-		"sluice_reserve", "sluice_restock", "sluice_weighted_avg",
-	}
-	require.Len(t, cmds, len(want))
-	for i, c := range cmds {
-		assert.Equal(t, want[i], c.Name(), "sorted by name")
-		assert.Equal(t, catSHA(c.Source()), c.SHA())
-		assert.Contains(t, c.Source(), "-- KEYS[1", "%s documents its KEYS", c.Name())
-		assert.Contains(t, c.Source(), "-- Reply:", "%s documents its reply", c.Name())
-	}
-	for _, b := range lua.Builtin() {
-		for _, c := range cmds {
-			assert.NotEqual(t, b.Name(), c.Name(), "no clash with the built-in scripts")
-		}
-	}
-	reg := lua.NewRegistry()
-	require.NoError(t, reg.Add(lua.Builtin()...))
-	require.NoError(t, reg.Add(lua.Catalogue()...), "built-in and catalogue scripts share a registry")
 }
 
 func TestZeroRegistryIsUsable(t *testing.T) {

@@ -1,19 +1,19 @@
-// Package lua holds sluice's Redis Lua scripts as embedded .lua files and runs
-// them through go-redis.
+// Package lua runs an application's own Redis Lua scripts as named commands
+// through go-redis, in the spirit of ioredis's defineCommand.
 //
-// Every script is a Command: a named source with a key count, run with
-// EVALSHA and retried with EVAL when the server answers NOSCRIPT (go-redis's
-// redis.Script does both), so a restart, failover or SCRIPT FLUSH never reaches
-// the caller. Load preloads scripts with SCRIPT LOAD on every master of a Redis
-// Cluster. A Registry holds user-defined commands the same way, in the spirit of
-// ioredis's defineCommand.
+// A Command is a named script with a key count. Run sends EVALSHA and falls
+// back to EVAL when the server answers NOSCRIPT (go-redis's redis.Script does
+// both), so a restart, a failover or SCRIPT FLUSH never reaches the caller. A
+// Registry holds an application's commands by name, defined once. Preload (and
+// Registry.Preload) caches scripts with SCRIPT LOAD at start-up, on every
+// master of a Redis Cluster or every shard of a Ring, so that the first calls
+// skip the NOSCRIPT round trip.
 //
-// The catalogue (Catalogue, CappedIncr, WeightedAverage, Percentile,
-// RecordSample, LeaderboardAdd, LeaderboardGet, LeaderboardTop, Reserve and
-// Restock) offers ready-made commands as typed calls that validate their
-// arguments before anything is sent; docs/commands.md describes each.
+// A script must touch only the keys passed in KEYS, so that Redis Cluster can
+// route the call; keys of one call must share a {hash tag}, or Cluster answers
+// CROSSSLOT. TagKey builds such keys and Slot computes a key's hash slot.
 //
-// Every script touches only the keys passed in KEYS; where a script takes
-// several keys they must share a {hash tag} so that Redis Cluster never answers
-// CROSSSLOT.
+// Package rediscmd builds ready-made commands (capped increment, leaderboard,
+// percentile, stock reservation...) on this package, and store/redisstore
+// runs its own scripts through it.
 package lua

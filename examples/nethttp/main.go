@@ -59,7 +59,6 @@ import (
 	"github.com/sluicehq/sluice/adapters/httpmw"
 	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/lockguard"
-	"github.com/sluicehq/sluice/lua"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/memstore"
 	"github.com/sluicehq/sluice/store/redisstore"
@@ -266,12 +265,12 @@ func openStore(ctx context.Context) (store.Store, string, func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	err := client.Ping(ctx).Err()
-	if err == nil {
-		err = lua.Load(ctx, client)
-	}
 	var st *redisstore.Store
 	if err == nil {
 		st, err = redisstore.New(client, redisstore.WithTimeout(time.Second))
+	}
+	if err == nil {
+		err = st.Preload(ctx)
 	}
 	if err != nil {
 		_ = client.Close()

@@ -14,7 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sluicehq/sluice/lockguard"
-	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/rediscmd"
 )
 
 const (
@@ -57,18 +57,18 @@ func (s *shop) handleCheckout(w http.ResponseWriter, r *http.Request) {
 	}
 	// One line per item, in the inventory's order, so that a shortage
 	// always names the same item first.
-	var lines []lua.Item
+	var lines []rediscmd.Item
 	var names []string
 	for _, item := range s.items {
 		q, ok := body.Items[item]
 		if !ok {
 			continue
 		}
-		if q < 1 || q > lua.MaxInt {
+		if q < 1 || q > rediscmd.MaxInt {
 			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "quantity must be a positive integer", "item": item})
 			return
 		}
-		lines = append(lines, lua.Item{Key: s.stockKey(item), Quantity: q})
+		lines = append(lines, rediscmd.Item{Key: s.stockKey(item), Quantity: q})
 		names = append(names, item)
 	}
 	if len(lines) != len(body.Items) {
@@ -93,9 +93,9 @@ func (s *shop) handleCheckout(w http.ResponseWriter, r *http.Request) {
 	// and unaccounted for here. Its outcome is acted on below whether or not
 	// anyone still waits for the answer.
 	reserveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.reserveTimeout)
-	left, err := lua.Reserve(reserveCtx, s.client, lines)
+	left, err := rediscmd.Reserve(reserveCtx, s.client, lines)
 	cancel()
-	var short *lua.ShortageError
+	var short *rediscmd.ShortageError
 	switch {
 	case errors.As(err, &short):
 		s.recordLatency(r, start)
@@ -142,9 +142,9 @@ func (s *shop) handleCheckout(w http.ResponseWriter, r *http.Request) {
 // nothing; a timeout or a broken connection after the call was sent leaves
 // the outcome unknown, so the line then names the items for whoever
 // reconciles the stock.
-func (s *shop) reserveFailed(r *http.Request, names []string, lines []lua.Item, err error) {
+func (s *shop) reserveFailed(r *http.Request, names []string, lines []rediscmd.Item, err error) {
 	var answered redis.Error
-	if errors.As(err, &answered) || errors.Is(err, lua.ErrInvalidArgument) || errors.Is(err, lua.ErrWrongValue) {
+	if errors.As(err, &answered) || errors.Is(err, rediscmd.ErrInvalidArgument) || errors.Is(err, rediscmd.ErrWrongValue) {
 		s.log.ErrorContext(r.Context(), "shop: reserve", "path", r.URL.Path, "err", err)
 		return
 	}
@@ -155,11 +155,11 @@ func (s *shop) reserveFailed(r *http.Request, names []string, lines []lua.Item, 
 // restock gives back the stock of a reservation that will not become an
 // order, on a context detached from the request (which has ended). If that
 // fails too, the log line names the items for whoever reconciles the stock.
-func (s *shop) restock(r *http.Request, names []string, lines []lua.Item, cause error) {
+func (s *shop) restock(r *http.Request, names []string, lines []rediscmd.Item, cause error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.reserveTimeout)
 	defer cancel()
 	items := itemMap(names, lines)
-	if _, err := lua.Restock(ctx, s.client, lines); err != nil {
+	if _, err := rediscmd.Restock(ctx, s.client, lines); err != nil {
 		s.log.ErrorContext(ctx, "shop: checkout interrupted; its stock may not have been returned",
 			"path", r.URL.Path, "user", r.Header.Get("X-User"), "items", items, "cause", cause, "err", err)
 		return
@@ -169,7 +169,7 @@ func (s *shop) restock(r *http.Request, names []string, lines []lua.Item, cause 
 }
 
 // itemMap pairs item names with their quantities, for a log line.
-func itemMap(names []string, lines []lua.Item) map[string]int64 {
+func itemMap(names []string, lines []rediscmd.Item) map[string]int64 {
 	m := make(map[string]int64, len(names))
 	for i, name := range names {
 		m[name] = lines[i].Quantity
@@ -208,12 +208,12 @@ func (s *shop) handleStock(w http.ResponseWriter, r *http.Request) {
 		case string:
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				s.fail(w, r, "read stock", fmt.Errorf("%w: counter of %s is %q", lua.ErrWrongValue, item, v))
+				s.fail(w, r, "read stock", fmt.Errorf("%w: counter of %s is %q", rediscmd.ErrWrongValue, item, v))
 				return
 			}
 			stock[item] = n
 		default:
-			s.fail(w, r, "read stock", fmt.Errorf("%w: MGET replied %T", lua.ErrWrongValue, vals[i]))
+			s.fail(w, r, "read stock", fmt.Errorf("%w: MGET replied %T", rediscmd.ErrWrongValue, vals[i]))
 			return
 		}
 	}
@@ -228,7 +228,7 @@ type entry struct {
 	AchievedAt time.Time `json:"achieved_at"`
 }
 
-func toEntry(e lua.LeaderboardEntry) entry {
+func toEntry(e rediscmd.LeaderboardEntry) entry {
 	return entry{Rank: e.Rank, Player: e.Member, Score: e.Score, AchievedAt: e.AchievedAt}
 }
 
@@ -249,17 +249,17 @@ func (s *shop) handleScores(w http.ResponseWriter, r *http.Request) {
 	case body.Points == nil:
 		writeError(w, http.StatusBadRequest, "points is required")
 		return
-	case *body.Points < -lua.MaxInt || *body.Points > lua.MaxInt:
+	case *body.Points < -rediscmd.MaxInt || *body.Points > rediscmd.MaxInt:
 		writeError(w, http.StatusBadRequest, "points out of range")
 		return
 	}
-	opts := []lua.Option{lua.WithTTL(s.cfg.boardTTL)}
+	opts := []rediscmd.Option{rediscmd.WithTTL(s.cfg.boardTTL)}
 	if s.cfg.now != nil {
-		opts = append(opts, lua.WithTime(s.cfg.now()))
+		opts = append(opts, rediscmd.WithTime(s.cfg.now()))
 	}
-	e, err := lua.LeaderboardAdd(r.Context(), s.client, s.board, body.Player, *body.Points, opts...)
+	e, err := rediscmd.LeaderboardAdd(r.Context(), s.client, s.board, body.Player, *body.Points, opts...)
 	switch {
-	case errors.Is(err, lua.ErrOutOfRange):
+	case errors.Is(err, rediscmd.ErrOutOfRange):
 		writeError(w, http.StatusConflict, "score would leave the range ±(2^53-1)")
 		return
 	case err != nil:
@@ -281,7 +281,7 @@ func (s *shop) handleLeaderboard(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	top, err := lua.LeaderboardTop(r.Context(), s.client, s.board, n)
+	top, err := rediscmd.LeaderboardTop(r.Context(), s.client, s.board, n)
 	if err != nil {
 		s.fail(w, r, "leaderboard top", err)
 		return
@@ -320,9 +320,9 @@ func (s *shop) handleLatency(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if n > 0 {
-		v, err := lua.Percentile(r.Context(), s.client, s.latency.key, p)
+		v, err := rediscmd.Percentile(r.Context(), s.client, s.latency.key, p)
 		switch {
-		case errors.Is(err, lua.ErrEmpty): // expired since ZCARD
+		case errors.Is(err, rediscmd.ErrEmpty): // expired since ZCARD
 			n = 0
 		case err != nil:
 			s.fail(w, r, "latency percentile", err)
@@ -339,7 +339,7 @@ func (s *shop) handleLatency(w http.ResponseWriter, r *http.Request) {
 }
 
 // fail logs err and answers without its details: 500 when a key holds data the
-// shop cannot use (lua.ErrWrongValue), 503 when the store failed.
+// shop cannot use (rediscmd.ErrWrongValue), 503 when the store failed.
 func (s *shop) fail(w http.ResponseWriter, r *http.Request, op string, err error) {
 	if cause := context.Cause(r.Context()); errors.Is(cause, context.Canceled) {
 		return // the client has left: nobody reads the answer, nothing went wrong
@@ -349,9 +349,9 @@ func (s *shop) fail(w http.ResponseWriter, r *http.Request, op string, err error
 }
 
 // writeStoreError answers a store error without its details: 500 when a key
-// holds data the shop cannot use (lua.ErrWrongValue), 503 otherwise.
+// holds data the shop cannot use (rediscmd.ErrWrongValue), 503 otherwise.
 func writeStoreError(w http.ResponseWriter, err error) {
-	if errors.Is(err, lua.ErrWrongValue) {
+	if errors.Is(err, rediscmd.ErrWrongValue) {
 		writeError(w, http.StatusInternalServerError, "internal error")
 		return
 	}

@@ -15,17 +15,17 @@ import (
 	"github.com/sluicehq/sluice/lua"
 )
 
-// recordLatencySource is the shop's own command, defined next to the
-// catalogue with a lua.Registry (see record_latency.lua for KEYS and ARGV).
+// recordLatencySource is the shop's own command, defined beside rediscmd's
+// commands with a lua.Registry (see record_latency.lua for KEYS and ARGV).
 //
 //go:embed record_latency.lua
 var recordLatencySource string
 
-// latencyLog keeps the newest samples of one route's latency, for the
-// catalogue's nearest-rank Percentile.
+// latencyLog keeps the newest samples of one route's latency, for rediscmd's
+// nearest-rank Percentile.
 //
-// lua.RecordSample records samples too, but keeps every one of them until the
-// key expires; the shop wants "the last max checkouts", so it defines a
+// rediscmd.RecordSample records samples too, but keeps every one of them until
+// the key expires; the shop wants "the last max checkouts", so it defines a
 // command that also trims the oldest samples (record_latency.lua).
 type latencyLog struct {
 	cmd   *lua.Command

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/rediscmd"
 )
 
 func latency(t *testing.T, srv *httptest.Server, query string) latencyResponse {
@@ -106,20 +107,20 @@ func TestLatencyLogKeepsNewest(t *testing.T) {
 			assert.Equal(t, int64(min(i+1, 3)), n, "samples kept after %d", i+1)
 		}
 		// Kept: 2, 3, 3 (the last three). Equal values are two samples.
-		minimum, err := lua.Percentile(ctx, b.client, l.key, 0.001)
+		minimum, err := rediscmd.Percentile(ctx, b.client, l.key, 0.001)
 		require.NoError(t, err)
 		assert.Equal(t, float64(2), minimum)
-		maximum, err := lua.Percentile(ctx, b.client, l.key, 100)
+		maximum, err := rediscmd.Percentile(ctx, b.client, l.key, 100)
 		require.NoError(t, err)
 		assert.Equal(t, float64(3), maximum)
-		median, err := lua.Percentile(ctx, b.client, l.key, 50)
+		median, err := rediscmd.Percentile(ctx, b.client, l.key, 50)
 		require.NoError(t, err)
 		assert.Equal(t, float64(3), median)
 
 		// Sub-millisecond latencies keep their microseconds.
 		_, err = l.record(ctx, b.client, 1500*time.Microsecond)
 		require.NoError(t, err)
-		minimum, err = lua.Percentile(ctx, b.client, l.key, 0.001)
+		minimum, err = rediscmd.Percentile(ctx, b.client, l.key, 0.001)
 		require.NoError(t, err)
 		assert.Equal(t, 1.5, minimum)
 	})

@@ -1,6 +1,6 @@
-// Command shop is a small web shop built on sluice's middleware and its Lua
-// catalogue of Redis commands: a rate-limited, per-cart locked checkout that
-// reserves stock all or nothing, a leaderboard, and latency percentiles.
+// Command shop is a small web shop built on sluice's middleware and the custom
+// Redis commands of package rediscmd: a rate-limited, per-cart locked checkout
+// that reserves stock all or nothing, a leaderboard, and latency percentiles.
 //
 // Run it on a bare machine (an in-process miniredis stands in for Redis):
 //
@@ -26,14 +26,14 @@
 // gives 503, never the error's text):
 //
 //	POST /carts/{cart}/checkout   header X-User: <user>, body {"items":{"apple":2,"pear":1}}
-//	    Reserves every item, all or nothing (lua.Reserve). 200 with what was
-//	    reserved, the stock left of those items and the lock's fence; 409
+//	    Reserves every item, all or nothing (rediscmd.Reserve). 200 with what
+//	    was reserved, the stock left of those items and the lock's fence; 409
 //	    {"error":"insufficient stock","item":..,"available":..,"requested":..}
 //	    when an item is short (nothing is reserved); 400 for malformed JSON,
 //	    an empty cart, an unknown item or a quantity < 1. The reservation
 //	    runs detached from the request, within 2 s of its own: if the client
 //	    hangs up (or the cart's lock is lost) meanwhile, the reserved stock
-//	    is given back (lua.Restock) and the answer is 503
+//	    is given back (rediscmd.Restock) and the answer is 503
 //	    {"error":"checkout interrupted"}.
 //	    Rate limit "checkout": 5 per minute per X-User (429 past it; 400
 //	    without the header). Lock "cart:{cart}": a second checkout of a cart
@@ -42,17 +42,17 @@
 //	    or a shortage) is recorded for /stats/latency.
 //	GET /stock                    {"stock":{"apple":10,"fig":2,"pear":5}}
 //	POST /scores                  body {"player":"p1","points":10}: adds the points
-//	    (lua.LeaderboardAdd); 200 with the player's rank, score and the time
-//	    the score was reached; 400 for bad input. Rate limit "scores": 30 per
-//	    minute per client IP. The board is a season: it expires 7 days after
+//	    (rediscmd.LeaderboardAdd); 200 with the player's rank, score and the
+//	    time the score was reached; 400 for bad input. Rate limit "scores": 30
+//	    per minute per client IP. The board is a season: it expires 7 days after
 //	    its first score.
 //	GET /leaderboard?n=10         the top n (1..100, default 10) players, highest
 //	    score first; equal scores: whoever reached the score first.
 //	GET /stats/latency?p=95       nearest-rank p-th percentile (0 < p <= 100,
-//	    default 95) of the last 1000 checkout latencies in ms (lua.Percentile):
-//	    {"p":95,"latency_ms":3.2,"samples":12}; before any checkout 200 with
-//	    "latency_ms":null and a "message"; 400 for a bad p. The samples
-//	    expire an hour after the newest.
+//	    default 95) of the last 1000 checkout latencies in ms
+//	    (rediscmd.Percentile): {"p":95,"latency_ms":3.2,"samples":12}; before
+//	    any checkout 200 with "latency_ms":null and a "message"; 400 for a bad
+//	    p. The samples expire an hour after the newest.
 //	GET /healthz                  200 {"status":"ok"}
 //
 // Keys: the shop's own keys share the hash tag {shop} (stock:{shop}:apple,

@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/internal/redistest"
-	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/rediscmd"
 )
 
 // waitBound bounds every wait of these tests, so that a hung handler fails
@@ -46,7 +46,7 @@ func TestHungUpCheckoutLosesNoStock(t *testing.T) {
 		}
 		reserved := make(chan struct{})
 		b.client.AddHook(&lateReply{
-			isReserve: func(cmd redis.Cmder) bool { return scriptOn(cmd, lua.StockKey(cfg.tag, "apple")) },
+			isReserve: func(cmd redis.Cmder) bool { return scriptOn(cmd, rediscmd.StockKey(cfg.tag, "apple")) },
 			wait: func() {
 				close(reserved)
 				select { // the reply is late: it comes once the client has gone
@@ -164,7 +164,7 @@ func TestReserveTimeoutIsLogged(t *testing.T) {
 		cfg.logger = slog.New(slog.NewTextHandler(logs, nil))
 		cfg.reserveTimeout = 50 * time.Millisecond
 		b.client.AddHook(&lateReply{
-			isReserve: func(cmd redis.Cmder) bool { return scriptOn(cmd, lua.StockKey(cfg.tag, "fig")) },
+			isReserve: func(cmd redis.Cmder) bool { return scriptOn(cmd, rediscmd.StockKey(cfg.tag, "fig")) },
 			late:      true,
 		})
 		_, srv := startShop(t, b, cfg)

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/rediscmd"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
 
@@ -89,6 +90,7 @@ type shop struct {
 	log     *slog.Logger
 	items   []string // the inventory's item names, sorted
 	scripts *lua.Registry
+	store   *redisstore.Store // rate limits and locks
 
 	checkoutLimiter *limiter.Limiter
 	checkoutPolicy  *limiter.Policy
@@ -124,6 +126,7 @@ func newShop(client redis.UniversalClient, cfg config) (*shop, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.store = st
 
 	// POST /carts/{cart}/checkout: at most checkoutLimit per user. The user is
 	// the X-User header (the stand-in for authentication), which the limiter
@@ -203,13 +206,13 @@ func (s *shop) routes() http.Handler {
 // of a Cluster, so that the first requests skip a NOSCRIPT round trip. Calls
 // reload a missing script themselves, so this is an optimisation only.
 func (s *shop) preload(ctx context.Context) error {
-	if err := lua.Load(ctx, s.client); err != nil { // sluice's rate-limit and lock scripts
-		return fmt.Errorf("load built-in scripts: %w", err)
+	if err := s.store.Preload(ctx); err != nil { // sluice's rate-limit and lock scripts
+		return fmt.Errorf("load store scripts: %w", err)
 	}
-	if err := lua.LoadCatalogue(ctx, s.client); err != nil { // Reserve, Leaderboard*, Percentile...
-		return fmt.Errorf("load catalogue: %w", err)
+	if err := rediscmd.Preload(ctx, s.client); err != nil { // Reserve, Leaderboard*, Percentile...
+		return fmt.Errorf("load rediscmd scripts: %w", err)
 	}
-	if err := s.scripts.Load(ctx, s.client); err != nil { // the shop's own command
+	if err := s.scripts.Preload(ctx, s.client); err != nil { // the shop's own command
 		return fmt.Errorf("load shop scripts: %w", err)
 	}
 	return nil
@@ -228,7 +231,7 @@ func (s *shop) seed(ctx context.Context) error {
 
 // stockKey is the counter of item: "stock:{<tag>}:<item>". Every counter shares
 // the tag, so one Reserve may take several items on Redis Cluster.
-func (s *shop) stockKey(item string) string { return lua.StockKey(s.cfg.tag, item) }
+func (s *shop) stockKey(item string) string { return rediscmd.StockKey(s.cfg.tag, item) }
 
 // close releases the limiters' names. It does not close the client.
 func (s *shop) close() {

@@ -10,7 +10,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/sluicehq/sluice/lua"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
@@ -29,12 +28,12 @@ func Example() {
 	defer client.Close()
 
 	ctx := context.Background()
-	// Optional: cache the scripts so the first calls need no EVAL fallback.
-	if err := lua.Load(ctx, client); err != nil {
-		log.Fatal(err)
-	}
 	s, err := redisstore.New(client, redisstore.WithTimeout(100*time.Millisecond))
 	if err != nil {
+		log.Fatal(err)
+	}
+	// Optional: cache the scripts so the first calls need no EVAL fallback.
+	if err := s.Preload(ctx); err != nil {
 		log.Fatal(err)
 	}
 

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -29,15 +28,6 @@ type target struct {
 // else the one server).
 func (tg target) nodes(ctx context.Context, fn func(ctx context.Context, c *redis.Client) error) error {
 	return redistest.ForEachMaster(ctx, tg.client, fn)
-}
-
-// elapse makes server-side TTLs run down by d.
-func (tg target) elapse(d time.Duration) {
-	if tg.mini != nil {
-		tg.mini.FastForward(d)
-		return
-	}
-	time.Sleep(d)
 }
 
 // targets returns miniredis plus the real server and Cluster when their

@@ -2,9 +2,14 @@ package redisstore_test
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,7 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/internal/redistest"
-	"github.com/sluicehq/sluice/lua"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
@@ -58,7 +62,7 @@ func TestScriptFlushIsRecovered(t *testing.T) {
 				return c.ScriptFlush(ctx).Err()
 			}))
 		}
-		require.NoError(t, lua.Load(ctx, tg.client))
+		require.NoError(t, s.Preload(ctx))
 		rule := store.Rule{Limit: 10, Window: time.Minute}
 
 		flush(t)
@@ -79,6 +83,65 @@ func TestScriptFlushIsRecovered(t *testing.T) {
 		flush(t)
 		require.NoError(t, s.Release(ctx, "lock", "tok"))
 	})
+}
+
+// TestPreloadCachesEveryScript checks that Preload caches every script of the
+// package (every .lua file beside it) on every master.
+func TestPreloadCachesEveryScript(t *testing.T) {
+	files, err := filepath.Glob("*.lua")
+	require.NoError(t, err)
+	require.Len(t, files, 6)
+	var shas []string
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		require.NoError(t, err)
+		sum := sha1.Sum(src)
+		shas = append(shas, hex.EncodeToString(sum[:]))
+	}
+	forEachTarget(t, func(t *testing.T, tg target) {
+		ctx := context.Background()
+		s, _ := newStore(t, tg)
+		var mu sync.Mutex // nodes calls fn concurrently
+		cached := func() map[string][]bool {
+			out := map[string][]bool{}
+			require.NoError(t, tg.nodes(ctx, func(ctx context.Context, c *redis.Client) error {
+				exists, err := c.ScriptExists(ctx, shas...).Result()
+				mu.Lock()
+				out[c.Options().Addr] = exists
+				mu.Unlock()
+				return err
+			}))
+			return out
+		}
+		require.NoError(t, tg.nodes(ctx, func(ctx context.Context, c *redis.Client) error {
+			return c.ScriptFlush(ctx).Err()
+		}))
+		if tg.mini != nil { // a shared server may see other tests run them meanwhile
+			for _, exists := range cached() {
+				assert.Equal(t, make([]bool, len(shas)), exists, "before Preload")
+			}
+		}
+
+		require.NoError(t, s.Preload(ctx))
+		after := cached()
+		if tg.cluster {
+			assert.Len(t, after, 3, "every master of the Cluster")
+		}
+		for addr, exists := range after {
+			for i, ok := range exists {
+				assert.True(t, ok, "%s not cached on %s", files[i], addr)
+			}
+		}
+	})
+}
+
+func TestPreloadReportsErrors(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t), MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	s := must(redisstore.New(c))(t)
+	err := s.Preload(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "redisstore: preload")
 }
 
 func TestHugeAndBracedKeysAreHashed(t *testing.T) {
@@ -193,7 +256,7 @@ func TestOneRoundTripPerDecision(t *testing.T) {
 	assert.Equal(t, int64(1), evalsha, "EVALSHA")
 	assert.Equal(t, int64(1), eval, "EVAL after NOSCRIPT")
 
-	require.NoError(t, lua.Load(ctx, c))
+	require.NoError(t, s.Preload(ctx))
 	require.NoError(t, c.ConfigResetStat(ctx).Err())
 	const n = 20
 	for i := 0; i < n; i++ {
@@ -218,7 +281,7 @@ func TestOneRoundTripPerDecisionShared(t *testing.T) {
 	c := redistest.Client(t)
 	tg := target{client: c}
 	s, _ := newStore(t, tg)
-	require.NoError(t, lua.Load(ctx, c))
+	require.NoError(t, s.Preload(ctx))
 	rule := store.Rule{Limit: 1000, Window: time.Minute}
 	const n = 20
 	var got []string

@@ -114,8 +114,8 @@ func WithFenceTTL(d time.Duration) Option {
 // New returns a Store that runs sluice's scripts through client: a
 // *redis.Client (standalone or Sentinel failover), *redis.ClusterClient,
 // *redis.Ring or anything else implementing redis.Scripter. New sends nothing
-// to Redis; call lua.Load to preload the scripts. Bad options are an error
-// wrapping store.ErrInvalidArgument.
+// to Redis; call Preload to cache the scripts at start-up. Bad options are an
+// error wrapping store.ErrInvalidArgument.
 //
 // Create the client with ContextTimeoutEnabled: true in its options: go-redis
 // then applies each call's deadline to its socket and the Store runs calls
@@ -171,7 +171,7 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	if s.clock != nil {
 		now = s.clock().UnixMicro()
 	}
-	reply, err := s.run(ctx, lua.SlidingWindow(), []string{s.windowKey(rule.Name, key)},
+	reply, err := s.run(ctx, slidingWindow, []string{s.windowKey(rule.Name, key)},
 		rule.Limit, rule.Window.Microseconds(), cost, s.hitID(id), now)
 	if err != nil {
 		return store.Result{}, opError("hit", err)
@@ -210,7 +210,7 @@ func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) err
 	if receipt.ID == 0 || receipt.Cost <= 0 {
 		return fmt.Errorf("%w: receipt %+v", store.ErrInvalidArgument, receipt)
 	}
-	reply, err := s.run(ctx, lua.WindowUndo(), []string{s.windowKey(receipt.Name, key)},
+	reply, err := s.run(ctx, windowUndo, []string{s.windowKey(receipt.Name, key)},
 		s.hitID(receipt.ID), receipt.Cost)
 	if err != nil {
 		return opError("undo", err)
@@ -228,7 +228,7 @@ func (s *Store) Acquire(ctx context.Context, key, token string, ttl time.Duratio
 		return store.LockResult{}, err
 	}
 	lockKey := s.redisKey("l:{", key, "}")
-	reply, err := s.run(ctx, lua.LockAcquire(), []string{lockKey, lockKey + ":f"},
+	reply, err := s.run(ctx, lockAcquire, []string{lockKey, lockKey + ":f"},
 		token, ceilMillis(ttl), ceilMillis(s.fenceTTL))
 	if err != nil {
 		return store.LockResult{}, opError("acquire", err)
@@ -251,7 +251,7 @@ func (s *Store) Release(ctx context.Context, key, token string) error {
 	if err := store.ValidateLock(key, token, 0, false); err != nil {
 		return err
 	}
-	reply, err := s.run(ctx, lua.LockRelease(), []string{s.redisKey("l:{", key, "}")}, token)
+	reply, err := s.run(ctx, lockRelease, []string{s.redisKey("l:{", key, "}")}, token)
 	if err != nil {
 		return opError("release", err)
 	}
@@ -265,7 +265,7 @@ func (s *Store) Extend(ctx context.Context, key, token string, ttl time.Duration
 	if err := store.ValidateLock(key, token, ttl, true); err != nil {
 		return err
 	}
-	reply, err := s.run(ctx, lua.LockExtend(), []string{s.redisKey("l:{", key, "}")}, token, ceilMillis(ttl))
+	reply, err := s.run(ctx, lockExtend, []string{s.redisKey("l:{", key, "}")}, token, ceilMillis(ttl))
 	if err != nil {
 		return opError("extend", err)
 	}
@@ -279,7 +279,7 @@ func (s *Store) TTL(ctx context.Context, key, token string) (time.Duration, erro
 	if err := store.ValidateLock(key, token, 0, false); err != nil {
 		return 0, err
 	}
-	reply, err := s.run(ctx, lua.LockTTL(), []string{s.redisKey("l:{", key, "}")}, token)
+	reply, err := s.run(ctx, lockTTL, []string{s.redisKey("l:{", key, "}")}, token)
 	if err != nil {
 		return 0, opError("ttl", err)
 	}

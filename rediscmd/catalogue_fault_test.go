@@ -1,4 +1,4 @@
-package lua_test
+package rediscmd_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/rediscmd"
 )
 
 // catCorrupt runs scripts on a real (miniredis) server and rewrites their
@@ -48,47 +48,47 @@ var catOps = []struct {
 	call func(ctx context.Context, c *redis.Client, s redis.Scripter) (any, error)
 }{
 	{"CappedIncr", func(ctx context.Context, _ *redis.Client, s redis.Scripter) (any, error) {
-		return lua.CappedIncr(ctx, s, "n", 1, 10)
+		return rediscmd.CappedIncr(ctx, s, "n", 1, 10)
 	}},
 	{"WeightedAverage", func(ctx context.Context, c *redis.Client, s redis.Scripter) (any, error) {
 		c.HSet(ctx, "h", "value", "1.5")
-		return lua.WeightedAverage(ctx, s, []string{"h"}, []float64{1})
+		return rediscmd.WeightedAverage(ctx, s, []string{"h"}, []float64{1})
 	}},
 	{"Percentile", func(ctx context.Context, c *redis.Client, s redis.Scripter) (any, error) {
 		c.ZAdd(ctx, "z", redis.Z{Score: 1, Member: "a"}, redis.Z{Score: 2, Member: "b"}, redis.Z{Score: 3, Member: "c"})
-		return lua.Percentile(ctx, s, "z", 50)
+		return rediscmd.Percentile(ctx, s, "z", 50)
 	}},
 	{"RecordSample", func(ctx context.Context, _ *redis.Client, s redis.Scripter) (any, error) {
-		return lua.RecordSample(ctx, s, "samples", 1)
+		return rediscmd.RecordSample(ctx, s, "samples", 1)
 	}},
 	{"LeaderboardAdd", func(ctx context.Context, _ *redis.Client, s redis.Scripter) (any, error) {
-		return lua.LeaderboardAdd(ctx, s, "lb", "ann", 5, lua.WithTime(time.UnixMilli(1000)))
+		return rediscmd.LeaderboardAdd(ctx, s, "lb", "ann", 5, rediscmd.WithTime(time.UnixMilli(1000)))
 	}},
 	{"LeaderboardGet", func(ctx context.Context, c *redis.Client, s redis.Scripter) (any, error) {
-		if _, err := lua.LeaderboardAdd(ctx, c, "lb", "ann", 5, lua.WithTime(time.UnixMilli(1000))); err != nil {
+		if _, err := rediscmd.LeaderboardAdd(ctx, c, "lb", "ann", 5, rediscmd.WithTime(time.UnixMilli(1000))); err != nil {
 			return nil, err
 		}
-		return lua.LeaderboardGet(ctx, s, "lb", "ann")
+		return rediscmd.LeaderboardGet(ctx, s, "lb", "ann")
 	}},
 	{"LeaderboardTop", func(ctx context.Context, c *redis.Client, s redis.Scripter) (any, error) {
 		for _, m := range []string{"ann", "bob"} {
-			if _, err := lua.LeaderboardAdd(ctx, c, "lb", m, 5, lua.WithTime(time.UnixMilli(1000))); err != nil {
+			if _, err := rediscmd.LeaderboardAdd(ctx, c, "lb", m, 5, rediscmd.WithTime(time.UnixMilli(1000))); err != nil {
 				return nil, err
 			}
 		}
-		return lua.LeaderboardTop(ctx, s, "lb", 10)
+		return rediscmd.LeaderboardTop(ctx, s, "lb", 10)
 	}},
 	{"Reserve", func(ctx context.Context, c *redis.Client, s redis.Scripter) (any, error) {
 		c.Set(ctx, "s1", 5, 0)
 		c.Set(ctx, "s2", 5, 0)
-		return lua.Reserve(ctx, s, []lua.Item{{Key: "s1", Quantity: 1}, {Key: "s2", Quantity: 1}})
+		return rediscmd.Reserve(ctx, s, []rediscmd.Item{{Key: "s1", Quantity: 1}, {Key: "s2", Quantity: 1}})
 	}},
 	{"Reserve short", func(ctx context.Context, c *redis.Client, s redis.Scripter) (any, error) {
 		c.Set(ctx, "s1", 5, 0)
-		return lua.Reserve(ctx, s, []lua.Item{{Key: "s1", Quantity: 1}, {Key: "s2", Quantity: 1}})
+		return rediscmd.Reserve(ctx, s, []rediscmd.Item{{Key: "s1", Quantity: 1}, {Key: "s2", Quantity: 1}})
 	}},
 	{"Restock", func(ctx context.Context, _ *redis.Client, s redis.Scripter) (any, error) {
-		return lua.Restock(ctx, s, []lua.Item{{Key: "s1", Quantity: 1}, {Key: "s2", Quantity: 1}})
+		return rediscmd.Restock(ctx, s, []rediscmd.Item{{Key: "s1", Quantity: 1}, {Key: "s2", Quantity: 1}})
 	}},
 }
 
@@ -149,8 +149,8 @@ func TestMalformedCatalogueReplies(t *testing.T) {
 						assert.Equal(t, want, got)
 						return
 					}
-					assert.NotErrorIs(t, err, lua.ErrInvalidArgument, "not the caller's fault")
-					assert.NotErrorIs(t, err, lua.ErrShortage)
+					assert.NotErrorIs(t, err, rediscmd.ErrInvalidArgument, "not the caller's fault")
+					assert.NotErrorIs(t, err, rediscmd.ErrShortage)
 				})
 			}
 		})
@@ -171,7 +171,7 @@ func TestClientErrorsPassThrough(t *testing.T) {
 		c := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		_, err := lua.CappedIncr(cctx, c, "n", 1, 10)
+		_, err := rediscmd.CappedIncr(cctx, c, "n", 1, 10)
 		assert.ErrorIs(t, err, context.Canceled)
 	})
 }
@@ -182,21 +182,21 @@ func TestRingKeysMustShareATag(t *testing.T) {
 	t.Cleanup(func() { _ = ring.Close() })
 	ctx := context.Background()
 
-	_, err := lua.Reserve(ctx, ring, []lua.Item{{Key: lua.StockKey("east", "x"), Quantity: 1}, {Key: lua.StockKey("west", "y"), Quantity: 1}})
-	assert.ErrorIs(t, err, lua.ErrCrossSlot)
-	_, err = lua.WeightedAverage(ctx, ring, []string{"a", "b"}, []float64{1, 1})
-	assert.ErrorIs(t, err, lua.ErrCrossSlot)
+	_, err := rediscmd.Reserve(ctx, ring, []rediscmd.Item{{Key: rediscmd.StockKey("east", "x"), Quantity: 1}, {Key: rediscmd.StockKey("west", "y"), Quantity: 1}})
+	assert.ErrorIs(t, err, rediscmd.ErrCrossSlot)
+	_, err = rediscmd.WeightedAverage(ctx, ring, []string{"a", "b"}, []float64{1, 1})
+	assert.ErrorIs(t, err, rediscmd.ErrCrossSlot)
 
-	a, b := lua.StockKey("east", "x"), lua.StockKey("east", "y")
-	_, err = lua.Restock(ctx, ring, []lua.Item{{Key: a, Quantity: 2}, {Key: b, Quantity: 2}})
+	a, b := rediscmd.StockKey("east", "x"), rediscmd.StockKey("east", "y")
+	_, err = rediscmd.Restock(ctx, ring, []rediscmd.Item{{Key: a, Quantity: 2}, {Key: b, Quantity: 2}})
 	require.NoError(t, err)
-	left, err := lua.Reserve(ctx, ring, []lua.Item{{Key: a, Quantity: 1}, {Key: b, Quantity: 2}})
+	left, err := rediscmd.Reserve(ctx, ring, []rediscmd.Item{{Key: a, Quantity: 1}, {Key: b, Quantity: 2}})
 	require.NoError(t, err)
 	assert.Equal(t, []int64{1, 0}, left)
-	require.NoError(t, lua.LoadCatalogue(ctx, ring), "loads on every shard")
+	require.NoError(t, rediscmd.Preload(ctx, ring), "loads on every shard")
 	for _, m := range []*miniredis.Miniredis{m1, m2} {
 		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
-		exists, err := c.ScriptExists(ctx, lua.Catalogue()[0].SHA()).Result()
+		exists, err := c.ScriptExists(ctx, rediscmd.Commands()[0].SHA()).Result()
 		require.NoError(t, err)
 		assert.Equal(t, []bool{true}, exists)
 		_ = c.Close()

@@ -1,4 +1,4 @@
-package lua
+package rediscmd
 
 import (
 	"context"
@@ -126,13 +126,13 @@ func LeaderboardTop(ctx context.Context, client redis.Scripter, key string, n in
 		return nil, err
 	}
 	if len(r)%2 != 0 {
-		return nil, fmt.Errorf("lua: %s: odd reply length %d", name, len(r))
+		return nil, fmt.Errorf("rediscmd: %s: odd reply length %d", name, len(r))
 	}
 	out := make([]LeaderboardEntry, 0, len(r)/2)
 	for i := 0; i < len(r); i += 2 {
 		m, ok := r[i].(string)
 		if !ok {
-			return nil, fmt.Errorf("lua: %s: unexpected member %#v", name, r[i])
+			return nil, fmt.Errorf("rediscmd: %s: unexpected member %#v", name, r[i])
 		}
 		id, at, err := decodeMember(m)
 		if err != nil {
@@ -160,7 +160,7 @@ func LeaderboardTimesKey(key string) (string, error) {
 		return key + ":times", nil
 	}
 	if strings.IndexByte(key, '}') >= 0 {
-		return "", fmt.Errorf("%w: leaderboard key %q contains '}' but no {hash tag}; use a key with a tag, such as TagKey(\"board\", name, \"scores\")", ErrInvalidArgument, key)
+		return "", fmt.Errorf("%w: leaderboard key %q contains '}' but no {hash tag}; use a key with a tag, such as lua.TagKey(\"board\", name, \"scores\")", ErrInvalidArgument, key)
 	}
 	return "{" + key + "}:times", nil
 }

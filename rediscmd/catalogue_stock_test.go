@@ -1,4 +1,4 @@
-package lua_test
+package rediscmd_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/internal/redistest"
-	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/rediscmd"
 )
 
 func TestReserve(t *testing.T) {
@@ -34,10 +34,10 @@ func TestReserve(t *testing.T) {
 		t.Run("one item", func(t *testing.T) {
 			k := tg.key("one")
 			require.NoError(t, tg.client.Set(ctx, k, "10", 0).Err())
-			left, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: k, Quantity: 3}})
+			left, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: k, Quantity: 3}})
 			require.NoError(t, err)
 			assert.Equal(t, []int64{7}, left)
-			left, err = lua.Reserve(ctx, tg.client, []lua.Item{{Key: k, Quantity: 7}})
+			left, err = rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: k, Quantity: 7}})
 			require.NoError(t, err)
 			assert.Equal(t, []int64{0}, left, "all of it")
 			assert.Equal(t, "0", stock(t, k))
@@ -47,7 +47,7 @@ func TestReserve(t *testing.T) {
 			a, b := tg.key("several:a"), tg.key("several:b")
 			require.NoError(t, tg.client.Set(ctx, a, "5", 0).Err())
 			require.NoError(t, tg.client.Set(ctx, b, "2", 0).Err())
-			left, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: a, Quantity: 2}, {Key: b, Quantity: 2}})
+			left, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 2}, {Key: b, Quantity: 2}})
 			require.NoError(t, err)
 			assert.Equal(t, []int64{3, 0}, left)
 		})
@@ -57,11 +57,11 @@ func TestReserve(t *testing.T) {
 			require.NoError(t, tg.client.Set(ctx, a, "5", 0).Err())
 			require.NoError(t, tg.client.Set(ctx, b, "1", 0).Err())
 			require.NoError(t, tg.client.Set(ctx, c, "9", 0).Err())
-			_, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: a, Quantity: 2}, {Key: b, Quantity: 3}, {Key: c, Quantity: 1}})
-			require.ErrorIs(t, err, lua.ErrShortage)
-			var short *lua.ShortageError
+			_, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 2}, {Key: b, Quantity: 3}, {Key: c, Quantity: 1}})
+			require.ErrorIs(t, err, rediscmd.ErrShortage)
+			var short *rediscmd.ShortageError
 			require.ErrorAs(t, err, &short)
-			assert.Equal(t, lua.ShortageError{Item: b, Index: 1, Available: 1, Requested: 3}, *short)
+			assert.Equal(t, rediscmd.ShortageError{Item: b, Index: 1, Available: 1, Requested: 3}, *short)
 			assert.Contains(t, err.Error(), b)
 			assert.Equal(t, "5", stock(t, a))
 			assert.Equal(t, "1", stock(t, b))
@@ -70,8 +70,8 @@ func TestReserve(t *testing.T) {
 
 		t.Run("a missing counter holds nothing", func(t *testing.T) {
 			k := tg.key("never-stocked")
-			_, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: k, Quantity: 1}})
-			var short *lua.ShortageError
+			_, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: k, Quantity: 1}})
+			var short *rediscmd.ShortageError
 			require.ErrorAs(t, err, &short)
 			assert.Equal(t, int64(0), short.Available)
 			assert.Equal(t, "<missing>", stock(t, k), "not created")
@@ -82,8 +82,8 @@ func TestReserve(t *testing.T) {
 			require.NoError(t, tg.client.Set(ctx, good, "5", 0).Err())
 			for _, v := range []string{"five", "2.5", "9007199254740992"} {
 				require.NoError(t, tg.client.Set(ctx, bad, v, 0).Err())
-				_, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: good, Quantity: 1}, {Key: bad, Quantity: 1}})
-				assert.ErrorIs(t, err, lua.ErrWrongValue, "%q", v)
+				_, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: good, Quantity: 1}, {Key: bad, Quantity: 1}})
+				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "%q", v)
 				assert.Equal(t, "5", stock(t, good))
 				assert.Equal(t, v, stock(t, bad))
 			}
@@ -92,17 +92,17 @@ func TestReserve(t *testing.T) {
 		t.Run("expiry is kept", func(t *testing.T) {
 			k := tg.key("ttl")
 			require.NoError(t, tg.client.Set(ctx, k, "3", time.Hour).Err())
-			_, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: k, Quantity: 1}})
+			_, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: k, Quantity: 1}})
 			require.NoError(t, err)
 			assert.Greater(t, tg.client.PTTL(ctx, k).Val(), time.Duration(0))
 		})
 
 		t.Run("StockKey", func(t *testing.T) {
-			a, b := lua.StockKey(tg.token, "apple"), lua.StockKey(tg.token, "pear")
+			a, b := rediscmd.StockKey(tg.token, "apple"), rediscmd.StockKey(tg.token, "pear")
 			assert.Equal(t, "stock:{"+tg.token+"}:apple", a)
 			require.NoError(t, tg.client.Set(ctx, a, "1", 0).Err())
 			require.NoError(t, tg.client.Set(ctx, b, "1", 0).Err())
-			left, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: a, Quantity: 1}, {Key: b, Quantity: 1}})
+			left, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 1}, {Key: b, Quantity: 1}})
 			require.NoError(t, err)
 			assert.Equal(t, []int64{0, 0}, left)
 		})
@@ -110,14 +110,14 @@ func TestReserve(t *testing.T) {
 		if tg.cluster {
 			t.Run("keys without a shared tag", func(t *testing.T) {
 				keys := catCrossSlotKeys(tg)
-				items := []lua.Item{{Key: keys[0], Quantity: 1}, {Key: keys[1], Quantity: 1}}
-				_, err := lua.Reserve(ctx, tg.client, items)
-				require.ErrorIs(t, err, lua.ErrCrossSlot, "checked before sending")
+				items := []rediscmd.Item{{Key: keys[0], Quantity: 1}, {Key: keys[1], Quantity: 1}}
+				_, err := rediscmd.Reserve(ctx, tg.client, items)
+				require.ErrorIs(t, err, rediscmd.ErrCrossSlot, "checked before sending")
 				assert.Contains(t, err.Error(), "StockKey")
 
 				counting := &catCounting{next: tg.client}
-				_, err = lua.Reserve(ctx, counting, items)
-				require.ErrorIs(t, err, lua.ErrCrossSlot, "the server's CROSSSLOT answer")
+				_, err = rediscmd.Reserve(ctx, counting, items)
+				require.ErrorIs(t, err, rediscmd.ErrCrossSlot, "the server's CROSSSLOT answer")
 				assert.Contains(t, err.Error(), "hash tag")
 				assert.Positive(t, counting.calls.Load(), "this one reached the server")
 			})
@@ -142,13 +142,13 @@ func TestReserveConcurrent(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := lua.Reserve(ctx, tg.client, []lua.Item{{Key: other, Quantity: 1}, {Key: k, Quantity: 1}})
+				_, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: other, Quantity: 1}, {Key: k, Quantity: 1}})
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
 				case err == nil:
 					ok++
-				case errors.Is(err, lua.ErrShortage):
+				case errors.Is(err, rediscmd.ErrShortage):
 					short++
 				default:
 					unexpected = append(unexpected, err)
@@ -170,30 +170,30 @@ func TestRestock(t *testing.T) {
 		a, b := tg.key("a"), tg.key("b")
 		require.NoError(t, tg.client.Set(ctx, a, "2", 0).Err())
 
-		left, err := lua.Restock(ctx, tg.client, []lua.Item{{Key: a, Quantity: 3}, {Key: b, Quantity: 4}})
+		left, err := rediscmd.Restock(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 3}, {Key: b, Quantity: 4}})
 		require.NoError(t, err)
 		assert.Equal(t, []int64{5, 4}, left, "a missing counter starts at 0")
 
-		left, err = lua.Reserve(ctx, tg.client, []lua.Item{{Key: a, Quantity: 5}, {Key: b, Quantity: 1}})
+		left, err = rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 5}, {Key: b, Quantity: 1}})
 		require.NoError(t, err)
 		assert.Equal(t, []int64{0, 3}, left)
-		left, err = lua.Restock(ctx, tg.client, []lua.Item{{Key: a, Quantity: 5}, {Key: b, Quantity: 1}})
+		left, err = rediscmd.Restock(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 5}, {Key: b, Quantity: 1}})
 		require.NoError(t, err)
 		assert.Equal(t, []int64{5, 4}, left, "a failed order hands its reservation back")
 
 		full := tg.key("full")
-		require.NoError(t, tg.client.Set(ctx, full, strconv.FormatInt(lua.MaxInt-1, 10), 0).Err())
-		_, err = lua.Restock(ctx, tg.client, []lua.Item{{Key: a, Quantity: 1}, {Key: full, Quantity: 2}})
-		assert.ErrorIs(t, err, lua.ErrOutOfRange)
+		require.NoError(t, tg.client.Set(ctx, full, strconv.FormatInt(rediscmd.MaxInt-1, 10), 0).Err())
+		_, err = rediscmd.Restock(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 1}, {Key: full, Quantity: 2}})
+		assert.ErrorIs(t, err, rediscmd.ErrOutOfRange)
 		assert.Equal(t, "5", tg.client.Get(ctx, a).Val(), "nothing changed")
-		left, err = lua.Restock(ctx, tg.client, []lua.Item{{Key: full, Quantity: 1}})
+		left, err = rediscmd.Restock(ctx, tg.client, []rediscmd.Item{{Key: full, Quantity: 1}})
 		require.NoError(t, err)
-		assert.Equal(t, []int64{lua.MaxInt}, left)
+		assert.Equal(t, []int64{rediscmd.MaxInt}, left)
 
 		bad := tg.key("bad")
 		require.NoError(t, tg.client.Set(ctx, bad, "x", 0).Err())
-		_, err = lua.Restock(ctx, tg.client, []lua.Item{{Key: a, Quantity: 1}, {Key: bad, Quantity: 1}})
-		assert.ErrorIs(t, err, lua.ErrWrongValue)
+		_, err = rediscmd.Restock(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 1}, {Key: bad, Quantity: 1}})
+		assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		assert.Equal(t, "5", tg.client.Get(ctx, a).Val(), "nothing changed")
 	})
 }
@@ -201,76 +201,42 @@ func TestRestock(t *testing.T) {
 func TestStockInvalidArguments(t *testing.T) {
 	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
 	ctx := context.Background()
-	many := make([]lua.Item, lua.MaxKeys+1)
+	many := make([]rediscmd.Item, rediscmd.MaxKeys+1)
 	for i := range many {
-		many[i] = lua.Item{Key: "k" + strconv.Itoa(i), Quantity: 1}
+		many[i] = rediscmd.Item{Key: "k" + strconv.Itoa(i), Quantity: 1}
 	}
 	tests := []struct {
 		name  string
-		items []lua.Item
+		items []rediscmd.Item
 	}{
 		{"no items", nil},
-		{"zero quantity", []lua.Item{{Key: "a", Quantity: 0}}},
-		{"negative quantity", []lua.Item{{Key: "a", Quantity: -1}}},
-		{"quantity past MaxInt", []lua.Item{{Key: "a", Quantity: lua.MaxInt + 1}}},
-		{"empty key", []lua.Item{{Key: "", Quantity: 1}}},
-		{"same key twice", []lua.Item{{Key: "a", Quantity: 1}, {Key: "b", Quantity: 1}, {Key: "a", Quantity: 2}}},
+		{"zero quantity", []rediscmd.Item{{Key: "a", Quantity: 0}}},
+		{"negative quantity", []rediscmd.Item{{Key: "a", Quantity: -1}}},
+		{"quantity past MaxInt", []rediscmd.Item{{Key: "a", Quantity: rediscmd.MaxInt + 1}}},
+		{"empty key", []rediscmd.Item{{Key: "", Quantity: 1}}},
+		{"same key twice", []rediscmd.Item{{Key: "a", Quantity: 1}, {Key: "b", Quantity: 1}, {Key: "a", Quantity: 2}}},
 		{"too many items", many},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := lua.Reserve(ctx, client, tc.items)
-			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
-			_, err = lua.Restock(ctx, client, tc.items)
-			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+			_, err := rediscmd.Reserve(ctx, client, tc.items)
+			assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
+			_, err = rediscmd.Restock(ctx, client, tc.items)
+			assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 		})
 	}
 	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")
 }
 
 func TestShortageError(t *testing.T) {
-	var err error = &lua.ShortageError{Item: "stock:{shop}:apple", Index: 2, Available: 1, Requested: 4}
+	var err error = &rediscmd.ShortageError{Item: "stock:{shop}:apple", Index: 2, Available: 1, Requested: 4}
 	wrapped := errors.Join(errors.New("checkout"), err)
-	assert.ErrorIs(t, wrapped, lua.ErrShortage)
-	assert.NotErrorIs(t, wrapped, lua.ErrInvalidArgument)
-	var short *lua.ShortageError
+	assert.ErrorIs(t, wrapped, rediscmd.ErrShortage)
+	assert.NotErrorIs(t, wrapped, rediscmd.ErrInvalidArgument)
+	var short *rediscmd.ShortageError
 	require.ErrorAs(t, wrapped, &short)
 	assert.Equal(t, 2, short.Index)
-	assert.Equal(t, "lua: insufficient stock: stock:{shop}:apple has 1, 4 requested", err.Error())
-}
-
-func TestSlot(t *testing.T) {
-	tests := []struct {
-		key  string
-		want int
-	}{
-		{"123456789", 0x31C3 % 16384}, // the CRC-16/XMODEM check value
-		{"foo", 12182},
-		{"", 0},
-	}
-	for _, tc := range tests {
-		assert.Equal(t, tc.want, lua.Slot(tc.key), "%q", tc.key)
-	}
-	same := [][2]string{
-		{"{user1000}.following", "{user1000}.followers"},
-		{"foo{bar}{zap}", "bar"},
-		{"foo{{bar}}zap", "{bar"},
-		{"foo{}{bar}", "foo{}{bar}"},
-		{"stock:{shop}:a", "shop"},
-	}
-	for _, p := range same {
-		assert.Equal(t, lua.Slot(p[0]), lua.Slot(p[1]), "%q and %q", p[0], p[1])
-	}
-
-	t.Run("cluster", func(t *testing.T) {
-		c := redistest.ClusterClient(t)
-		ctx := context.Background()
-		for _, k := range []string{"foo", "{user1000}.following", "foo{}{bar}", "foo{{bar}}zap", "stock:{shop}:a", "ü{ß}", "a{b"} {
-			want, err := c.ClusterKeySlot(ctx, k).Result()
-			require.NoError(t, err)
-			assert.Equal(t, int(want), lua.Slot(k), "CLUSTER KEYSLOT %q", k)
-		}
-	})
+	assert.Equal(t, "rediscmd: insufficient stock: stock:{shop}:apple has 1, 4 requested", err.Error())
 }
 
 // TestDocsCheckoutHandler keeps the reservation handler of docs/commands.md

@@ -1,4 +1,4 @@
-package lua_test
+package rediscmd_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/rediscmd"
 )
 
 func TestWeightedAverage(t *testing.T) {
@@ -29,11 +30,11 @@ func TestWeightedAverage(t *testing.T) {
 			name    string
 			keys    []string
 			weights []float64
-			opts    []lua.Option
+			opts    []rediscmd.Option
 			want    float64
 		}{
 			{"keeps decimals", []string{a, b}, []float64{1, 2}, nil, 5.0 / 3.0},
-			{"fractional weights and values", []string{a, b}, []float64{0.5, 1.5}, []lua.Option{lua.WithField("price")}, (10.5*0.5 + 20.25*1.5) / 2},
+			{"fractional weights and values", []string{a, b}, []float64{0.5, 1.5}, []rediscmd.Option{rediscmd.WithField("price")}, (10.5*0.5 + 20.25*1.5) / 2},
 			{"one key", []string{b}, []float64{3}, nil, 2},
 			{"zero weights give 0", []string{a, b}, []float64{0, 0}, nil, 0},
 			{"a zero weight drops the key", []string{a, b}, []float64{0, 4}, nil, 2},
@@ -43,21 +44,21 @@ func TestWeightedAverage(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				got, err := lua.WeightedAverage(ctx, tg.client, tc.keys, tc.weights, tc.opts...)
+				got, err := rediscmd.WeightedAverage(ctx, tg.client, tc.keys, tc.weights, tc.opts...)
 				require.NoError(t, err)
 				assert.Equal(t, tc.want, got)
 			})
 		}
 
 		t.Run("MaxKeys keys", func(t *testing.T) {
-			keys := make([]string, lua.MaxKeys)
-			weights := make([]float64, lua.MaxKeys)
+			keys := make([]string, rediscmd.MaxKeys)
+			weights := make([]float64, rediscmd.MaxKeys)
 			for i := range keys {
 				keys[i] = tg.key("many:" + strconv.Itoa(i))
 				weights[i] = 1
 			}
-			require.NoError(t, tg.client.HSet(ctx, keys[0], "value", strconv.Itoa(lua.MaxKeys)).Err())
-			got, err := lua.WeightedAverage(ctx, tg.client, keys, weights)
+			require.NoError(t, tg.client.HSet(ctx, keys[0], "value", strconv.Itoa(rediscmd.MaxKeys)).Err())
+			got, err := rediscmd.WeightedAverage(ctx, tg.client, keys, weights)
 			require.NoError(t, err)
 			assert.Equal(t, 1.0, got)
 		})
@@ -65,15 +66,15 @@ func TestWeightedAverage(t *testing.T) {
 		t.Run("non-numeric field", func(t *testing.T) {
 			bad := tg.key("bad")
 			require.NoError(t, tg.client.HSet(ctx, bad, "value", "twelve").Err())
-			_, err := lua.WeightedAverage(ctx, tg.client, []string{a, bad}, []float64{1, 1})
-			assert.ErrorIs(t, err, lua.ErrWrongValue)
+			_, err := rediscmd.WeightedAverage(ctx, tg.client, []string{a, bad}, []float64{1, 1})
+			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		})
 
 		t.Run("not a hash", func(t *testing.T) {
 			str := tg.key("string")
 			require.NoError(t, tg.client.Set(ctx, str, "1", 0).Err())
-			_, err := lua.WeightedAverage(ctx, tg.client, []string{str}, []float64{1})
-			assert.ErrorIs(t, err, lua.ErrWrongValue)
+			_, err := rediscmd.WeightedAverage(ctx, tg.client, []string{str}, []float64{1})
+			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		})
 
 		t.Run("overflow", func(t *testing.T) {
@@ -94,11 +95,11 @@ func TestWeightedAverage(t *testing.T) {
 			}
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
-					got, err := lua.WeightedAverage(ctx, tg.client, tc.keys, tc.weights)
-					assert.ErrorIs(t, err, lua.ErrOutOfRange, "got %v", got)
+					got, err := rediscmd.WeightedAverage(ctx, tg.client, tc.keys, tc.weights)
+					assert.ErrorIs(t, err, rediscmd.ErrOutOfRange, "got %v", got)
 				})
 			}
-			got, err := lua.WeightedAverage(ctx, tg.client, []string{big, half}, []float64{1, 1})
+			got, err := rediscmd.WeightedAverage(ctx, tg.client, []string{big, half}, []float64{1, 1})
 			require.NoError(t, err)
 			assert.Equal(t, (1.5e308+0.5)/2, got, "large but finite")
 		})
@@ -107,11 +108,11 @@ func TestWeightedAverage(t *testing.T) {
 			t.Run("keys in different slots", func(t *testing.T) {
 				keys := catCrossSlotKeys(tg)
 				counting := &catCounting{next: tg.client}
-				_, err := lua.WeightedAverage(ctx, counting, keys, []float64{1, 1})
-				assert.ErrorIs(t, err, lua.ErrCrossSlot, "the server's CROSSSLOT answer")
+				_, err := rediscmd.WeightedAverage(ctx, counting, keys, []float64{1, 1})
+				assert.ErrorIs(t, err, rediscmd.ErrCrossSlot, "the server's CROSSSLOT answer")
 
-				_, err = lua.WeightedAverage(ctx, tg.client, keys, []float64{1, 1})
-				assert.ErrorIs(t, err, lua.ErrCrossSlot, "checked before sending")
+				_, err = rediscmd.WeightedAverage(ctx, tg.client, keys, []float64{1, 1})
+				assert.ErrorIs(t, err, rediscmd.ErrCrossSlot, "checked before sending")
 				assert.Contains(t, err.Error(), "hash tag")
 			})
 		}
@@ -132,8 +133,8 @@ func catCrossSlotKeys(tg *catTarget) []string {
 func TestWeightedAverageInvalidArguments(t *testing.T) {
 	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
 	ctx := context.Background()
-	many := make([]string, lua.MaxKeys+1)
-	manyWeights := make([]float64, lua.MaxKeys+1)
+	many := make([]string, rediscmd.MaxKeys+1)
+	manyWeights := make([]float64, rediscmd.MaxKeys+1)
 	for i := range many {
 		many[i] = "k" + strconv.Itoa(i)
 	}
@@ -141,7 +142,7 @@ func TestWeightedAverageInvalidArguments(t *testing.T) {
 		name    string
 		keys    []string
 		weights []float64
-		opts    []lua.Option
+		opts    []rediscmd.Option
 	}{
 		{"no keys", nil, nil, nil},
 		{"more weights than keys", []string{"a"}, []float64{1, 2}, nil},
@@ -151,13 +152,13 @@ func TestWeightedAverageInvalidArguments(t *testing.T) {
 		{"NaN weight", []string{"a"}, []float64{math.NaN()}, nil},
 		{"infinite weight", []string{"a"}, []float64{math.Inf(1)}, nil},
 		{"too many keys", many, manyWeights, nil},
-		{"empty field", []string{"a"}, []float64{1}, []lua.Option{lua.WithField("")}},
-		{"option it does not take", []string{"a"}, []float64{1}, []lua.Option{lua.WithTTL(time.Second)}},
+		{"empty field", []string{"a"}, []float64{1}, []rediscmd.Option{rediscmd.WithField("")}},
+		{"option it does not take", []string{"a"}, []float64{1}, []rediscmd.Option{rediscmd.WithTTL(time.Second)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := lua.WeightedAverage(ctx, client, tc.keys, tc.weights, tc.opts...)
-			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+			_, err := rediscmd.WeightedAverage(ctx, client, tc.keys, tc.weights, tc.opts...)
+			assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 		})
 	}
 	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")
@@ -207,7 +208,7 @@ func TestPercentile(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(strconv.FormatFloat(tc.p, 'g', -1, 64), func(t *testing.T) {
-				got, err := lua.Percentile(ctx, tg.client, tc.key, tc.p)
+				got, err := rediscmd.Percentile(ctx, tg.client, tc.key, tc.p)
 				require.NoError(t, err)
 				assert.Equal(t, tc.want, got)
 			})
@@ -216,10 +217,10 @@ func TestPercentile(t *testing.T) {
 		t.Run("fractional scores", func(t *testing.T) {
 			key := tg.key("fractional")
 			require.NoError(t, tg.client.ZAdd(ctx, key, redis.Z{Score: 0.125, Member: "a"}, redis.Z{Score: 1e-7, Member: "b"}).Err())
-			got, err := lua.Percentile(ctx, tg.client, key, 100)
+			got, err := rediscmd.Percentile(ctx, tg.client, key, 100)
 			require.NoError(t, err)
 			assert.Equal(t, 0.125, got)
-			got, err = lua.Percentile(ctx, tg.client, key, 50)
+			got, err = rediscmd.Percentile(ctx, tg.client, key, 50)
 			require.NoError(t, err)
 			assert.Equal(t, 1e-7, got)
 		})
@@ -228,22 +229,22 @@ func TestPercentile(t *testing.T) {
 			key := tg.key("infinite")
 			require.NoError(t, tg.client.ZAdd(ctx, key, redis.Z{Score: math.Inf(-1), Member: "a"}, redis.Z{Score: 1, Member: "b"}, redis.Z{Score: math.Inf(1), Member: "c"}).Err())
 			for _, tc := range []struct{ p, want float64 }{{1, math.Inf(-1)}, {50, 1}, {100, math.Inf(1)}} {
-				got, err := lua.Percentile(ctx, tg.client, key, tc.p)
+				got, err := rediscmd.Percentile(ctx, tg.client, key, tc.p)
 				require.NoError(t, err)
 				assert.Equal(t, tc.want, got, "p%v", tc.p)
 			}
 		})
 
 		t.Run("empty or missing set", func(t *testing.T) {
-			_, err := lua.Percentile(ctx, tg.client, tg.key("nothing"), 50)
-			assert.ErrorIs(t, err, lua.ErrEmpty)
+			_, err := rediscmd.Percentile(ctx, tg.client, tg.key("nothing"), 50)
+			assert.ErrorIs(t, err, rediscmd.ErrEmpty)
 		})
 
 		t.Run("not a sorted set", func(t *testing.T) {
 			str := tg.key("string")
 			require.NoError(t, tg.client.Set(ctx, str, "1", 0).Err())
-			_, err := lua.Percentile(ctx, tg.client, str, 50)
-			assert.ErrorIs(t, err, lua.ErrWrongValue)
+			_, err := rediscmd.Percentile(ctx, tg.client, str, 50)
+			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		})
 	})
 }
@@ -252,12 +253,12 @@ func TestPercentileInvalidArguments(t *testing.T) {
 	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
 	for _, p := range []float64{0, -1, 100.0000001, 101, math.NaN(), math.Inf(1), math.Inf(-1)} {
 		t.Run(strconv.FormatFloat(p, 'g', -1, 64), func(t *testing.T) {
-			_, err := lua.Percentile(context.Background(), client, "k", p)
-			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+			_, err := rediscmd.Percentile(context.Background(), client, "k", p)
+			assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 		})
 	}
-	_, err := lua.Percentile(context.Background(), client, "", 50)
-	assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+	_, err := rediscmd.Percentile(context.Background(), client, "", 50)
+	assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")
 }
 
@@ -267,22 +268,22 @@ func TestRecordSample(t *testing.T) {
 		key := tg.key("latency")
 		var n int64
 		for _, v := range []float64{12.5, 3, 12.5, 40, 3} {
-			got, err := lua.RecordSample(ctx, tg.client, key, v, lua.WithTTL(time.Minute))
+			got, err := rediscmd.RecordSample(ctx, tg.client, key, v, rediscmd.WithTTL(time.Minute))
 			require.NoError(t, err)
 			n++
 			assert.Equal(t, n, got, "equal values are separate samples")
 		}
-		p, err := lua.Percentile(ctx, tg.client, key, 60)
+		p, err := rediscmd.Percentile(ctx, tg.client, key, 60)
 		require.NoError(t, err)
 		assert.Equal(t, 12.5, p)
 		ttl := tg.client.PTTL(ctx, key).Val()
 		assert.Greater(t, ttl, time.Duration(0))
 		assert.LessOrEqual(t, ttl, time.Minute)
 
-		_, err = lua.RecordSample(ctx, tg.client, key, math.NaN())
-		assert.ErrorIs(t, err, lua.ErrInvalidArgument)
-		_, err = lua.RecordSample(ctx, tg.client, key, 1, lua.WithTime(time.Now()))
-		assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+		_, err = rediscmd.RecordSample(ctx, tg.client, key, math.NaN())
+		assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
+		_, err = rediscmd.RecordSample(ctx, tg.client, key, 1, rediscmd.WithTime(time.Now()))
+		assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 	})
 }
 
@@ -291,7 +292,7 @@ func TestRecordSampleExtremes(t *testing.T) {
 		ctx := context.Background()
 		key := tg.key("extremes")
 		for _, v := range []float64{math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64, -0.5} {
-			_, err := lua.RecordSample(ctx, tg.client, key, v)
+			_, err := rediscmd.RecordSample(ctx, tg.client, key, v)
 			require.NoError(t, err, "%v is finite", v)
 		}
 		for _, tc := range []struct{ p, want float64 }{
@@ -300,7 +301,7 @@ func TestRecordSampleExtremes(t *testing.T) {
 			{75, math.SmallestNonzeroFloat64},
 			{100, math.MaxFloat64},
 		} {
-			got, err := lua.Percentile(ctx, tg.client, key, tc.p)
+			got, err := rediscmd.Percentile(ctx, tg.client, key, tc.p)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, got, "p%v", tc.p)
 		}
@@ -314,7 +315,7 @@ func TestRecordSampleConcurrent(t *testing.T) {
 		errs := make(chan error, 50)
 		for range 50 {
 			go func() {
-				_, err := lua.RecordSample(ctx, tg.client, key, 1)
+				_, err := rediscmd.RecordSample(ctx, tg.client, key, 1)
 				errs <- err
 			}()
 		}
@@ -332,36 +333,36 @@ func TestValidationBeforeNetwork(t *testing.T) {
 	t.Cleanup(func() { _ = client.Close() })
 	ctx := context.Background()
 
-	_, err := lua.CappedIncr(ctx, client, "k", 1, 10)
+	_, err := rediscmd.CappedIncr(ctx, client, "k", 1, 10)
 	require.Error(t, err)
-	require.NotErrorIs(t, err, lua.ErrInvalidArgument, "a valid call reaches the network")
+	require.NotErrorIs(t, err, rediscmd.ErrInvalidArgument, "a valid call reaches the network")
 	var netErr interface{ Timeout() bool }
 	require.True(t, errors.As(err, &netErr), "a connection error: %v", err)
 
 	calls := map[string]func() error{
-		"CappedIncr": func() error { _, err := lua.CappedIncr(ctx, client, "k", -1, 10); return err },
+		"CappedIncr": func() error { _, err := rediscmd.CappedIncr(ctx, client, "k", -1, 10); return err },
 		"WeightedAverage": func() error {
-			_, err := lua.WeightedAverage(ctx, client, []string{"a", "b"}, []float64{1})
+			_, err := rediscmd.WeightedAverage(ctx, client, []string{"a", "b"}, []float64{1})
 			return err
 		},
-		"Percentile":     func() error { _, err := lua.Percentile(ctx, client, "k", 0); return err },
-		"RecordSample":   func() error { _, err := lua.RecordSample(ctx, client, "k", math.Inf(1)); return err },
-		"LeaderboardAdd": func() error { _, err := lua.LeaderboardAdd(ctx, client, "lb", "", 1); return err },
-		"LeaderboardGet": func() error { _, err := lua.LeaderboardGet(ctx, client, "", "m"); return err },
-		"LeaderboardTop": func() error { _, err := lua.LeaderboardTop(ctx, client, "lb", 0); return err },
+		"Percentile":     func() error { _, err := rediscmd.Percentile(ctx, client, "k", 0); return err },
+		"RecordSample":   func() error { _, err := rediscmd.RecordSample(ctx, client, "k", math.Inf(1)); return err },
+		"LeaderboardAdd": func() error { _, err := rediscmd.LeaderboardAdd(ctx, client, "lb", "", 1); return err },
+		"LeaderboardGet": func() error { _, err := rediscmd.LeaderboardGet(ctx, client, "", "m"); return err },
+		"LeaderboardTop": func() error { _, err := rediscmd.LeaderboardTop(ctx, client, "lb", 0); return err },
 		"Reserve": func() error {
-			_, err := lua.Reserve(ctx, client, []lua.Item{{Key: "s", Quantity: 0}})
+			_, err := rediscmd.Reserve(ctx, client, []rediscmd.Item{{Key: "s", Quantity: 0}})
 			return err
 		},
 		"Restock": func() error {
-			_, err := lua.Restock(ctx, client, []lua.Item{{Key: "s", Quantity: -2}})
+			_, err := rediscmd.Restock(ctx, client, []rediscmd.Item{{Key: "s", Quantity: -2}})
 			return err
 		},
 	}
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {
 			err := call()
-			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+			assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 			assert.False(t, errors.As(err, &netErr), "not a connection error: %v", err)
 		})
 	}

@@ -1,4 +1,4 @@
-package lua_test
+package rediscmd_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/internal/redistest"
-	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/rediscmd"
 )
 
 func TestCappedIncr(t *testing.T) {
@@ -32,8 +32,8 @@ func TestCappedIncr(t *testing.T) {
 			{"by 0 reads", "4", 0, 10, 4},
 			{"max 0", "", 5, 0, 0},
 			{"negative counter", "-5", 3, 10, -2},
-			{"up to MaxInt", strconv.FormatInt(lua.MaxInt-1, 10), 5, lua.MaxInt, lua.MaxInt},
-			{"by MaxInt from the lowest counter", strconv.FormatInt(-lua.MaxInt, 10), lua.MaxInt, lua.MaxInt, 0},
+			{"up to MaxInt", strconv.FormatInt(rediscmd.MaxInt-1, 10), 5, rediscmd.MaxInt, rediscmd.MaxInt},
+			{"by MaxInt from the lowest counter", strconv.FormatInt(-rediscmd.MaxInt, 10), rediscmd.MaxInt, rediscmd.MaxInt, 0},
 		}
 		for i, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -41,7 +41,7 @@ func TestCappedIncr(t *testing.T) {
 				if tc.initial != "" {
 					require.NoError(t, tg.client.Set(ctx, key, tc.initial, 0).Err())
 				}
-				got, err := lua.CappedIncr(ctx, tg.client, key, tc.by, tc.max)
+				got, err := rediscmd.CappedIncr(ctx, tg.client, key, tc.by, tc.max)
 				require.NoError(t, err)
 				assert.Equal(t, tc.want, got)
 				stored, err := tg.client.Get(ctx, key).Result()
@@ -58,7 +58,7 @@ func TestCappedIncr(t *testing.T) {
 			key := tg.key("repeat")
 			var got int64
 			for range 5 {
-				v, err := lua.CappedIncr(ctx, tg.client, key, 4, 10)
+				v, err := rediscmd.CappedIncr(ctx, tg.client, key, 4, 10)
 				require.NoError(t, err)
 				assert.GreaterOrEqual(t, v, got)
 				assert.LessOrEqual(t, v, int64(10))
@@ -71,8 +71,8 @@ func TestCappedIncr(t *testing.T) {
 			for i, bad := range []string{"abc", "1.5", "007", " 5", "+5", "-0", "", "9007199254740992", "-9007199254740992", "1e3"} {
 				key := tg.key("bad:" + strconv.Itoa(i))
 				require.NoError(t, tg.client.Set(ctx, key, bad, 0).Err())
-				_, err := lua.CappedIncr(ctx, tg.client, key, 1, 100)
-				assert.ErrorIs(t, err, lua.ErrWrongValue, "value %q", bad)
+				_, err := rediscmd.CappedIncr(ctx, tg.client, key, 1, 100)
+				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "value %q", bad)
 				stored, err := tg.client.Get(ctx, key).Result()
 				require.NoError(t, err)
 				assert.Equal(t, bad, stored, "unchanged")
@@ -82,13 +82,13 @@ func TestCappedIncr(t *testing.T) {
 		t.Run("wrong type", func(t *testing.T) {
 			key := tg.key("hash")
 			require.NoError(t, tg.client.HSet(ctx, key, "f", 1).Err())
-			_, err := lua.CappedIncr(ctx, tg.client, key, 1, 100)
-			assert.ErrorIs(t, err, lua.ErrWrongValue)
+			_, err := rediscmd.CappedIncr(ctx, tg.client, key, 1, 100)
+			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		})
 
 		t.Run("TTL", func(t *testing.T) {
 			key := tg.key("ttl:new")
-			_, err := lua.CappedIncr(ctx, tg.client, key, 1, 10, lua.WithTTL(time.Hour))
+			_, err := rediscmd.CappedIncr(ctx, tg.client, key, 1, 10, rediscmd.WithTTL(time.Hour))
 			require.NoError(t, err)
 			ttl := tg.client.PTTL(ctx, key).Val()
 			assert.Greater(t, ttl, 59*time.Minute)
@@ -96,31 +96,31 @@ func TestCappedIncr(t *testing.T) {
 
 			kept := tg.key("ttl:kept")
 			require.NoError(t, tg.client.Set(ctx, kept, "1", 10*time.Second).Err())
-			_, err = lua.CappedIncr(ctx, tg.client, kept, 1, 10, lua.WithTTL(time.Hour))
+			_, err = rediscmd.CappedIncr(ctx, tg.client, kept, 1, 10, rediscmd.WithTTL(time.Hour))
 			require.NoError(t, err)
 			ttl = tg.client.PTTL(ctx, kept).Val()
 			assert.Greater(t, ttl, time.Duration(0))
 			assert.LessOrEqual(t, ttl, 10*time.Second, "an existing expiry is kept")
 
-			_, err = lua.CappedIncr(ctx, tg.client, kept, 1, 10)
+			_, err = rediscmd.CappedIncr(ctx, tg.client, kept, 1, 10)
 			require.NoError(t, err)
 			assert.Greater(t, tg.client.PTTL(ctx, kept).Val(), time.Duration(0), "INCRBY keeps the expiry")
 
 			none := tg.key("ttl:none")
-			_, err = lua.CappedIncr(ctx, tg.client, none, 1, 10)
+			_, err = rediscmd.CappedIncr(ctx, tg.client, none, 1, 10)
 			require.NoError(t, err)
 			assert.Equal(t, time.Duration(-1), tg.client.PTTL(ctx, none).Val(), "no expiry without WithTTL")
 
 			atMax := tg.key("ttl:atmax")
 			require.NoError(t, tg.client.Set(ctx, atMax, "10", 0).Err())
-			got, err := lua.CappedIncr(ctx, tg.client, atMax, 1, 10, lua.WithTTL(time.Minute))
+			got, err := rediscmd.CappedIncr(ctx, tg.client, atMax, 1, 10, rediscmd.WithTTL(time.Minute))
 			require.NoError(t, err)
 			assert.Equal(t, int64(10), got)
 			assert.Greater(t, tg.client.PTTL(ctx, atMax).Val(), time.Duration(0), "a full counter gets the expiry too")
 
 			if tg.mr != nil {
 				tg.mr.FastForward(time.Hour)
-				got, err := lua.CappedIncr(ctx, tg.client, key, 1, 10, lua.WithTTL(time.Hour))
+				got, err := rediscmd.CappedIncr(ctx, tg.client, key, 1, 10, rediscmd.WithTTL(time.Hour))
 				require.NoError(t, err)
 				assert.Equal(t, int64(1), got, "the counter restarts after it expired")
 			}
@@ -135,20 +135,20 @@ func TestCappedIncrInvalidArguments(t *testing.T) {
 		name    string
 		key     string
 		by, max int64
-		opts    []lua.Option
+		opts    []rediscmd.Option
 	}{
 		{"empty key", "", 1, 10, nil},
 		{"negative by", "k", -1, 10, nil},
-		{"by past MaxInt", "k", lua.MaxInt + 1, lua.MaxInt, nil},
+		{"by past MaxInt", "k", rediscmd.MaxInt + 1, rediscmd.MaxInt, nil},
 		{"negative max", "k", 1, -1, nil},
-		{"max past MaxInt", "k", 1, lua.MaxInt + 1, nil},
-		{"negative TTL", "k", 1, 10, []lua.Option{lua.WithTTL(-time.Second)}},
-		{"option it does not take", "k", 1, 10, []lua.Option{lua.WithField("x")}},
+		{"max past MaxInt", "k", 1, rediscmd.MaxInt + 1, nil},
+		{"negative TTL", "k", 1, 10, []rediscmd.Option{rediscmd.WithTTL(-time.Second)}},
+		{"option it does not take", "k", 1, 10, []rediscmd.Option{rediscmd.WithField("x")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := lua.CappedIncr(ctx, client, tc.key, tc.by, tc.max, tc.opts...)
-			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+			_, err := rediscmd.CappedIncr(ctx, client, tc.key, tc.by, tc.max, tc.opts...)
+			assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 		})
 	}
 	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")

@@ -1,4 +1,4 @@
-package lua_test
+package rediscmd_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/rediscmd"
 )
 
 // exampleClient starts an in-process Redis for the examples; a real
@@ -34,7 +35,7 @@ func ExampleCappedIncr() {
 	// At most 100 bonus points per user and day.
 	key := "bonus:{user42}:2026-01-31"
 	for _, points := range []int64{60, 30, 30} {
-		total, err := lua.CappedIncr(ctx, client, key, points, 100, lua.WithTTL(24*time.Hour))
+		total, err := rediscmd.CappedIncr(ctx, client, key, points, 100, rediscmd.WithTTL(24*time.Hour))
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -62,7 +63,7 @@ func ExampleWeightedAverage() {
 	client.HSet(ctx, keys[1], "stars", "3")
 	// keys[2] has no rating yet: it counts as 0 with its weight.
 
-	avg, err := lua.WeightedAverage(ctx, client, keys, []float64{2, 1, 1}, lua.WithField("stars"))
+	avg, err := rediscmd.WeightedAverage(ctx, client, keys, []float64{2, 1, 1}, rediscmd.WithField("stars"))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -80,15 +81,15 @@ func ExamplePercentile() {
 		client.ZAdd(ctx, "scores", redis.Z{Score: float64(i), Member: fmt.Sprint("m", i)})
 	}
 	for _, p := range []float64{50, 95, 100} {
-		v, err := lua.Percentile(ctx, client, "scores", p)
+		v, err := rediscmd.Percentile(ctx, client, "scores", p)
 		if err != nil {
 			fmt.Println(err)
 			return
 		}
 		fmt.Printf("p%v = %v\n", p, v)
 	}
-	_, err := lua.Percentile(ctx, client, "no-such-set", 50)
-	fmt.Println(errors.Is(err, lua.ErrEmpty))
+	_, err := rediscmd.Percentile(ctx, client, "no-such-set", 50)
+	fmt.Println(errors.Is(err, rediscmd.ErrEmpty))
 	// Output:
 	// p50 = 5
 	// p95 = 10
@@ -106,13 +107,13 @@ func ExampleRecordSample() {
 	minute := time.Date(2026, 1, 31, 12, 30, 0, 0, time.UTC).Unix() / 60
 	key := lua.TagKey("latency", "GET /checkout", fmt.Sprint(minute))
 	for _, ms := range []float64{12, 15, 11, 250, 14, 13, 12, 16, 15, 14} {
-		if _, err := lua.RecordSample(ctx, client, key, ms, lua.WithTTL(10*time.Minute)); err != nil {
+		if _, err := rediscmd.RecordSample(ctx, client, key, ms, rediscmd.WithTTL(10*time.Minute)); err != nil {
 			fmt.Println(err)
 			return
 		}
 	}
-	p50, _ := lua.Percentile(ctx, client, key, 50)
-	p95, _ := lua.Percentile(ctx, client, key, 95)
+	p50, _ := rediscmd.Percentile(ctx, client, key, 50)
+	p95, _ := rediscmd.Percentile(ctx, client, key, 95)
 	fmt.Printf("p50=%vms p95=%vms\n", p50, p95)
 	// Output: p50=14ms p95=250ms
 }
@@ -134,7 +135,7 @@ func ExampleLeaderboardAdd() {
 		{"cat", 999_999, 0},
 	}
 	for _, p := range plays {
-		e, err := lua.LeaderboardAdd(ctx, client, board, p.player, p.points, lua.WithTime(start.Add(p.after)))
+		e, err := rediscmd.LeaderboardAdd(ctx, client, board, p.player, p.points, rediscmd.WithTime(start.Add(p.after)))
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -142,7 +143,7 @@ func ExampleLeaderboardAdd() {
 		fmt.Printf("%s is #%d with %d\n", e.Member, e.Rank, e.Score)
 	}
 
-	top, err := lua.LeaderboardTop(ctx, client, board, 10)
+	top, err := rediscmd.LeaderboardTop(ctx, client, board, 10)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -164,23 +165,23 @@ func ExampleReserve() {
 	defer done()
 	ctx := context.Background()
 
-	apple, pear := lua.StockKey("shop", "apple"), lua.StockKey("shop", "pear")
+	apple, pear := rediscmd.StockKey("shop", "apple"), rediscmd.StockKey("shop", "pear")
 	client.Set(ctx, apple, 5, 0)
 	client.Set(ctx, pear, 1, 0)
 
-	cart := []lua.Item{{Key: apple, Quantity: 2}, {Key: pear, Quantity: 1}}
-	left, err := lua.Reserve(ctx, client, cart)
+	cart := []rediscmd.Item{{Key: apple, Quantity: 2}, {Key: pear, Quantity: 1}}
+	left, err := rediscmd.Reserve(ctx, client, cart)
 	fmt.Println(left, err)
 
 	// The same cart again: no pear left, so nothing is taken.
-	_, err = lua.Reserve(ctx, client, cart)
-	var short *lua.ShortageError
+	_, err = rediscmd.Reserve(ctx, client, cart)
+	var short *rediscmd.ShortageError
 	if errors.As(err, &short) {
 		fmt.Printf("short of %s: %d available, %d requested\n", short.Item, short.Available, short.Requested)
 	}
 
 	// Payment failed for the first order: hand its stock back.
-	left, err = lua.Restock(ctx, client, cart)
+	left, err = rediscmd.Restock(ctx, client, cart)
 	fmt.Println(left, err)
 	// Output:
 	// [3 0] <nil>
@@ -193,7 +194,7 @@ func ExampleReserve() {
 // half-known because the client hung up, so it runs on a context detached
 // from the request, bounded by a deadline of its own, and its outcome is
 // always acted on: recorded, or undone with Restock.
-func checkoutHandler(client redis.Scripter, cart []lua.Item, record func(context.Context) error) http.HandlerFunc {
+func checkoutHandler(client redis.Scripter, cart []rediscmd.Item, record func(context.Context) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// Not r.Context(): a client hanging up would cancel the call with the
 		// script maybe run, maybe not. The deadline bounds the call when the
@@ -201,8 +202,8 @@ func checkoutHandler(client redis.Scripter, cart []lua.Item, record func(context
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
 		defer cancel()
 
-		_, err := lua.Reserve(ctx, client, cart)
-		var short *lua.ShortageError
+		_, err := rediscmd.Reserve(ctx, client, cart)
+		var short *rediscmd.ShortageError
 		switch {
 		case errors.As(err, &short):
 			http.Error(w, "out of stock", http.StatusConflict) // nothing was taken
@@ -216,7 +217,7 @@ func checkoutHandler(client redis.Scripter, cart []lua.Item, record func(context
 		}
 		if err := record(ctx); err != nil {
 			// Reserved but not recorded: hand the stock back.
-			if _, err := lua.Restock(ctx, client, cart); err != nil {
+			if _, err := rediscmd.Restock(ctx, client, cart); err != nil {
 				log.Printf("checkout: restock %v: %v", cart, err)
 			}
 			http.Error(w, "try again later", http.StatusServiceUnavailable)
@@ -231,9 +232,9 @@ func ExampleReserve_detachedContext() {
 	defer done()
 	ctx := context.Background()
 
-	apple := lua.StockKey("shop", "apple")
+	apple := rediscmd.StockKey("shop", "apple")
 	client.Set(ctx, apple, 5, 0)
-	cart := []lua.Item{{Key: apple, Quantity: 2}}
+	cart := []rediscmd.Item{{Key: apple, Quantity: 2}}
 	record := func(ctx context.Context) error {
 		return client.RPush(ctx, "orders", "2 apples").Err()
 	}
@@ -257,18 +258,18 @@ func ExampleReserve_detachedContext() {
 	// 503 3
 }
 
-func ExampleLoadCatalogue() {
+func ExamplePreload() {
 	client, done := exampleClient()
 	defer done()
 	ctx := context.Background()
 
 	// At start-up: cache the scripts on the server (on every master of a
 	// Cluster) so that the first calls skip a NOSCRIPT round trip.
-	if err := lua.LoadCatalogue(ctx, client); err != nil {
+	if err := rediscmd.Preload(ctx, client); err != nil {
 		fmt.Println(err)
 		return
 	}
-	for _, c := range lua.Catalogue()[:3] {
+	for _, c := range rediscmd.Commands()[:3] {
 		exists := client.ScriptExists(ctx, c.SHA()).Val()
 		fmt.Println(c.Name(), exists[0])
 	}
@@ -276,56 +277,4 @@ func ExampleLoadCatalogue() {
 	// sluice_capped_incr true
 	// sluice_leaderboard_add true
 	// sluice_leaderboard_get true
-}
-
-func ExampleRegistry_Define_custom() {
-	client, done := exampleClient()
-	defer done()
-	ctx := context.Background()
-
-	// Define commands once, at start-up, with their key counts.
-	reg := lua.NewRegistry()
-	getdel, err := reg.Define("myapp_getdel", 1, `
--- KEYS[1] the key; reply: its value (nil if missing), which is deleted
-local v = redis.call('GET', KEYS[1])
-redis.call('DEL', KEYS[1])
-return v`)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	if err := reg.Add(lua.Catalogue()...); err != nil {
-		fmt.Println(err)
-		return
-	}
-	// SCRIPT LOAD every command (on every master of a Cluster).
-	if err := reg.Load(ctx, client); err != nil {
-		fmt.Println(err)
-		return
-	}
-
-	client.Set(ctx, "token", "abc", 0)
-	v, err := getdel.Run(ctx, client, []string{"token"}).Text()
-	fmt.Println(v, err)
-	_, err = getdel.Run(ctx, client, []string{"token"}).Text()
-	fmt.Println(errors.Is(err, redis.Nil))
-
-	// A restart or SCRIPT FLUSH empties the cache; Run reloads with EVAL.
-	client.ScriptFlush(ctx)
-	client.Set(ctx, "token", "def", 0)
-	v, err = getdel.Run(ctx, client, []string{"token"}).Text()
-	fmt.Println(v, err)
-
-	// The wrong number of keys never reaches Redis.
-	err = getdel.Run(ctx, client, nil).Err()
-	fmt.Println(errors.Is(err, lua.ErrKeyCount))
-
-	c, _ := reg.Lookup("myapp_getdel")
-	fmt.Println(c.Name(), c.SHA() == getdel.SHA(), len(reg.Commands()))
-	// Output:
-	// abc <nil>
-	// true
-	// def <nil>
-	// true
-	// myapp_getdel true 10
 }

@@ -1,4 +1,4 @@
-package lua
+package rediscmd
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package lua_test
+package rediscmd_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/rediscmd"
 )
 
 // catBenchClient returns a client of REDIS_ADDR, or of miniredis when unset,
@@ -38,7 +38,7 @@ func BenchmarkCappedIncr(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := lua.CappedIncr(ctx, c, prefix+"n", 1, lua.MaxInt); err != nil {
+		if _, err := rediscmd.CappedIncr(ctx, c, prefix+"n", 1, rediscmd.MaxInt); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -47,13 +47,13 @@ func BenchmarkCappedIncr(b *testing.B) {
 func BenchmarkReserve3(b *testing.B) {
 	c, prefix := catBenchClient(b)
 	ctx := context.Background()
-	items := []lua.Item{{Key: prefix + "a", Quantity: 1}, {Key: prefix + "b", Quantity: 1}, {Key: prefix + "c", Quantity: 1}}
+	items := []rediscmd.Item{{Key: prefix + "a", Quantity: 1}, {Key: prefix + "b", Quantity: 1}, {Key: prefix + "c", Quantity: 1}}
 	for _, it := range items {
-		c.Set(ctx, it.Key, lua.MaxInt, 0)
+		c.Set(ctx, it.Key, rediscmd.MaxInt, 0)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := lua.Reserve(ctx, c, items); err != nil {
+		if _, err := rediscmd.Reserve(ctx, c, items); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -66,7 +66,7 @@ func BenchmarkLeaderboardAdd(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		if _, err := lua.LeaderboardAdd(ctx, c, prefix+"board", "p"+strconv.Itoa(i%1000), 1); err != nil {
+		if _, err := rediscmd.LeaderboardAdd(ctx, c, prefix+"board", "p"+strconv.Itoa(i%1000), 1); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -76,13 +76,13 @@ func BenchmarkPercentile(b *testing.B) {
 	c, prefix := catBenchClient(b)
 	ctx := context.Background()
 	for i := range 1000 {
-		if _, err := lua.RecordSample(ctx, c, prefix+"lat", float64(i)); err != nil {
+		if _, err := rediscmd.RecordSample(ctx, c, prefix+"lat", float64(i)); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := lua.Percentile(ctx, c, prefix+"lat", 95); err != nil {
+		if _, err := rediscmd.Percentile(ctx, c, prefix+"lat", 95); err != nil {
 			b.Fatal(err)
 		}
 	}

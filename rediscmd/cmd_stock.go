@@ -1,4 +1,4 @@
-package lua
+package rediscmd
 
 import (
 	"context"
@@ -33,7 +33,7 @@ type ShortageError struct {
 
 // Error says which item is short and by how much.
 func (e *ShortageError) Error() string {
-	return fmt.Sprintf("lua: insufficient stock: %s has %d, %d requested", e.Item, e.Available, e.Requested)
+	return fmt.Sprintf("rediscmd: insufficient stock: %s has %d, %d requested", e.Item, e.Available, e.Requested)
 }
 
 // Is reports whether target is ErrShortage.
@@ -132,7 +132,7 @@ func stockArgs(fn string, client redis.Scripter, items []Item) ([]string, []any,
 // shortage decodes {0, i, available, requested}.
 func shortage(name string, items []Item, r []any) error {
 	if len(r) < 4 {
-		return fmt.Errorf("lua: %s: unexpected reply %#v", name, r)
+		return fmt.Errorf("rediscmd: %s: unexpected reply %#v", name, r)
 	}
 	var n [3]int64
 	for j := range n {
@@ -144,14 +144,14 @@ func shortage(name string, items []Item, r []any) error {
 	}
 	i := n[0] - 1
 	if i < 0 || i >= int64(len(items)) {
-		return fmt.Errorf("lua: %s: reply names item %d of %d", name, n[0], len(items))
+		return fmt.Errorf("rediscmd: %s: reply names item %d of %d", name, n[0], len(items))
 	}
 	return &ShortageError{Item: items[i].Key, Index: int(i), Available: n[1], Requested: n[2]}
 }
 
 func replyInts(name string, r []any, n int) ([]int64, error) {
 	if len(r) != n {
-		return nil, fmt.Errorf("lua: %s: %d values in reply, want %d", name, len(r), n)
+		return nil, fmt.Errorf("rediscmd: %s: %d values in reply, want %d", name, len(r), n)
 	}
 	out := make([]int64, n)
 	for i, v := range r {

@@ -1,4 +1,4 @@
-package lua_test
+package rediscmd_test
 
 import (
 	"context"
@@ -13,10 +13,11 @@ import (
 
 	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/rediscmd"
 )
 
 // catMembers returns the members of entries in order.
-func catMembers(entries []lua.LeaderboardEntry) []string {
+func catMembers(entries []rediscmd.LeaderboardEntry) []string {
 	out := make([]string, len(entries))
 	for i, e := range entries {
 		out[i] = e.Member
@@ -29,7 +30,7 @@ func TestLeaderboardTieBreak(t *testing.T) {
 		ctx := context.Background()
 		t0 := time.Date(2030, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
 		latest := time.UnixMilli(9999999999999)
-		for _, score := range []int64{1_000_000, 1_000_000_000_000, lua.MaxInt} {
+		for _, score := range []int64{1_000_000, 1_000_000_000_000, rediscmd.MaxInt} {
 			t.Run(strconv.FormatInt(score, 10), func(t *testing.T) {
 				for _, base := range []time.Time{t0, time.UnixMilli(0), latest.Add(-2 * time.Millisecond)} {
 					key := tg.key("tie:" + strconv.FormatInt(score, 10) + ":" + strconv.FormatInt(base.UnixMilli(), 10))
@@ -44,13 +45,13 @@ func TestLeaderboardTieBreak(t *testing.T) {
 					}
 					wantRank := map[string]int64{"c": 1, "a": 1, "b": 2}
 					for _, o := range order {
-						e, err := lua.LeaderboardAdd(ctx, tg.client, key, o.member, score, lua.WithTime(o.at))
+						e, err := rediscmd.LeaderboardAdd(ctx, tg.client, key, o.member, score, rediscmd.WithTime(o.at))
 						require.NoError(t, err)
 						assert.Equal(t, score, e.Score)
 						assert.Equal(t, wantRank[o.member], e.Rank, "rank of %s when added", o.member)
 						assert.True(t, o.at.Equal(e.AchievedAt), "%v != %v", o.at, e.AchievedAt)
 					}
-					top, err := lua.LeaderboardTop(ctx, tg.client, key, 10)
+					top, err := rediscmd.LeaderboardTop(ctx, tg.client, key, 10)
 					require.NoError(t, err)
 					assert.Equal(t, []string{"a", "b", "c"}, catMembers(top), "1 ms earlier ranks first")
 					for i, e := range top {
@@ -69,11 +70,11 @@ func TestLeaderboard(t *testing.T) {
 		ctx := context.Background()
 		key := tg.key("board")
 		t0 := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
-		at := func(ms int) lua.Option { return lua.WithTime(t0.Add(time.Duration(ms) * time.Millisecond)) }
+		at := func(ms int) rediscmd.Option { return rediscmd.WithTime(t0.Add(time.Duration(ms) * time.Millisecond)) }
 
-		add := func(member string, by int64, opts ...lua.Option) lua.LeaderboardEntry {
+		add := func(member string, by int64, opts ...rediscmd.Option) rediscmd.LeaderboardEntry {
 			t.Helper()
-			e, err := lua.LeaderboardAdd(ctx, tg.client, key, member, by, opts...)
+			e, err := rediscmd.LeaderboardAdd(ctx, tg.client, key, member, by, opts...)
 			require.NoError(t, err)
 			return e
 		}
@@ -97,18 +98,18 @@ func TestLeaderboard(t *testing.T) {
 		assert.Equal(t, int64(0), e.Score, "a new member with by 0 joins at 0")
 		assert.Equal(t, int64(3), e.Rank)
 
-		top, err := lua.LeaderboardTop(ctx, tg.client, key, 10)
+		top, err := rediscmd.LeaderboardTop(ctx, tg.client, key, 10)
 		require.NoError(t, err)
 		assert.Equal(t, []string{"bob", "alice", "dave", "carol"}, catMembers(top))
-		top, err = lua.LeaderboardTop(ctx, tg.client, key, 2)
+		top, err = rediscmd.LeaderboardTop(ctx, tg.client, key, 2)
 		require.NoError(t, err)
 		assert.Equal(t, []string{"bob", "alice"}, catMembers(top))
 
-		got, err := lua.LeaderboardGet(ctx, tg.client, key, "alice")
+		got, err := rediscmd.LeaderboardGet(ctx, tg.client, key, "alice")
 		require.NoError(t, err)
-		assert.Equal(t, lua.LeaderboardEntry{Member: "alice", Score: 70, Rank: 2, AchievedAt: t0.Add(3 * time.Millisecond)}, got)
-		_, err = lua.LeaderboardGet(ctx, tg.client, key, "erin")
-		assert.ErrorIs(t, err, lua.ErrNotFound)
+		assert.Equal(t, rediscmd.LeaderboardEntry{Member: "alice", Score: 70, Rank: 2, AchievedAt: t0.Add(3 * time.Millisecond)}, got)
+		_, err = rediscmd.LeaderboardGet(ctx, tg.client, key, "erin")
+		assert.ErrorIs(t, err, rediscmd.ErrNotFound)
 
 		n, err := tg.client.ZCard(ctx, key).Result()
 		require.NoError(t, err)
@@ -117,29 +118,29 @@ func TestLeaderboard(t *testing.T) {
 		t.Run("member ids with separators", func(t *testing.T) {
 			k := tg.key("ids")
 			for i, id := range []string{"a:b", "9999999999999:x", " ", "ü"} {
-				_, err := lua.LeaderboardAdd(ctx, tg.client, k, id, int64(10-i), at(i))
+				_, err := rediscmd.LeaderboardAdd(ctx, tg.client, k, id, int64(10-i), at(i))
 				require.NoError(t, err)
 			}
-			top, err := lua.LeaderboardTop(ctx, tg.client, k, 10)
+			top, err := rediscmd.LeaderboardTop(ctx, tg.client, k, 10)
 			require.NoError(t, err)
 			assert.Equal(t, []string{"a:b", "9999999999999:x", " ", "ü"}, catMembers(top))
 		})
 
 		t.Run("score range", func(t *testing.T) {
 			k := tg.key("range")
-			_, err := lua.LeaderboardAdd(ctx, tg.client, k, "max", lua.MaxInt, at(0))
+			_, err := rediscmd.LeaderboardAdd(ctx, tg.client, k, "max", rediscmd.MaxInt, at(0))
 			require.NoError(t, err)
-			_, err = lua.LeaderboardAdd(ctx, tg.client, k, "max", 1, at(1))
-			assert.ErrorIs(t, err, lua.ErrOutOfRange)
-			e, err := lua.LeaderboardGet(ctx, tg.client, k, "max")
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "max", 1, at(1))
+			assert.ErrorIs(t, err, rediscmd.ErrOutOfRange)
+			e, err := rediscmd.LeaderboardGet(ctx, tg.client, k, "max")
 			require.NoError(t, err)
-			assert.Equal(t, int64(lua.MaxInt), e.Score, "unchanged")
+			assert.Equal(t, int64(rediscmd.MaxInt), e.Score, "unchanged")
 			assert.True(t, t0.Equal(e.AchievedAt), "unchanged")
 
-			_, err = lua.LeaderboardAdd(ctx, tg.client, k, "min", -lua.MaxInt, at(0))
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "min", -rediscmd.MaxInt, at(0))
 			require.NoError(t, err)
-			_, err = lua.LeaderboardAdd(ctx, tg.client, k, "min", -1, at(1))
-			assert.ErrorIs(t, err, lua.ErrOutOfRange)
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "min", -1, at(1))
+			assert.ErrorIs(t, err, rediscmd.ErrOutOfRange)
 		})
 
 		t.Run("server time by default", func(t *testing.T) {
@@ -147,13 +148,13 @@ func TestLeaderboard(t *testing.T) {
 			if tg.mr != nil {
 				now := time.Date(2032, 3, 4, 5, 6, 7, 891_234_000, time.UTC)
 				tg.mr.SetTime(now)
-				e, err := lua.LeaderboardAdd(ctx, tg.client, k, "x", 1)
+				e, err := rediscmd.LeaderboardAdd(ctx, tg.client, k, "x", 1)
 				require.NoError(t, err)
 				assert.Equal(t, now.Truncate(time.Millisecond), e.AchievedAt)
 				return
 			}
 			before := time.Now()
-			e, err := lua.LeaderboardAdd(ctx, tg.client, k, "x", 1)
+			e, err := rediscmd.LeaderboardAdd(ctx, tg.client, k, "x", 1)
 			require.NoError(t, err)
 			// The server shares this machine's clock; allow for skew, not speed.
 			assert.WithinDuration(t, before, e.AchievedAt, time.Minute)
@@ -161,9 +162,9 @@ func TestLeaderboard(t *testing.T) {
 
 		t.Run("TTL", func(t *testing.T) {
 			k := tg.key("weekly")
-			times, err := lua.LeaderboardTimesKey(k)
+			times, err := rediscmd.LeaderboardTimesKey(k)
 			require.NoError(t, err)
-			_, err = lua.LeaderboardAdd(ctx, tg.client, k, "x", 1, lua.WithTTL(time.Hour))
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "x", 1, rediscmd.WithTTL(time.Hour))
 			require.NoError(t, err)
 			boardTTL := tg.client.PTTL(ctx, k).Val()
 			timesTTL := tg.client.PTTL(ctx, times).Val()
@@ -171,7 +172,7 @@ func TestLeaderboard(t *testing.T) {
 			assert.LessOrEqual(t, boardTTL, time.Hour)
 			assert.Greater(t, timesTTL, 59*time.Minute, "the times hash expires with the board")
 
-			_, err = lua.LeaderboardAdd(ctx, tg.client, k, "y", 1)
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "y", 1)
 			require.NoError(t, err)
 			assert.Greater(t, tg.client.PTTL(ctx, k).Val(), time.Duration(0), "later calls keep the expiry")
 
@@ -184,17 +185,17 @@ func TestLeaderboard(t *testing.T) {
 		t.Run("data it did not write", func(t *testing.T) {
 			k := tg.key("foreign")
 			require.NoError(t, tg.client.ZAdd(ctx, k, redis.Z{Score: 1, Member: "alice"}).Err())
-			_, err := lua.LeaderboardTop(ctx, tg.client, k, 5)
-			assert.ErrorIs(t, err, lua.ErrWrongValue)
+			_, err := rediscmd.LeaderboardTop(ctx, tg.client, k, 5)
+			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 
 			str := tg.key("string")
 			require.NoError(t, tg.client.Set(ctx, str, "1", 0).Err())
-			_, err = lua.LeaderboardAdd(ctx, tg.client, str, "x", 1)
-			assert.ErrorIs(t, err, lua.ErrWrongValue)
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.client, str, "x", 1)
+			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		})
 
 		t.Run("empty board", func(t *testing.T) {
-			top, err := lua.LeaderboardTop(ctx, tg.client, tg.key("empty"), 10)
+			top, err := rediscmd.LeaderboardTop(ctx, tg.client, tg.key("empty"), 10)
 			require.NoError(t, err)
 			assert.Empty(t, top)
 		})
@@ -202,9 +203,9 @@ func TestLeaderboard(t *testing.T) {
 		if tg.cluster {
 			t.Run("untagged key on Cluster", func(t *testing.T) {
 				k := tg.untagged("board")
-				_, err := lua.LeaderboardAdd(ctx, tg.client, k, "x", 1)
+				_, err := rediscmd.LeaderboardAdd(ctx, tg.client, k, "x", 1)
 				require.NoError(t, err, "the times hash is tagged with the whole key")
-				e, err := lua.LeaderboardGet(ctx, tg.client, k, "x")
+				e, err := rediscmd.LeaderboardGet(ctx, tg.client, k, "x")
 				require.NoError(t, err)
 				assert.Equal(t, int64(1), e.Score)
 			})
@@ -217,21 +218,21 @@ func TestLeaderboard(t *testing.T) {
 func TestLeaderboardMalformedData(t *testing.T) {
 	catEach(t, func(t *testing.T, tg *catTarget) {
 		ctx := context.Background()
-		at := lua.WithTime(time.UnixMilli(1000))
+		at := rediscmd.WithTime(time.UnixMilli(1000))
 
 		t.Run("time not a decimal integer", func(t *testing.T) {
 			for i, bad := range []string{"0x10", " 16", "1.6e1", "16.0", "-16", "x"} {
 				k := tg.key("badtime:" + strconv.Itoa(i))
-				times, err := lua.LeaderboardTimesKey(k)
+				times, err := rediscmd.LeaderboardTimesKey(k)
 				require.NoError(t, err)
-				_, err = lua.LeaderboardAdd(ctx, tg.client, k, "ann", 5, lua.WithTime(time.UnixMilli(16)))
+				_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "ann", 5, rediscmd.WithTime(time.UnixMilli(16)))
 				require.NoError(t, err)
 				require.NoError(t, tg.client.HSet(ctx, times, "ann", bad).Err())
 
-				_, err = lua.LeaderboardGet(ctx, tg.client, k, "ann")
-				assert.ErrorIs(t, err, lua.ErrWrongValue, "LeaderboardGet, time %q", bad)
-				_, err = lua.LeaderboardAdd(ctx, tg.client, k, "ann", 1, at)
-				assert.ErrorIs(t, err, lua.ErrWrongValue, "LeaderboardAdd, time %q", bad)
+				_, err = rediscmd.LeaderboardGet(ctx, tg.client, k, "ann")
+				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardGet, time %q", bad)
+				_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "ann", 1, at)
+				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardAdd, time %q", bad)
 				assert.Equal(t, bad, tg.client.HGet(ctx, times, "ann").Val(), "unchanged")
 			}
 		})
@@ -239,17 +240,17 @@ func TestLeaderboardMalformedData(t *testing.T) {
 		t.Run("score not an integer", func(t *testing.T) {
 			for i, bad := range []float64{1.5, 1e300, math.Inf(1)} {
 				k := tg.key("badscore:" + strconv.Itoa(i))
-				e, err := lua.LeaderboardAdd(ctx, tg.client, k, "ann", 5, at)
+				e, err := rediscmd.LeaderboardAdd(ctx, tg.client, k, "ann", 5, at)
 				require.NoError(t, err)
 				member := tg.client.ZRange(ctx, k, 0, 0).Val()[0]
 				require.NoError(t, tg.client.ZAdd(ctx, k, redis.Z{Score: bad, Member: member}).Err())
 
-				_, err = lua.LeaderboardGet(ctx, tg.client, k, "ann")
-				assert.ErrorIs(t, err, lua.ErrWrongValue, "LeaderboardGet, score %v", bad)
-				_, err = lua.LeaderboardTop(ctx, tg.client, k, 10)
-				assert.ErrorIs(t, err, lua.ErrWrongValue, "LeaderboardTop, score %v", bad)
-				_, err = lua.LeaderboardAdd(ctx, tg.client, k, "ann", 1, at)
-				assert.ErrorIs(t, err, lua.ErrWrongValue, "LeaderboardAdd, score %v", bad)
+				_, err = rediscmd.LeaderboardGet(ctx, tg.client, k, "ann")
+				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardGet, score %v", bad)
+				_, err = rediscmd.LeaderboardTop(ctx, tg.client, k, 10)
+				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardTop, score %v", bad)
+				_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "ann", 1, at)
+				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardAdd, score %v", bad)
 				assert.Equal(t, int64(1), e.Rank)
 			}
 		})
@@ -264,33 +265,33 @@ func TestLeaderboardInvalidArguments(t *testing.T) {
 		key    string
 		member string
 		by     int64
-		opts   []lua.Option
+		opts   []rediscmd.Option
 	}{
 		{"empty key", "", "m", 1, nil},
 		{"key with '}' and no tag", "lb}x", "m", 1, nil},
 		{"empty member", "lb", "", 1, nil},
-		{"by past MaxInt", "lb", "m", lua.MaxInt + 1, nil},
-		{"by below -MaxInt", "lb", "m", -lua.MaxInt - 1, nil},
-		{"time before 1970", "lb", "m", 1, []lua.Option{lua.WithTime(time.UnixMilli(-1))}},
-		{"time after 2286", "lb", "m", 1, []lua.Option{lua.WithTime(time.UnixMilli(9999999999999 + 1))}},
-		{"zero time", "lb", "m", 1, []lua.Option{lua.WithTime(time.Time{})}},
-		{"negative TTL", "lb", "m", 1, []lua.Option{lua.WithTTL(-1)}},
-		{"option it does not take", "lb", "m", 1, []lua.Option{lua.WithField("f")}},
+		{"by past MaxInt", "lb", "m", rediscmd.MaxInt + 1, nil},
+		{"by below -MaxInt", "lb", "m", -rediscmd.MaxInt - 1, nil},
+		{"time before 1970", "lb", "m", 1, []rediscmd.Option{rediscmd.WithTime(time.UnixMilli(-1))}},
+		{"time after 2286", "lb", "m", 1, []rediscmd.Option{rediscmd.WithTime(time.UnixMilli(9999999999999 + 1))}},
+		{"zero time", "lb", "m", 1, []rediscmd.Option{rediscmd.WithTime(time.Time{})}},
+		{"negative TTL", "lb", "m", 1, []rediscmd.Option{rediscmd.WithTTL(-1)}},
+		{"option it does not take", "lb", "m", 1, []rediscmd.Option{rediscmd.WithField("f")}},
 	}
 	for _, tc := range addTests {
 		t.Run("Add/"+tc.name, func(t *testing.T) {
-			_, err := lua.LeaderboardAdd(ctx, client, tc.key, tc.member, tc.by, tc.opts...)
-			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+			_, err := rediscmd.LeaderboardAdd(ctx, client, tc.key, tc.member, tc.by, tc.opts...)
+			assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 		})
 	}
-	for _, n := range []int{0, -1, lua.MaxKeys + 1} {
+	for _, n := range []int{0, -1, rediscmd.MaxKeys + 1} {
 		t.Run("Top/"+strconv.Itoa(n), func(t *testing.T) {
-			_, err := lua.LeaderboardTop(ctx, client, "lb", n)
-			assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+			_, err := rediscmd.LeaderboardTop(ctx, client, "lb", n)
+			assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 		})
 	}
-	_, err := lua.LeaderboardGet(ctx, client, "lb", "")
-	assert.ErrorIs(t, err, lua.ErrInvalidArgument)
+	_, err := rediscmd.LeaderboardGet(ctx, client, "lb", "")
+	assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")
 }
 
@@ -305,14 +306,14 @@ func TestLeaderboardTimesKey(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.key, func(t *testing.T) {
-			got, err := lua.LeaderboardTimesKey(tc.key)
+			got, err := rediscmd.LeaderboardTimesKey(tc.key)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, got)
 			assert.Equal(t, lua.Slot(tc.key), lua.Slot(got), "same Cluster slot")
 		})
 	}
 	for _, bad := range []string{"", "a}b", "a{}b", "a{}b}"} {
-		_, err := lua.LeaderboardTimesKey(bad)
-		assert.ErrorIs(t, err, lua.ErrInvalidArgument, "%q", bad)
+		_, err := rediscmd.LeaderboardTimesKey(bad)
+		assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument, "%q", bad)
 	}
 }

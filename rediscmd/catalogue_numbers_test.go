@@ -1,4 +1,4 @@
-package lua_test
+package rediscmd_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/rediscmd"
 )
 
 // catNumbers lists strings and whether the catalogue's number rule
@@ -100,11 +101,11 @@ func TestNumberRuleStoredValues(t *testing.T) {
 		ctx := context.Background()
 		for i, tc := range catNumbers {
 			t.Run(strconv.Quote(tc.s), func(t *testing.T) {
-				goValue, goOK := lua.ParseNumber(tc.s)
+				goValue, goOK := rediscmd.ParseNumber(tc.s)
 				assert.Equal(t, tc.ok, goOK, "the Go side reads it by the same rule")
 				h := tg.key("h:" + strconv.Itoa(i))
 				require.NoError(t, tg.client.HSet(ctx, h, "value", tc.s).Err())
-				got, err := lua.WeightedAverage(ctx, tg.client, []string{h}, []float64{1})
+				got, err := rediscmd.WeightedAverage(ctx, tg.client, []string{h}, []float64{1})
 				if tc.ok {
 					want, perr := strconv.ParseFloat(tc.s, 64)
 					require.NoError(t, perr)
@@ -112,34 +113,34 @@ func TestNumberRuleStoredValues(t *testing.T) {
 					assert.Equal(t, want, got)
 					assert.Equal(t, want, goValue)
 				} else {
-					assert.ErrorIs(t, err, lua.ErrWrongValue)
+					assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 				}
 
 				// Counters and stock: integers as INCRBY writes them.
-				isInt := catInt(tc.s, -lua.MaxInt, lua.MaxInt)
+				isInt := catInt(tc.s, -rediscmd.MaxInt, rediscmd.MaxInt)
 				c := tg.key("c:" + strconv.Itoa(i))
 				require.NoError(t, tg.client.Set(ctx, c, tc.s, 0).Err())
-				_, err = lua.CappedIncr(ctx, tg.client, c, 0, 10)
-				assert.Equal(t, !isInt, errors.Is(err, lua.ErrWrongValue), "CappedIncr: %v", err)
-				_, err = lua.Reserve(ctx, tg.client, []lua.Item{{Key: c, Quantity: 1}})
-				assert.Equal(t, !isInt, errors.Is(err, lua.ErrWrongValue), "Reserve: %v", err)
-				_, err = lua.Restock(ctx, tg.client, []lua.Item{{Key: c, Quantity: 1}})
-				assert.Equal(t, !isInt, errors.Is(err, lua.ErrWrongValue), "Restock: %v", err)
+				_, err = rediscmd.CappedIncr(ctx, tg.client, c, 0, 10)
+				assert.Equal(t, !isInt, errors.Is(err, rediscmd.ErrWrongValue), "CappedIncr: %v", err)
+				_, err = rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: c, Quantity: 1}})
+				assert.Equal(t, !isInt, errors.Is(err, rediscmd.ErrWrongValue), "Reserve: %v", err)
+				_, err = rediscmd.Restock(ctx, tg.client, []rediscmd.Item{{Key: c, Quantity: 1}})
+				assert.Equal(t, !isInt, errors.Is(err, rediscmd.ErrWrongValue), "Restock: %v", err)
 
 				// A leaderboard's companion times: Unix ms as INCRBY writes them.
 				isTime := catInt(tc.s, 0, 9999999999999)
 				board := tg.key("lb:" + strconv.Itoa(i))
-				times, err := lua.LeaderboardTimesKey(board)
+				times, err := rediscmd.LeaderboardTimesKey(board)
 				require.NoError(t, err)
 				require.NoError(t, tg.client.HSet(ctx, times, "x", tc.s).Err())
-				_, err = lua.LeaderboardGet(ctx, tg.client, board, "x")
+				_, err = rediscmd.LeaderboardGet(ctx, tg.client, board, "x")
 				if isTime {
-					assert.ErrorIs(t, err, lua.ErrNotFound, "a time whose member is not on the board")
+					assert.ErrorIs(t, err, rediscmd.ErrNotFound, "a time whose member is not on the board")
 				} else {
-					assert.ErrorIs(t, err, lua.ErrWrongValue, "LeaderboardGet")
+					assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardGet")
 				}
-				_, err = lua.LeaderboardAdd(ctx, tg.client, board, "x", 1, lua.WithTime(time.UnixMilli(1)))
-				assert.Equal(t, !isTime, errors.Is(err, lua.ErrWrongValue), "LeaderboardAdd: %v", err)
+				_, err = rediscmd.LeaderboardAdd(ctx, tg.client, board, "x", 1, rediscmd.WithTime(time.UnixMilli(1)))
+				assert.Equal(t, !isTime, errors.Is(err, rediscmd.ErrWrongValue), "LeaderboardAdd: %v", err)
 			})
 		}
 	})
@@ -151,7 +152,7 @@ func TestNumberRuleArguments(t *testing.T) {
 	catEach(t, func(t *testing.T, tg *catTarget) {
 		ctx := context.Background()
 		cmd := func(name string) *lua.Command {
-			for _, c := range lua.Catalogue() {
+			for _, c := range rediscmd.Commands() {
 				if c.Name() == name {
 					return c
 				}
@@ -210,7 +211,7 @@ func TestCatalogueScriptsShareNumberRule(t *testing.T) {
 		return src[i : i+j+len("\nend\n")]
 	}
 	var num, integer string
-	for _, c := range lua.Catalogue() {
+	for _, c := range rediscmd.Commands() {
 		n := helper(c.Source(), "local function num(s)")
 		require.NotEmpty(t, n, "%s reads numbers with num", c.Name())
 		if num == "" {

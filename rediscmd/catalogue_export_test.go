@@ -1,4 +1,4 @@
-package lua
+package rediscmd
 
 // ParseNumber exposes the Go side of the catalogue's number rule to the
 // lua_test package, which checks it against the scripts' side.

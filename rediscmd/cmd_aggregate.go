@@ -1,4 +1,4 @@
-package lua
+package rediscmd
 
 import (
 	"context"
@@ -35,7 +35,7 @@ const DefaultField = "value"
 //
 // keys and weights must have the same length, between 1 and MaxKeys; keys must
 // be non-empty and weights finite and >= 0. On Redis Cluster all keys must
-// share a {hash tag} (build them with TagKey); a *redis.ClusterClient is
+// share a {hash tag} (build them with lua.TagKey); a *redis.ClusterClient is
 // checked before sending, and any CROSSSLOT answer becomes ErrCrossSlot.
 func WeightedAverage(ctx context.Context, client redis.Scripter, keys []string, weights []float64, opts ...Option) (float64, error) {
 	const fn = "WeightedAverage"
@@ -113,7 +113,7 @@ func Percentile(ctx context.Context, client redis.Scripter, key string, p float6
 	rank := nearestRank(p, n)
 	i := rank - first + 2
 	if rank < first || i >= int64(len(r)) {
-		return 0, fmt.Errorf("lua: %s: reply holds ranks %d..%d of %d, want %d", name, first, first+int64(len(r))-3, n, rank)
+		return 0, fmt.Errorf("rediscmd: %s: reply holds ranks %d..%d of %d, want %d", name, first, first+int64(len(r))-3, n, rank)
 	}
 	return replyFloat(name, r[i])
 }
@@ -146,7 +146,7 @@ func nearestRank(p float64, n int64) int64 {
 //
 // RecordSample takes only WithTTL. To keep percentiles over a recent window,
 // record into one key per period, for example
-// TagKey("latency", route, strconv.FormatInt(time.Now().Unix()/60, 10)) with
+// lua.TagKey("latency", route, strconv.FormatInt(time.Now().Unix()/60, 10)) with
 // WithTTL(10*time.Minute), and read the current or previous period's key.
 func RecordSample(ctx context.Context, client redis.Scripter, key string, value float64, opts ...Option) (int64, error) {
 	const fn = "RecordSample"

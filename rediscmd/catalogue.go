@@ -1,8 +1,8 @@
-package lua
+package rediscmd
 
 import (
 	"context"
-	_ "embed" // the catalogue scripts are embedded .lua files
+	_ "embed" // the scripts are embedded .lua files
 	"errors"
 	"fmt"
 	"math"
@@ -11,17 +11,19 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sluicehq/sluice/lua"
 )
 
-// Errors returned by the catalogue commands (CappedIncr, WeightedAverage,
-// Percentile, the Leaderboard calls, Reserve, Restock and RecordSample). They
-// are wrapped with details, so test with errors.Is.
+// Errors returned by the commands (CappedIncr, WeightedAverage, Percentile,
+// the Leaderboard calls, Reserve, Restock and RecordSample). They are wrapped
+// with details, so test with errors.Is.
 var (
 	// ErrInvalidArgument reports a call whose arguments cannot be used: an
 	// empty key, a number outside its documented range, mismatched lengths, too
-	// many keys, or an option the command does not take. Every catalogue
-	// function checks its arguments before sending anything to Redis.
-	ErrInvalidArgument = errors.New("lua: invalid argument")
+	// many keys, or an option the command does not take. Every function
+	// checks its arguments before sending anything to Redis.
+	ErrInvalidArgument = errors.New("rediscmd: invalid argument")
 
 	// ErrWrongValue reports a key that holds a value the command cannot use:
 	// a counter that is not an integer, a hash field that is not a number, a
@@ -30,28 +32,28 @@ var (
 	// "-12", "0.5" or "1e3"; never hex, spaces, "inf" or "nan"; an integer
 	// written as INCRBY writes one. The same malformed data is ErrWrongValue
 	// from every command that reads it. Nothing was changed.
-	ErrWrongValue = errors.New("lua: key holds a value the command cannot use")
+	ErrWrongValue = errors.New("rediscmd: key holds a value the command cannot use")
 
 	// ErrOutOfRange reports a result that would leave the range a command
 	// keeps exact, such as a leaderboard score past 2^53-1, or a sum or
 	// product that overflows a float64 on the way. Nothing was changed.
-	ErrOutOfRange = errors.New("lua: result out of range")
+	ErrOutOfRange = errors.New("rediscmd: result out of range")
 
 	// ErrEmpty reports a percentile asked of an empty or missing sorted set.
-	ErrEmpty = errors.New("lua: empty sorted set")
+	ErrEmpty = errors.New("rediscmd: empty sorted set")
 
 	// ErrNotFound reports a member that is not on a leaderboard.
-	ErrNotFound = errors.New("lua: member not found")
+	ErrNotFound = errors.New("rediscmd: member not found")
 
 	// ErrShortage is matched (with errors.Is) by every *ShortageError.
-	ErrShortage = errors.New("lua: insufficient stock")
+	ErrShortage = errors.New("rediscmd: insufficient stock")
 
 	// ErrCrossSlot reports keys of one call that Redis Cluster stores in
 	// different hash slots. A script can only touch keys of one slot, so all
 	// keys of one call must share a {hash tag}: the part of the key between the
 	// first '{' and the next '}', which is all Cluster hashes when present
-	// (StockKey and TagKey build such keys).
-	ErrCrossSlot = errors.New("lua: keys of one call must share a {hash tag} on Redis Cluster (CROSSSLOT)")
+	// (StockKey and lua.TagKey build such keys).
+	ErrCrossSlot = errors.New("rediscmd: keys of one call must share a {hash tag} on Redis Cluster (CROSSSLOT)")
 )
 
 // MaxKeys is the most keys one WeightedAverage, Reserve or Restock call takes,
@@ -59,14 +61,14 @@ var (
 // script blocks the server.
 const MaxKeys = 1000
 
-// MaxInt is the largest integer the catalogue's counters, quantities and
+// MaxInt is the largest integer the commands' counters, quantities and
 // scores hold: 2^53-1, the largest integer a Lua number (a double) holds
 // exactly, so no arithmetic inside a script ever rounds.
 const MaxInt = 1<<53 - 1
 
-// Option changes one call of a catalogue command. Each command's doc lists the
-// options it takes; passing any other is an ErrInvalidArgument error. The zero
-// Option changes nothing.
+// Option changes one call of a command. Each command's doc lists the options
+// it takes; passing any other is an ErrInvalidArgument error. The zero Option
+// changes nothing.
 type Option struct {
 	kind  optionKind
 	ttl   time.Duration
@@ -185,19 +187,27 @@ var (
 
 var (
 	cappedIncr     = mustCommand("sluice_capped_incr", 1, cappedIncrSrc)
-	weightedAvg    = mustCommand("sluice_weighted_avg", AnyKeys, weightedAvgSrc)
+	weightedAvg    = mustCommand("sluice_weighted_avg", lua.AnyKeys, weightedAvgSrc)
 	percentile     = mustCommand("sluice_percentile", 1, percentileSrc)
 	leaderboardAdd = mustCommand("sluice_leaderboard_add", 2, leaderboardAddSrc)
 	leaderboardGet = mustCommand("sluice_leaderboard_get", 2, leaderboardGetSrc)
 	leaderboardTop = mustCommand("sluice_leaderboard_top", 1, leaderboardTopSrc)
-	reserve        = mustCommand("sluice_reserve", AnyKeys, reserveSrc)
-	restock        = mustCommand("sluice_restock", AnyKeys, restockSrc)
+	reserve        = mustCommand("sluice_reserve", lua.AnyKeys, reserveSrc)
+	restock        = mustCommand("sluice_restock", lua.AnyKeys, restockSrc)
 	recordSample   = mustCommand("sluice_record_sample", 1, recordSampleSrc)
 )
 
-// Catalogue returns the catalogue's commands, sorted by name, for preloading
-// with a Registry (reg.Add(lua.Catalogue()...) then reg.Load) or for listing
-// their names and SHAs:
+func mustCommand(name string, keys int, src string) *lua.Command {
+	c, err := lua.NewCommand(name, keys, src)
+	if err != nil {
+		panic(err) // only for the embedded scripts, which are never empty
+	}
+	return c
+}
+
+// Commands returns the package's commands, sorted by name, for listing their
+// names and SHAs or for adding them to a lua.Registry that also holds an
+// application's own commands:
 //
 //	sluice_capped_incr      CappedIncr
 //	sluice_leaderboard_add  LeaderboardAdd
@@ -211,23 +221,23 @@ var (
 //
 // Call them through the typed functions, which validate arguments and decode
 // replies. sluice_weighted_avg, sluice_reserve and sluice_restock take any
-// number of keys (their Keys is AnyKeys; the typed functions accept 1 to
+// number of keys (their Keys is lua.AnyKeys; the typed functions accept 1 to
 // MaxKeys).
-func Catalogue() []*Command {
-	return []*Command{cappedIncr, leaderboardAdd, leaderboardGet, leaderboardTop, percentile, recordSample, reserve, restock, weightedAvg}
+func Commands() []*lua.Command {
+	return []*lua.Command{cappedIncr, leaderboardAdd, leaderboardGet, leaderboardTop, percentile, recordSample, reserve, restock, weightedAvg}
 }
 
-// LoadCatalogue caches every catalogue script on the server with SCRIPT LOAD:
-// on every master of a Redis Cluster, every shard of a Ring, or the one server
-// otherwise. Calling it at start-up saves the first calls a NOSCRIPT round
-// trip; it is not required for correctness.
-func LoadCatalogue(ctx context.Context, client redis.Scripter) error {
-	return loadScripts(ctx, client, Catalogue())
+// Preload caches every command's script on the server with SCRIPT LOAD: on
+// every master of a Redis Cluster, every shard of a Ring, or the one server
+// otherwise (lua.Preload). Calling it at start-up saves the first calls a
+// NOSCRIPT round trip; it is not required for correctness.
+func Preload(ctx context.Context, client redis.Scripter) error {
+	return lua.Preload(ctx, client, Commands()...)
 }
 
-// runScript runs cmd and maps the catalogue's error replies to its sentinel
+// runScript runs cmd and maps the scripts' error replies to its sentinel
 // errors.
-func runScript(ctx context.Context, client redis.Scripter, cmd *Command, keys []string, args ...any) (any, error) {
+func runScript(ctx context.Context, client redis.Scripter, cmd *lua.Command, keys []string, args ...any) (any, error) {
 	v, err := cmd.Run(ctx, client, keys, args...).Result()
 	if err != nil {
 		return nil, mapError(cmd.Name(), err)
@@ -259,7 +269,7 @@ func mapError(name string, err error) error {
 	case strings.HasPrefix(msg, "WRONGTYPE"), strings.Contains(msg, "WRONGTYPE "):
 		return fmt.Errorf("%w: %s: %w", ErrWrongValue, name, err)
 	default:
-		return fmt.Errorf("lua: %s: %w", name, err)
+		return fmt.Errorf("rediscmd: %s: %w", name, err)
 	}
 	_, detail, _ := strings.Cut(msg, " ")
 	return fmt.Errorf("%w: %s", sentinel, detail)
@@ -291,7 +301,7 @@ func checkInt(fn, what string, n, lo, hi int64) error {
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
-// parseNumber reads s by the catalogue's number rule, which every script
+// parseNumber reads s by the package's number rule, which every script
 // applies with its num helper (docs/commands.md, "Numbers"): a decimal made of
 // an optional sign, digits, an optional '.' and digits, and an optional
 // exponent (e or E, an optional sign, digits), whose value is finite. Hex,
@@ -363,7 +373,7 @@ func replyInt(name string, v any) (int64, error) {
 			return int64(f), nil
 		}
 	}
-	return 0, fmt.Errorf("lua: %s: unexpected reply %#v, want an integer", name, v)
+	return 0, fmt.Errorf("rediscmd: %s: unexpected reply %#v, want an integer", name, v)
 }
 
 // replyFloat reads a number out of a script reply element: an integer reply,
@@ -384,14 +394,14 @@ func replyFloat(name string, v any) (float64, error) {
 	case int64:
 		return float64(x), nil
 	}
-	return 0, fmt.Errorf("lua: %s: unexpected reply %#v, want a number", name, v)
+	return 0, fmt.Errorf("rediscmd: %s: unexpected reply %#v, want a number", name, v)
 }
 
 // replySlice reads an array reply of at least n elements.
 func replySlice(name string, v any, n int) ([]any, error) {
 	s, ok := v.([]any)
 	if !ok || len(s) < n {
-		return nil, fmt.Errorf("lua: %s: unexpected reply %#v, want an array of at least %d", name, v, n)
+		return nil, fmt.Errorf("rediscmd: %s: unexpected reply %#v, want an array of at least %d", name, v, n)
 	}
 	return s, nil
 }

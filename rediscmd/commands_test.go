@@ -1,0 +1,73 @@
+package rediscmd_test
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/rediscmd"
+)
+
+func TestCommands(t *testing.T) {
+	cmds := rediscmd.Commands()
+	want := []string{
+		"sluice_capped_incr", "sluice_leaderboard_add", "sluice_leaderboard_get",
+		"sluice_leaderboard_top", "sluice_percentile", "sluice_record_sample",
+		"sluice_reserve", "sluice_restock", "sluice_weighted_avg",
+	}
+	require.Len(t, cmds, len(want))
+	for i, c := range cmds {
+		assert.Equal(t, want[i], c.Name(), "sorted by name")
+		sum := sha1.Sum([]byte(c.Source()))
+		assert.Equal(t, hex.EncodeToString(sum[:]), c.SHA())
+		assert.Contains(t, c.Source(), "-- KEYS[1", "%s documents its KEYS", c.Name())
+		assert.Contains(t, c.Source(), "-- Reply:", "%s documents its reply", c.Name())
+	}
+	reg := lua.NewRegistry()
+	_, err := reg.Define("myapp_cmd", 0, "return 1")
+	require.NoError(t, err)
+	require.NoError(t, reg.Add(rediscmd.Commands()...), "the commands share a registry with an application's own")
+	assert.ErrorIs(t, reg.Add(rediscmd.Commands()[0]), lua.ErrInvalidCommand)
+}
+
+func TestPreload(t *testing.T) {
+	catEach(t, func(t *testing.T, tg *catTarget) {
+		ctx := context.Background()
+		var shas []string
+		for _, c := range rediscmd.Commands() {
+			shas = append(shas, c.SHA())
+		}
+		catFlushScripts(t, tg.client)
+		if tg.mr != nil { // a shared server may see other tests run them meanwhile
+			assert.Equal(t, []bool{false}, catScriptsCached(t, tg.client, shas[0]), "before Preload")
+		}
+		require.NoError(t, rediscmd.Preload(ctx, tg.client))
+		cached := catScriptsCached(t, tg.client, shas...)
+		if tg.cluster {
+			assert.Len(t, cached, 3, "one answer per master")
+		}
+		for i, c := range cached {
+			assert.True(t, c, "node %d after Preload: SCRIPT EXISTS of every command", i)
+		}
+	})
+}
+
+func TestCommandsRecoverFromNoScript(t *testing.T) {
+	catEach(t, func(t *testing.T, tg *catTarget) {
+		ctx := context.Background()
+		require.NoError(t, rediscmd.Preload(ctx, tg.client))
+
+		catFlushScripts(t, tg.client)
+		n, err := rediscmd.CappedIncr(ctx, tg.client, tg.key("capped"), 2, 10)
+		require.NoError(t, err, "calls recover from NOSCRIPT")
+		assert.Equal(t, int64(2), n)
+		catFlushScripts(t, tg.client)
+		_, err = rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: tg.key("stock"), Quantity: 1}})
+		assert.ErrorIs(t, err, rediscmd.ErrShortage, "a multi-key call too")
+	})
+}
