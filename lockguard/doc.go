@@ -31,7 +31,8 @@
 // store's error). Every store call has a deadline (WithStoreTimeout, 1s by
 // default), so a hung Redis fails a call instead of holding it. Release runs
 // on a context detached from the caller's, with a short timeout, so that a
-// cancelled request still frees the resource.
+// cancelled request still frees the resource; a release that a stalled store
+// did not answer is retried in the background while the lock's TTL lasts.
 //
 // # Guard
 //

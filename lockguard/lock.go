@@ -43,10 +43,23 @@ func (l *Lock) Fence() int64 { return l.fence }
 // is once an HTTP client hangs up. It returns an error wrapping ErrNotHeld if
 // the lock had expired or was released before, and one wrapping ErrStore if
 // the store failed or did not answer within the timeout.
+//
+// After a store failure (a stalled or unreachable Redis), Release returns the
+// error at once and goes on trying in a goroutine of its own, so that a lock
+// whose release ran into a short stall is freed once the store answers again
+// rather than when its TTL runs out: up to 6 more attempts, after waits of
+// about 100ms doubling up to 2s (jittered), each on the detached context and
+// bounded by the release timeout; it stops at the first answer of the store
+// and makes no attempt after the lock's TTL would have lapsed. A retry
+// deletes the lock only while this Lock's token holds it, so it never frees a
+// lock that another owner has taken since. Nothing needs to wait for it or
+// stop it: it ends by itself, within the lock's remaining TTL.
 func (l *Lock) Release(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.locker.releaseTimeout)
 	defer cancel()
 	if err := l.locker.store.Release(rctx, l.key, l.token); err != nil {
+		_, validUntil := l.state()
+		l.locker.releaseLater(ctx, l.key, l.token, validUntil, l.locker.releaseTimeout, err)
 		return wrapErr(nil, "release", l.key, err)
 	}
 	return nil

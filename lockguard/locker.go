@@ -18,6 +18,16 @@ const DefaultReleaseTimeout = 2 * time.Second
 // WithStoreTimeout says otherwise.
 const DefaultStoreTimeout = time.Second
 
+// releaseRetries is how many more times a release that failed with a store
+// error is tried in the background (see Lock.Release), waiting
+// releaseBackoff before each attempt.
+const releaseRetries = 6
+
+// releaseBackoff spaces the background release retries: 100ms doubling to
+// 2s, jittered, so that the locks whose releases failed in one stall are not
+// all retried at the same moment.
+var releaseBackoff = ExponentialBackoff(100*time.Millisecond, 2*time.Second)
+
 // Locker obtains locks from a store.LockStore. Create one with New; the zero
 // Locker is not usable. A Locker is safe for concurrent use, and any number of
 // Lockers, in one process or many, may share a store: locks are exclusive per
@@ -28,6 +38,7 @@ type Locker struct {
 	releaseTimeout time.Duration
 	storeTimeout   time.Duration // 0: none
 	maxHold        time.Duration
+	retryDone      func() // tests: called when a release retry goroutine ends
 }
 
 // Option configures a Locker in New.
@@ -42,9 +53,10 @@ func WithRetryStrategy(s RetryStrategy) Option {
 
 // WithReleaseTimeout sets how long Lock.Release waits for the store. Release
 // runs on a context detached from the caller's (so that a cancelled request
-// still frees its lock), and this timeout bounds it. It also bounds, with
-// the store timeout, the release Obtain sends after a failed acquire attempt.
-// The default is DefaultReleaseTimeout (2s); d must be positive.
+// still frees its lock), and this timeout bounds it and each of its
+// background retries. It also bounds, with the store timeout, the release
+// Obtain sends after a failed acquire attempt, and its retries. The default
+// is DefaultReleaseTimeout (2s); d must be positive.
 func WithReleaseTimeout(d time.Duration) Option {
 	return Option{func(l *Locker) { l.releaseTimeout = d }}
 }
@@ -161,7 +173,8 @@ func WaitFor(d time.Duration) ObtainOption {
 // cancelled ctx). Before returning such a failure, Obtain releases the
 // attempt's token on a context detached from ctx, bounded by the release
 // timeout and the store timeout, whichever is shorter, so that the resource
-// does not stay locked for the whole TTL with nobody holding it.
+// does not stay locked for the whole TTL with nobody holding it; if that
+// release fails too, it is retried in the background as Lock.Release's is.
 //
 // Each acquire attempt is bounded by the store timeout (WithStoreTimeout).
 func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts ...ObtainOption) (*Lock, error) {
@@ -205,7 +218,7 @@ func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts
 		res, err := l.store.Acquire(actx, key, token, ttl)
 		cancel()
 		if err != nil {
-			l.abandon(ctx, key, token, err)
+			l.abandon(ctx, key, token, start.Add(ttl), err)
 			return nil, waitEnded(held, wrapErr(ctx.Err(), "obtain", key, err))
 		}
 		if res.Acquired {
@@ -250,10 +263,12 @@ func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts
 // context detached from ctx, bounded by the release timeout and by the store
 // timeout (a store that did not answer the acquire in time gets no longer
 // for the release, so that a failed Obtain returns within about twice the
-// store timeout), and its outcome is ignored: usually there is nothing to
-// release. It is best effort: a release that overtakes a delayed acquire on
-// the network finds nothing, and that lock then ends with its TTL.
-func (l *Locker) abandon(ctx context.Context, key, token string, err error) {
+// store timeout). A store failure is retried in the background until
+// validUntil, the local time by which the attempt's lock has surely expired
+// (see releaseLater); any other outcome is ignored: usually there is nothing
+// to release. It is best effort: a release that overtakes a delayed acquire
+// on the network finds nothing, and that lock then ends with its TTL.
+func (l *Locker) abandon(ctx context.Context, key, token string, validUntil time.Time, err error) {
 	if errors.Is(err, store.ErrInvalidArgument) {
 		return // refused before it reached the store
 	}
@@ -263,7 +278,56 @@ func (l *Locker) abandon(ctx context.Context, key, token string, err error) {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	_ = l.store.Release(rctx, key, token)
+	if err := l.store.Release(rctx, key, token); err != nil {
+		l.releaseLater(ctx, key, token, validUntil, timeout, err)
+	}
+}
+
+// releaseLater retries, in a goroutine of its own, a release of key for
+// token that failed with err, if err is a store failure (a timeout, an
+// unreachable Redis) rather than an answer. It makes at most releaseRetries
+// attempts, waiting releaseBackoff before each, each on a context detached
+// from ctx and bounded by timeout, and none that could not end by
+// validUntil, the local time by which the lock has surely expired: a release
+// after that could only find nothing. It stops at the first attempt that is
+// not a store failure. The store deletes the lock only while token holds it,
+// so a retry never frees a lock that another owner has taken since. Nothing
+// waits for the goroutine: it ends by itself, by validUntil at the latest.
+func (l *Locker) releaseLater(ctx context.Context, key, token string, validUntil time.Time, timeout time.Duration, err error) {
+	if !storeFailure(err) || !time.Now().Before(validUntil) {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		if l.retryDone != nil {
+			defer l.retryDone()
+		}
+		for failed := 1; failed <= releaseRetries; failed++ {
+			wait, _ := releaseBackoff.Backoff(failed)
+			if time.Until(validUntil) <= wait {
+				return
+			}
+			time.Sleep(wait)
+			deadline := time.Now().Add(timeout)
+			if deadline.After(validUntil) {
+				deadline = validUntil
+			}
+			rctx, cancel := context.WithDeadline(ctx, deadline)
+			err := l.store.Release(rctx, key, token)
+			cancel()
+			if !storeFailure(err) {
+				return
+			}
+		}
+	}()
+}
+
+// storeFailure reports whether err, from a store call, is a failure that a
+// later call may not meet: not nil, and not an answer (a lock not held), a
+// closed store or bad input.
+func storeFailure(err error) bool {
+	return err != nil && !errors.Is(err, store.ErrNotHeld) &&
+		!errors.Is(err, store.ErrClosed) && !errors.Is(err, store.ErrInvalidArgument)
 }
 
 // waitEnded returns err, an ended context's error, joined with held when the
