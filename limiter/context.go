@@ -55,6 +55,20 @@ func newState(parent context.Context, prev *reqState) *reqState {
 	return s
 }
 
+// decided reports whether s holds a decision of limiter l for key; s may be
+// nil.
+func (s *reqState) decided(l *Limiter, key string) bool {
+	if s == nil {
+		return false
+	}
+	for i := range s.decs {
+		if d := &s.decs[i]; d.lim == l && d.key == key {
+			return true
+		}
+	}
+	return false
+}
+
 // stateOf returns the limiter state in ctx, if any.
 func stateOf(ctx context.Context) *reqState {
 	s, _ := ctx.Value(stateKey{}).(*reqState)

@@ -81,6 +81,7 @@ func (p *Policy) CheckKey(w http.ResponseWriter, r *http.Request, key string, ke
 		if !errors.Is(keyErr, ErrNoKey) {
 			keyErr = errors.Join(ErrNoKey, keyErr)
 		}
+		p.report(r.Context(), keyErr)
 		p.badRequest(w, r, keyErr)
 		return Outcome{Request: r}
 	}
@@ -91,7 +92,9 @@ func (p *Policy) CheckKey(w http.ResponseWriter, r *http.Request, key string, ke
 			if err == nil {
 				err = errors.New("cost " + strconv.Itoa(c) + " outside 1.." + p.limitValue)
 			}
-			p.badRequest(w, r, errors.Join(ErrInvalidCost, err))
+			err = errors.Join(ErrInvalidCost, err)
+			p.report(r.Context(), err)
+			p.badRequest(w, r, err)
 			return Outcome{Request: r}
 		}
 		cost = c
@@ -99,6 +102,12 @@ func (p *Policy) CheckKey(w http.ResponseWriter, r *http.Request, key string, ke
 
 	parent := r.Context()
 	prev := stateOf(parent)
+	if prev.decided(p.lim, key) {
+		// The same limiter already counted this request under this key: a
+		// policy mounted twice on one route (on a group and on one of its
+		// routes) counts a request once.
+		return Outcome{Request: r, Proceed: true}
+	}
 	st := prev
 	if st == nil || st.req != r {
 		st = newState(parent, prev)

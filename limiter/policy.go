@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -57,7 +58,10 @@ const (
 type DenyHandler func(w http.ResponseWriter, r *http.Request, d Decision)
 
 // ErrorHandler is told about a store failure (or a failed Undo) of the named
-// policy. It runs on the request's goroutine and should return quickly.
+// policy, and about a request it answered 400 because the request's key or
+// cost could not be determined (the error then wraps ErrNoKey or
+// ErrInvalidCost). It runs on the request's goroutine and should return
+// quickly.
 type ErrorHandler func(ctx context.Context, policy string, err error)
 
 // RequestErrorHandler writes the response to a request whose key or cost
@@ -304,10 +308,12 @@ func WithRequestErrorHandler(h RequestErrorHandler) Option {
 	}
 }
 
-// WithErrorHandler sets the function told about store failures. The default
-// logs them with log/slog's default logger at error level, with the policy's
-// name and no client data, at most one line per second per policy (the line
-// says how many were suppressed), so a Redis outage does not flood the log.
+// WithErrorHandler sets the function told about store failures and requests
+// without a key or cost. The default logs them with log/slog's default
+// logger, store failures at error level and requests without a key at warn
+// level, with the policy's name and no client data, at most one line per
+// second per policy (the line says how many were suppressed), so a Redis
+// outage or a flood of bad requests does not flood the log.
 func WithErrorHandler(h ErrorHandler) Option {
 	return func(p *Policy) error {
 		if h == nil {
@@ -355,7 +361,11 @@ func (p *Policy) report(ctx context.Context, err error) {
 		p.suppressed.Add(1)
 		return
 	}
-	slog.Default().ErrorContext(ctx, "sluice: rate limiter store failed",
+	level, msg := slog.LevelError, "sluice: rate limiter store failed"
+	if errors.Is(err, ErrNoKey) || errors.Is(err, ErrInvalidCost) {
+		level, msg = slog.LevelWarn, "sluice: request refused: no key or cost"
+	}
+	slog.Default().LogAttrs(ctx, level, msg,
 		slog.String("policy", p.lim.name),
 		slog.Any("error", err),
 		slog.Int64("suppressed", p.suppressed.Swap(0)))

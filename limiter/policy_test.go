@@ -182,6 +182,17 @@ func TestKeyFuncErrorsAre400(t *testing.T) {
 	empty := newPolicy(t, newLimiter(t, "api3", 1, time.Minute, newMem(t, clk)), clk,
 		limiter.WithKey(func(*http.Request) (string, error) { return "", nil }))
 	assert.Equal(t, http.StatusBadRequest, serve(chain(ok, empty), request("192.0.2.1:1")).Code, "an empty key is an error")
+
+	var reported []error
+	rep := newPolicy(t, newLimiter(t, "api4", 1, time.Minute, newMem(t, clk)), clk,
+		limiter.WithKey(func(*http.Request) (string, error) { return "", boom }),
+		limiter.WithErrorHandler(func(_ context.Context, policy string, err error) {
+			assert.Equal(t, "api4", policy)
+			reported = append(reported, err)
+		}))
+	serve(chain(ok, rep), request("192.0.2.1:1"))
+	require.Len(t, reported, 1, "a request without a key is reported")
+	require.ErrorIs(t, reported[0], limiter.ErrNoKey)
 }
 
 func TestStackedLegacyHeadersShowTheDenial(t *testing.T) {
@@ -429,4 +440,21 @@ func TestFreeFormNamesAreEscaped(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body), w.Body.String())
 	assert.Equal(t, `GET /a"b\c`, body.Policy)
+}
+
+// TestPolicyTwiceCountsOnce mounts one policy twice in front of a handler,
+// as an echo group and one of its routes would: each request counts once and
+// carries one set of headers.
+func TestPolicyTwiceCountsOnce(t *testing.T) {
+	clk := newClock()
+	p := newPolicy(t, newLimiter(t, "api", 2, 10*time.Second, newMem(t, clk)), clk)
+	h := chain(ok, p, p)
+	for i, want := range []int{http.StatusOK, http.StatusOK, http.StatusTooManyRequests} {
+		w := serve(h, request("192.0.2.1:1"))
+		require.Equal(t, want, w.Code, "request %d", i+1)
+		if want == http.StatusOK {
+			assert.Equal(t, strconv.Itoa(1-i), w.Header().Get("X-RateLimit-Remaining"), "request %d", i+1)
+			assert.Equal(t, `"api";q=2;w=10`, w.Header().Get("RateLimit-Policy"), "one list member")
+		}
+	}
 }
