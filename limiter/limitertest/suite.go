@@ -150,10 +150,9 @@ type env struct {
 	inst  Instance
 	clock *clock
 
-	mu     sync.Mutex
-	errs   []string // policies whose store failures were reported
-	calls  atomic.Int64
-	closed bool
+	mu    sync.Mutex
+	errs  []string // policies whose store failures were reported
+	calls atomic.Int64
 }
 
 // policy returns a policy over the test's store, with the suite's clock and
