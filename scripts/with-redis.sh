@@ -123,12 +123,22 @@ port_in_use() {
 	return 1
 }
 
-# pick_port NEED_BUS: sets PICKED to a random free port in 20000-40000.
+# Ports come from below the kernel's ephemeral range (outgoing connections
+# take their local port from it), bus ports (port+10000) included: a port that
+# no one listens on can still be held by a client connection, and redis-server
+# then fails to bind its cluster bus.
+PORT_LO=10000
+PORT_HI=22767
+if read -r eph_lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null && ((eph_lo - 10001 >= PORT_LO + 1000)); then
+	PORT_HI=$((eph_lo - 10001))
+fi
+
+# pick_port NEED_BUS: sets PICKED to a random free port in PORT_LO-PORT_HI.
 # With NEED_BUS=1 (cluster node) port+10000, the cluster bus port, must be free too.
 pick_port() {
 	local need_bus=$1 p try
 	for ((try = 0; try < 500; try++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 20001))
+		p=$((PORT_LO + (RANDOM * 32768 + RANDOM) % (PORT_HI - PORT_LO + 1)))
 		[[ -n ${RESERVED[$p]:-} ]] && continue
 		((need_bus)) && [[ -n ${RESERVED[$((p + 10000))]:-} ]] && continue
 		port_in_use "$p" && continue
@@ -138,7 +148,7 @@ pick_port() {
 		PICKED=$p
 		return 0
 	done
-	die "could not find a free port in 20000-40000"
+	die "could not find a free port in $PORT_LO-$PORT_HI"
 }
 
 # ---------------------------------------------------------------------------
