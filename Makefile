@@ -119,9 +119,11 @@ endif
 bench:
 	$(WITH_REDIS) $(MAKE) --no-print-directory bench-run
 
-# Benchmarks against whatever REDIS_* the environment holds (no Redis startup).
+# Benchmarks against whatever REDIS_* the environment holds (no Redis startup),
+# one package at a time (-p 1), so that no two measure the same CPUs and Redis
+# at once.
 bench-run:
-	$(GO) test $(BENCHFLAGS) $(PKGS)
+	$(GO) test -p 1 $(BENCHFLAGS) $(PKGS)
 
 ## run: run the net/http example
 run:

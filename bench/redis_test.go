@@ -3,16 +3,20 @@ package bench
 import (
 	"context"
 	crand "crypto/rand"
+	_ "embed"
 	"encoding/hex"
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+	ulule "github.com/ulule/limiter/v3"
+	ulredis "github.com/ulule/limiter/v3/drivers/store/redis"
 
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/redisstore"
@@ -51,7 +55,9 @@ var redisContenders = []redisContender{
 	{"redisstore", newRedisstore(false)},
 	{"redisstore-timeout", newRedisstore(true)},
 	{"script", newRawScript},
+	{"minimal", newMinimalLog},
 	{"redisrate", newRedisRate},
+	{"ulule", newUlule},
 }
 
 // newRedisstore measures sluice's store. With timeout, the store has a
@@ -101,6 +107,45 @@ func newRawScript(tb testing.TB, client *redis.Client, prefix string, c redisCon
 			return false, err
 		}
 		return v[0] == int64(1), nil
+	}
+}
+
+// minimalLog is minimal_log.lua, the yardstick of the sliding-window
+// script's server time.
+//
+//go:embed minimal_log.lua
+var minimalLog string
+
+// newMinimalLog runs the smallest sliding-window log (four commands, the
+// caller's time): what sluice's script costs above it is the price of Redis
+// time, exact reset and retry times, and unique members.
+func newMinimalLog(tb testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider {
+	script := redis.NewScript(minimalLog)
+	if err := script.Load(context.Background(), client).Err(); err != nil {
+		tb.Fatal(err)
+	}
+	keys := redisKeyNames(prefix + "min:")
+	limit, window := c.rule.Limit, c.rule.Window.Microseconds()
+	var id atomic.Uint64
+	return func(ctx context.Context, n int) (bool, error) {
+		v, err := script.Run(ctx, client, []string{keys[n]}, limit, window,
+			time.Now().UnixMicro(), strconv.FormatUint(id.Add(1), 36)).Int64()
+		return v == 1, err
+	}
+}
+
+// newUlule measures ulule/limiter's Redis store (a fixed window: INCR and
+// PEXPIRE in one script).
+func newUlule(tb testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider {
+	st, err := ulredis.NewStoreWithOptions(client, ulule.StoreOptions{Prefix: prefix + "ulule"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l := ulule.New(st, ulule.Rate{Period: c.rule.Window, Limit: int64(c.rule.Limit)})
+	keys := redisKeyNames("client:")
+	return func(ctx context.Context, n int) (bool, error) {
+		res, err := l.Get(ctx, keys[n])
+		return !res.Reached, err
 	}
 }
 
@@ -173,8 +218,9 @@ func redisPrefix(b *testing.B, client *redis.Client) string {
 }
 
 // redisRun measures decide over every key, serially or in parallel, and
-// reports the fraction of decisions allowed.
-func redisRun(b *testing.B, decide redisDecider, parallel bool) {
+// reports the fraction of decisions allowed and the server's time per
+// decision (server-µs/op, from INFO commandstats).
+func redisRun(b *testing.B, client *redis.Client, decide redisDecider, parallel bool) {
 	ctx := context.Background()
 	for n := range redisKeys { // every key exists before timing starts
 		if _, err := decide(ctx, n); err != nil {
@@ -182,6 +228,7 @@ func redisRun(b *testing.B, decide redisDecider, parallel bool) {
 		}
 	}
 	var allowed atomic.Int64
+	before := serverMicros(b, client)
 	b.ReportAllocs()
 	b.ResetTimer()
 	if parallel {
@@ -215,7 +262,34 @@ func redisRun(b *testing.B, decide redisDecider, parallel bool) {
 		}
 		allowed.Add(n)
 	}
+	b.StopTimer()
 	b.ReportMetric(float64(allowed.Load())/float64(b.N), "allowed/op")
+	b.ReportMetric(float64(serverMicros(b, client)-before)/float64(b.N), "server-µs/op")
+}
+
+// serverMicros returns the microseconds the server has spent in commands
+// since its statistics were last reset: the sum of usec over INFO
+// commandstats. Other clients of the server count too, so the benchmarks
+// run one at a time (make bench runs packages one after another).
+func serverMicros(b *testing.B, client *redis.Client) int64 {
+	info, err := client.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total int64
+	for _, line := range strings.Split(info, "\n") {
+		_, rest, ok := strings.Cut(line, ",usec=")
+		if !ok || !strings.HasPrefix(line, "cmdstat_") || strings.HasPrefix(line, "cmdstat_info:") {
+			continue
+		}
+		v, _, _ := strings.Cut(rest, ",")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			b.Fatalf("INFO commandstats: %q: %v", line, err)
+		}
+		total += n
+	}
+	return total
 }
 
 // BenchmarkRedisDecision runs every Redis contender under every
@@ -224,8 +298,10 @@ func redisRun(b *testing.B, decide redisDecider, parallel bool) {
 // benchstat can set the libraries side by side: redisstore is sluice's store
 // (background context), redisstore-timeout the same with WithTimeout over a
 // ContextTimeoutEnabled client, script sluice's sliding-window script run
-// with go-redis directly (the floor for redisstore), redisrate
-// go-redis/redis_rate's Allow (GCRA).
+// with go-redis directly (the floor for redisstore), minimal the smallest
+// sliding log (minimal_log.lua, the yardstick of the script's server time),
+// redisrate go-redis/redis_rate's Allow (GCRA), ulule ulule/limiter's Redis
+// store (a fixed window).
 func BenchmarkRedisDecision(b *testing.B) {
 	client := redisClient(b)
 	for _, c := range redisConfigs {
@@ -233,7 +309,7 @@ func BenchmarkRedisDecision(b *testing.B) {
 			for _, lib := range redisContenders {
 				b.Run(c.name+"/"+mode+"/"+lib.name, func(b *testing.B) {
 					prefix := redisPrefix(b, client)
-					redisRun(b, lib.make(b, client, prefix, c), mode == "Parallel")
+					redisRun(b, client, lib.make(b, client, prefix, c), mode == "Parallel")
 				})
 			}
 		}
