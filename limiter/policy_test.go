@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/limiter"
-	"github.com/sluicehq/sluice/limiter/limitertest"
+	"github.com/sluicehq/sluice/internal/limitertest"
 )
 
 // chain applies policies (the first outermost) in front of h the way the

@@ -33,7 +33,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lockguard"
-	"github.com/sluicehq/sluice/lockguard/guardtest"
+	"github.com/sluicehq/sluice/internal/guardtest"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
 

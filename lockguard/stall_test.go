@@ -18,7 +18,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lockguard"
-	"github.com/sluicehq/sluice/lockguard/guardtest"
+	"github.com/sluicehq/sluice/internal/guardtest"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/memstore"
 	"github.com/sluicehq/sluice/store/redisstore"

@@ -15,7 +15,7 @@ import (
 
 	"github.com/sluicehq/sluice/adapters/echomw"
 	"github.com/sluicehq/sluice/lockguard"
-	"github.com/sluicehq/sluice/lockguard/guardtest"
+	"github.com/sluicehq/sluice/internal/guardtest"
 	"github.com/sluicehq/sluice/store/memstore"
 )
 

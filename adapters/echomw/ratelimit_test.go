@@ -8,7 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/sluicehq/sluice/adapters/echomw"
-	"github.com/sluicehq/sluice/limiter/limitertest"
+	"github.com/sluicehq/sluice/internal/limitertest"
 )
 
 // rateLimitMount serves the suite's routes on an echo instance, each through

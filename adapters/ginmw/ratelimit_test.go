@@ -8,7 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/sluicehq/sluice/adapters/ginmw"
-	"github.com/sluicehq/sluice/limiter/limitertest"
+	"github.com/sluicehq/sluice/internal/limitertest"
 )
 
 func init() { gin.SetMode(gin.TestMode) }

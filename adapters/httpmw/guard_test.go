@@ -17,7 +17,7 @@ import (
 
 	"github.com/sluicehq/sluice/adapters/httpmw"
 	"github.com/sluicehq/sluice/lockguard"
-	"github.com/sluicehq/sluice/lockguard/guardtest"
+	"github.com/sluicehq/sluice/internal/guardtest"
 	"github.com/sluicehq/sluice/store/memstore"
 )
 

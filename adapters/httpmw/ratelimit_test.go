@@ -18,7 +18,7 @@ import (
 
 	"github.com/sluicehq/sluice/adapters/httpmw"
 	"github.com/sluicehq/sluice/limiter"
-	"github.com/sluicehq/sluice/limiter/limitertest"
+	"github.com/sluicehq/sluice/internal/limitertest"
 	"github.com/sluicehq/sluice/store/memstore"
 )
 

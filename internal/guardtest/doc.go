@@ -9,6 +9,7 @@
 // store fails, and 400 for a bad key.
 //
 // Each adapter's tests call Run with a Mount for their framework and the
-// backends to test against (Memory, Redis, OwnRedis, Env). guardtest uses
-// only the standard library's testing package, like store/storetest.
+// backends to test against (Memory, Redis, OwnRedis, Env). The suite is
+// internal: it drives sluice's own adapters, over memstore and Redis
+// (go-redis, miniredis, throwaway servers), and is not part of the API.
 package guardtest

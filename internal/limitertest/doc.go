@@ -16,6 +16,6 @@
 // Each adapter's tests call Run with a Mount for their framework and the
 // backends to test against (Memory, Emulated, OwnRedis, Env). The suite's
 // clock is injected into the stores, so no test sleeps to move time.
-// limitertest uses only the standard library's testing package, like
-// store/storetest.
+// The suite is internal: it drives sluice's own adapters, over memstore and
+// Redis (go-redis, miniredis, throwaway servers), and is not part of the API.
 package limitertest
