@@ -165,6 +165,8 @@ func applyOptions(fn string, opts []Option, allowed ...optionKind) (callOptions,
 }
 
 var (
+	//go:embed numbers.lua
+	numbersSrc string
 	//go:embed capped_incr.lua
 	cappedIncrSrc string
 	//go:embed weighted_avg.lua
@@ -197,8 +199,10 @@ var (
 	recordSample   = mustCommand("sluice_record_sample", 1, recordSampleSrc)
 )
 
+// mustCommand makes a catalogue command of a script, with numbers.lua in
+// front of it.
 func mustCommand(name string, keys int, src string) *lua.Command {
-	c, err := lua.NewCommand(name, keys, src)
+	c, err := lua.NewCommand(name, keys, numbersSrc+"\n"+src)
 	if err != nil {
 		panic(err) // only for the embedded scripts, which are never empty
 	}
