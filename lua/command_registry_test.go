@@ -28,7 +28,7 @@ return cur
 `
 
 func TestUserCommandDefineAndRun(t *testing.T) {
-	eachTarget(t, func(t *testing.T, tg *target) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
 		reg := lua.NewRegistry()
 		raise, err := reg.Define("myapp_raise", 1, raiseSrc)
@@ -45,13 +45,13 @@ func TestUserCommandDefineAndRun(t *testing.T) {
 		_, ok = reg.Lookup("missing")
 		assert.False(t, ok)
 
-		key := tg.key("high")
+		key := tg.Key("high")
 		for _, tc := range []struct{ arg, want int64 }{{5, 5}, {3, 5}, {9, 9}} {
-			v, err := raise.Run(ctx, tg.client, []string{key}, tc.arg).Int64()
+			v, err := raise.Run(ctx, tg.Client, []string{key}, tc.arg).Int64()
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, v)
 		}
-		assert.Equal(t, "9", tg.client.Get(ctx, key).Val())
+		assert.Equal(t, "9", tg.Client.Get(ctx, key).Val())
 	})
 }
 
@@ -98,7 +98,7 @@ func TestUserCommandDefinitionErrors(t *testing.T) {
 }
 
 func TestUserCommandKeyCount(t *testing.T) {
-	client := &counting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t), MaxRetries: -1})}
+	client := &redistest.Counting{Next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t), MaxRetries: -1})}
 	ctx := context.Background()
 	two, err := lua.NewCommand("two", 2, "return 1")
 	require.NoError(t, err)
@@ -110,12 +110,12 @@ func TestUserCommandKeyCount(t *testing.T) {
 		assert.ErrorIs(t, err, lua.ErrKeyCount, "%d keys", len(keys))
 	}
 	assert.ErrorIs(t, none.Run(ctx, client, []string{"a"}).Err(), lua.ErrKeyCount)
-	assert.Zero(t, client.calls.Load(), "a wrong key count never reaches Redis")
+	assert.Zero(t, client.Calls(), "a wrong key count never reaches Redis")
 
 	err = two.Run(ctx, client, []string{"a", "b"}).Err()
 	assert.Error(t, err)
 	assert.NotErrorIs(t, err, lua.ErrKeyCount, "the right count is sent")
-	assert.Positive(t, client.calls.Load())
+	assert.Positive(t, client.Calls())
 }
 
 func TestUserCommandList(t *testing.T) {
@@ -152,58 +152,58 @@ func TestUserCommandConcurrentRegistry(t *testing.T) {
 }
 
 func TestPreload(t *testing.T) {
-	eachTarget(t, func(t *testing.T, tg *target) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
 		reg := lua.NewRegistry()
 		// Sources unique to this run, so that no earlier run cached them.
-		mine, err := reg.Define("myapp_token", 0, "return '"+tg.token+"'")
+		mine, err := reg.Define("myapp_token", 0, "return '"+tg.Token+"'")
 		require.NoError(t, err)
-		raise, err := reg.Define("myapp_raise", 1, raiseSrc+"-- "+tg.token)
+		raise, err := reg.Define("myapp_raise", 1, raiseSrc+"-- "+tg.Token)
 		require.NoError(t, err)
 		shas := []string{mine.SHA(), raise.SHA()}
 
-		flushScripts(t, tg.client)
-		for i, cached := range scriptsCached(t, tg.client, shas...) {
+		redistest.FlushScripts(t, tg.Client)
+		for i, cached := range redistest.ScriptsCached(t, tg.Client, shas...) {
 			assert.False(t, cached, "node %d before Preload", i)
 		}
-		require.NoError(t, reg.Preload(ctx, tg.client))
-		cached := scriptsCached(t, tg.client, shas...)
-		if tg.cluster {
+		require.NoError(t, reg.Preload(ctx, tg.Client))
+		cached := redistest.ScriptsCached(t, tg.Client, shas...)
+		if tg.Cluster {
 			assert.Len(t, cached, 3, "one answer per master")
 		}
 		for i, c := range cached {
 			assert.True(t, c, "node %d after Registry.Preload: SCRIPT EXISTS of every command", i)
 		}
 
-		flushScripts(t, tg.client)
-		require.NoError(t, lua.Preload(ctx, tg.client, mine))
-		for i, c := range scriptsCached(t, tg.client, mine.SHA()) {
+		redistest.FlushScripts(t, tg.Client)
+		require.NoError(t, lua.Preload(ctx, tg.Client, mine))
+		for i, c := range redistest.ScriptsCached(t, tg.Client, mine.SHA()) {
 			assert.True(t, c, "node %d after Preload", i)
 		}
-		for i, c := range scriptsCached(t, tg.client, raise.SHA()) {
+		for i, c := range redistest.ScriptsCached(t, tg.Client, raise.SHA()) {
 			assert.False(t, c, "node %d: Preload loads only the commands it is given", i)
 		}
 
-		require.NoError(t, lua.Preload(ctx, tg.client), "no commands: nothing to do")
-		assert.ErrorIs(t, lua.Preload(ctx, tg.client, mine, nil), lua.ErrInvalidCommand)
+		require.NoError(t, lua.Preload(ctx, tg.Client), "no commands: nothing to do")
+		assert.ErrorIs(t, lua.Preload(ctx, tg.Client, mine, nil), lua.ErrInvalidCommand)
 	})
 }
 
 func TestUserCommandNoScript(t *testing.T) {
-	eachTarget(t, func(t *testing.T, tg *target) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
 		reg := lua.NewRegistry()
 		raise, err := reg.Define("myapp_raise", 1, raiseSrc)
 		require.NoError(t, err)
-		require.NoError(t, reg.Preload(ctx, tg.client))
-		key := tg.key("n")
+		require.NoError(t, reg.Preload(ctx, tg.Client))
+		key := tg.Key("n")
 
-		flushScripts(t, tg.client)
-		err = tg.client.EvalSha(ctx, raise.SHA(), []string{key}, 1).Err()
+		redistest.FlushScripts(t, tg.Client)
+		err = tg.Client.EvalSha(ctx, raise.SHA(), []string{key}, 1).Err()
 		require.Error(t, err)
 		require.Contains(t, err.Error(), "NOSCRIPT", "the flush emptied the cache")
 
-		v, err := raise.Run(ctx, tg.client, []string{key}, 4).Int64()
+		v, err := raise.Run(ctx, tg.Client, []string{key}, 4).Int64()
 		require.NoError(t, err, "Run recovers from NOSCRIPT")
 		assert.Equal(t, int64(4), v)
 	})

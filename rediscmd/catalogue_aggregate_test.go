@@ -18,13 +18,13 @@ import (
 )
 
 func TestWeightedAverage(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
-		a, b, c := tg.key("a"), tg.key("b"), tg.key("c")
-		require.NoError(t, tg.client.HSet(ctx, a, "value", "1", "price", "10.5").Err())
-		require.NoError(t, tg.client.HSet(ctx, b, "value", "2", "price", "20.25").Err())
-		require.NoError(t, tg.client.HSet(ctx, c, "other", "7").Err())
-		missing := tg.key("missing")
+		a, b, c := tg.Key("a"), tg.Key("b"), tg.Key("c")
+		require.NoError(t, tg.Client.HSet(ctx, a, "value", "1", "price", "10.5").Err())
+		require.NoError(t, tg.Client.HSet(ctx, b, "value", "2", "price", "20.25").Err())
+		require.NoError(t, tg.Client.HSet(ctx, c, "other", "7").Err())
+		missing := tg.Key("missing")
 
 		tests := []struct {
 			name    string
@@ -44,7 +44,7 @@ func TestWeightedAverage(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				got, err := rediscmd.WeightedAverage(ctx, tg.client, tc.keys, tc.weights, tc.opts...)
+				got, err := rediscmd.WeightedAverage(ctx, tg.Client, tc.keys, tc.weights, tc.opts...)
 				require.NoError(t, err)
 				assert.Equal(t, tc.want, got)
 			})
@@ -54,34 +54,34 @@ func TestWeightedAverage(t *testing.T) {
 			keys := make([]string, rediscmd.MaxKeys)
 			weights := make([]float64, rediscmd.MaxKeys)
 			for i := range keys {
-				keys[i] = tg.key("many:" + strconv.Itoa(i))
+				keys[i] = tg.Key("many:" + strconv.Itoa(i))
 				weights[i] = 1
 			}
-			require.NoError(t, tg.client.HSet(ctx, keys[0], "value", strconv.Itoa(rediscmd.MaxKeys)).Err())
-			got, err := rediscmd.WeightedAverage(ctx, tg.client, keys, weights)
+			require.NoError(t, tg.Client.HSet(ctx, keys[0], "value", strconv.Itoa(rediscmd.MaxKeys)).Err())
+			got, err := rediscmd.WeightedAverage(ctx, tg.Client, keys, weights)
 			require.NoError(t, err)
 			assert.Equal(t, 1.0, got)
 		})
 
 		t.Run("non-numeric field", func(t *testing.T) {
-			bad := tg.key("bad")
-			require.NoError(t, tg.client.HSet(ctx, bad, "value", "twelve").Err())
-			_, err := rediscmd.WeightedAverage(ctx, tg.client, []string{a, bad}, []float64{1, 1})
+			bad := tg.Key("bad")
+			require.NoError(t, tg.Client.HSet(ctx, bad, "value", "twelve").Err())
+			_, err := rediscmd.WeightedAverage(ctx, tg.Client, []string{a, bad}, []float64{1, 1})
 			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		})
 
 		t.Run("not a hash", func(t *testing.T) {
-			str := tg.key("string")
-			require.NoError(t, tg.client.Set(ctx, str, "1", 0).Err())
-			_, err := rediscmd.WeightedAverage(ctx, tg.client, []string{str}, []float64{1})
+			str := tg.Key("string")
+			require.NoError(t, tg.Client.Set(ctx, str, "1", 0).Err())
+			_, err := rediscmd.WeightedAverage(ctx, tg.Client, []string{str}, []float64{1})
 			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		})
 
 		t.Run("overflow", func(t *testing.T) {
-			half, big, negBig := tg.key("half"), tg.key("big"), tg.key("negbig")
-			require.NoError(t, tg.client.HSet(ctx, half, "value", "0.5").Err())
-			require.NoError(t, tg.client.HSet(ctx, big, "value", "1.5e308").Err())
-			require.NoError(t, tg.client.HSet(ctx, negBig, "value", "-1.5e308").Err())
+			half, big, negBig := tg.Key("half"), tg.Key("big"), tg.Key("negbig")
+			require.NoError(t, tg.Client.HSet(ctx, half, "value", "0.5").Err())
+			require.NoError(t, tg.Client.HSet(ctx, big, "value", "1.5e308").Err())
+			require.NoError(t, tg.Client.HSet(ctx, negBig, "value", "-1.5e308").Err())
 			tests := []struct {
 				name    string
 				keys    []string
@@ -95,23 +95,23 @@ func TestWeightedAverage(t *testing.T) {
 			}
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
-					got, err := rediscmd.WeightedAverage(ctx, tg.client, tc.keys, tc.weights)
+					got, err := rediscmd.WeightedAverage(ctx, tg.Client, tc.keys, tc.weights)
 					assert.ErrorIs(t, err, rediscmd.ErrOutOfRange, "got %v", got)
 				})
 			}
-			got, err := rediscmd.WeightedAverage(ctx, tg.client, []string{big, half}, []float64{1, 1})
+			got, err := rediscmd.WeightedAverage(ctx, tg.Client, []string{big, half}, []float64{1, 1})
 			require.NoError(t, err)
 			assert.Equal(t, (1.5e308+0.5)/2, got, "large but finite")
 		})
 
-		if tg.cluster {
+		if tg.Cluster {
 			t.Run("keys in different slots", func(t *testing.T) {
 				keys := catCrossSlotKeys(tg)
-				counting := &catCounting{next: tg.client}
+				counting := &redistest.Counting{Next: tg.Client}
 				_, err := rediscmd.WeightedAverage(ctx, counting, keys, []float64{1, 1})
 				assert.ErrorIs(t, err, rediscmd.ErrCrossSlot, "the server's CROSSSLOT answer")
 
-				_, err = rediscmd.WeightedAverage(ctx, tg.client, keys, []float64{1, 1})
+				_, err = rediscmd.WeightedAverage(ctx, tg.Client, keys, []float64{1, 1})
 				assert.ErrorIs(t, err, rediscmd.ErrCrossSlot, "checked before sending")
 				assert.Contains(t, err.Error(), "hash tag")
 			})
@@ -120,10 +120,10 @@ func TestWeightedAverage(t *testing.T) {
 }
 
 // catCrossSlotKeys returns two untagged keys that live in different slots.
-func catCrossSlotKeys(tg *catTarget) []string {
-	first := tg.untagged("x0")
+func catCrossSlotKeys(tg *redistest.Target) []string {
+	first := tg.Untagged("x0")
 	for i := 1; ; i++ {
-		k := tg.untagged("x" + strconv.Itoa(i))
+		k := tg.Untagged("x" + strconv.Itoa(i))
 		if lua.Slot(k) != lua.Slot(first) {
 			return []string{first, k}
 		}
@@ -131,7 +131,7 @@ func catCrossSlotKeys(tg *catTarget) []string {
 }
 
 func TestWeightedAverageInvalidArguments(t *testing.T) {
-	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
+	client := &redistest.Counting{Next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
 	ctx := context.Background()
 	many := make([]string, rediscmd.MaxKeys+1)
 	manyWeights := make([]float64, rediscmd.MaxKeys+1)
@@ -161,24 +161,24 @@ func TestWeightedAverageInvalidArguments(t *testing.T) {
 			assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 		})
 	}
-	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")
+	assert.Zero(t, client.Calls(), "invalid calls never reach Redis")
 }
 
 func TestPercentile(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
-		ten := tg.key("ten")
+		ten := tg.Key("ten")
 		for i := 1; i <= 10; i++ {
-			require.NoError(t, tg.client.ZAdd(ctx, ten, redis.Z{Score: float64(i), Member: "m" + strconv.Itoa(i)}).Err())
+			require.NoError(t, tg.Client.ZAdd(ctx, ten, redis.Z{Score: float64(i), Member: "m" + strconv.Itoa(i)}).Err())
 		}
-		thousand := tg.key("thousand")
+		thousand := tg.Key("thousand")
 		zs := make([]redis.Z, 1000)
 		for i := range zs {
 			zs[i] = redis.Z{Score: float64(i + 1), Member: strconv.Itoa(i + 1)}
 		}
-		require.NoError(t, tg.client.ZAdd(ctx, thousand, zs...).Err())
-		one := tg.key("one")
-		require.NoError(t, tg.client.ZAdd(ctx, one, redis.Z{Score: 2.5, Member: "only"}).Err())
+		require.NoError(t, tg.Client.ZAdd(ctx, thousand, zs...).Err())
+		one := tg.Key("one")
+		require.NoError(t, tg.Client.ZAdd(ctx, one, redis.Z{Score: 2.5, Member: "only"}).Err())
 
 		tests := []struct {
 			key  string
@@ -208,49 +208,49 @@ func TestPercentile(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(strconv.FormatFloat(tc.p, 'g', -1, 64), func(t *testing.T) {
-				got, err := rediscmd.Percentile(ctx, tg.client, tc.key, tc.p)
+				got, err := rediscmd.Percentile(ctx, tg.Client, tc.key, tc.p)
 				require.NoError(t, err)
 				assert.Equal(t, tc.want, got)
 			})
 		}
 
 		t.Run("fractional scores", func(t *testing.T) {
-			key := tg.key("fractional")
-			require.NoError(t, tg.client.ZAdd(ctx, key, redis.Z{Score: 0.125, Member: "a"}, redis.Z{Score: 1e-7, Member: "b"}).Err())
-			got, err := rediscmd.Percentile(ctx, tg.client, key, 100)
+			key := tg.Key("fractional")
+			require.NoError(t, tg.Client.ZAdd(ctx, key, redis.Z{Score: 0.125, Member: "a"}, redis.Z{Score: 1e-7, Member: "b"}).Err())
+			got, err := rediscmd.Percentile(ctx, tg.Client, key, 100)
 			require.NoError(t, err)
 			assert.Equal(t, 0.125, got)
-			got, err = rediscmd.Percentile(ctx, tg.client, key, 50)
+			got, err = rediscmd.Percentile(ctx, tg.Client, key, 50)
 			require.NoError(t, err)
 			assert.Equal(t, 1e-7, got)
 		})
 
 		t.Run("infinite scores", func(t *testing.T) {
-			key := tg.key("infinite")
-			require.NoError(t, tg.client.ZAdd(ctx, key, redis.Z{Score: math.Inf(-1), Member: "a"}, redis.Z{Score: 1, Member: "b"}, redis.Z{Score: math.Inf(1), Member: "c"}).Err())
+			key := tg.Key("infinite")
+			require.NoError(t, tg.Client.ZAdd(ctx, key, redis.Z{Score: math.Inf(-1), Member: "a"}, redis.Z{Score: 1, Member: "b"}, redis.Z{Score: math.Inf(1), Member: "c"}).Err())
 			for _, tc := range []struct{ p, want float64 }{{1, math.Inf(-1)}, {50, 1}, {100, math.Inf(1)}} {
-				got, err := rediscmd.Percentile(ctx, tg.client, key, tc.p)
+				got, err := rediscmd.Percentile(ctx, tg.Client, key, tc.p)
 				require.NoError(t, err)
 				assert.Equal(t, tc.want, got, "p%v", tc.p)
 			}
 		})
 
 		t.Run("empty or missing set", func(t *testing.T) {
-			_, err := rediscmd.Percentile(ctx, tg.client, tg.key("nothing"), 50)
+			_, err := rediscmd.Percentile(ctx, tg.Client, tg.Key("nothing"), 50)
 			assert.ErrorIs(t, err, rediscmd.ErrEmpty)
 		})
 
 		t.Run("not a sorted set", func(t *testing.T) {
-			str := tg.key("string")
-			require.NoError(t, tg.client.Set(ctx, str, "1", 0).Err())
-			_, err := rediscmd.Percentile(ctx, tg.client, str, 50)
+			str := tg.Key("string")
+			require.NoError(t, tg.Client.Set(ctx, str, "1", 0).Err())
+			_, err := rediscmd.Percentile(ctx, tg.Client, str, 50)
 			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		})
 	})
 }
 
 func TestPercentileInvalidArguments(t *testing.T) {
-	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
+	client := &redistest.Counting{Next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
 	for _, p := range []float64{0, -1, 100.0000001, 101, math.NaN(), math.Inf(1), math.Inf(-1)} {
 		t.Run(strconv.FormatFloat(p, 'g', -1, 64), func(t *testing.T) {
 			_, err := rediscmd.Percentile(context.Background(), client, "k", p)
@@ -259,40 +259,40 @@ func TestPercentileInvalidArguments(t *testing.T) {
 	}
 	_, err := rediscmd.Percentile(context.Background(), client, "", 50)
 	assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
-	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")
+	assert.Zero(t, client.Calls(), "invalid calls never reach Redis")
 }
 
 func TestRecordSample(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
-		key := tg.key("latency")
+		key := tg.Key("latency")
 		var n int64
 		for _, v := range []float64{12.5, 3, 12.5, 40, 3} {
-			got, err := rediscmd.RecordSample(ctx, tg.client, key, v, rediscmd.WithTTL(time.Minute))
+			got, err := rediscmd.RecordSample(ctx, tg.Client, key, v, rediscmd.WithTTL(time.Minute))
 			require.NoError(t, err)
 			n++
 			assert.Equal(t, n, got, "equal values are separate samples")
 		}
-		p, err := rediscmd.Percentile(ctx, tg.client, key, 60)
+		p, err := rediscmd.Percentile(ctx, tg.Client, key, 60)
 		require.NoError(t, err)
 		assert.Equal(t, 12.5, p)
-		ttl := tg.client.PTTL(ctx, key).Val()
+		ttl := tg.Client.PTTL(ctx, key).Val()
 		assert.Greater(t, ttl, time.Duration(0))
 		assert.LessOrEqual(t, ttl, time.Minute)
 
-		_, err = rediscmd.RecordSample(ctx, tg.client, key, math.NaN())
+		_, err = rediscmd.RecordSample(ctx, tg.Client, key, math.NaN())
 		assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
-		_, err = rediscmd.RecordSample(ctx, tg.client, key, 1, rediscmd.WithTime(time.Now()))
+		_, err = rediscmd.RecordSample(ctx, tg.Client, key, 1, rediscmd.WithTime(time.Now()))
 		assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 	})
 }
 
 func TestRecordSampleExtremes(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
-		key := tg.key("extremes")
+		key := tg.Key("extremes")
 		for _, v := range []float64{math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64, -0.5} {
-			_, err := rediscmd.RecordSample(ctx, tg.client, key, v)
+			_, err := rediscmd.RecordSample(ctx, tg.Client, key, v)
 			require.NoError(t, err, "%v is finite", v)
 		}
 		for _, tc := range []struct{ p, want float64 }{
@@ -301,7 +301,7 @@ func TestRecordSampleExtremes(t *testing.T) {
 			{75, math.SmallestNonzeroFloat64},
 			{100, math.MaxFloat64},
 		} {
-			got, err := rediscmd.Percentile(ctx, tg.client, key, tc.p)
+			got, err := rediscmd.Percentile(ctx, tg.Client, key, tc.p)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, got, "p%v", tc.p)
 		}
@@ -309,20 +309,20 @@ func TestRecordSampleExtremes(t *testing.T) {
 }
 
 func TestRecordSampleConcurrent(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
-		key := tg.key("concurrent")
+		key := tg.Key("concurrent")
 		errs := make(chan error, 50)
 		for range 50 {
 			go func() {
-				_, err := rediscmd.RecordSample(ctx, tg.client, key, 1)
+				_, err := rediscmd.RecordSample(ctx, tg.Client, key, 1)
 				errs <- err
 			}()
 		}
 		for range 50 {
 			require.NoError(t, <-errs)
 		}
-		assert.Equal(t, int64(50), tg.client.ZCard(ctx, key).Val(), "no two samples share a member")
+		assert.Equal(t, int64(50), tg.Client.ZCard(ctx, key).Val(), "no two samples share a member")
 	})
 }
 

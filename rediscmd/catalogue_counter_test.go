@@ -15,7 +15,7 @@ import (
 )
 
 func TestCappedIncr(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
 		tests := []struct {
 			name    string
@@ -37,14 +37,14 @@ func TestCappedIncr(t *testing.T) {
 		}
 		for i, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				key := tg.key("counter:" + strconv.Itoa(i))
+				key := tg.Key("counter:" + strconv.Itoa(i))
 				if tc.initial != "" {
-					require.NoError(t, tg.client.Set(ctx, key, tc.initial, 0).Err())
+					require.NoError(t, tg.Client.Set(ctx, key, tc.initial, 0).Err())
 				}
-				got, err := rediscmd.CappedIncr(ctx, tg.client, key, tc.by, tc.max)
+				got, err := rediscmd.CappedIncr(ctx, tg.Client, key, tc.by, tc.max)
 				require.NoError(t, err)
 				assert.Equal(t, tc.want, got)
-				stored, err := tg.client.Get(ctx, key).Result()
+				stored, err := tg.Client.Get(ctx, key).Result()
 				if tc.initial == "" && tc.want == 0 {
 					assert.ErrorIs(t, err, redis.Nil, "nothing added, so no key is created")
 					return
@@ -55,10 +55,10 @@ func TestCappedIncr(t *testing.T) {
 		}
 
 		t.Run("repeated increments never pass max", func(t *testing.T) {
-			key := tg.key("repeat")
+			key := tg.Key("repeat")
 			var got int64
 			for range 5 {
-				v, err := rediscmd.CappedIncr(ctx, tg.client, key, 4, 10)
+				v, err := rediscmd.CappedIncr(ctx, tg.Client, key, 4, 10)
 				require.NoError(t, err)
 				assert.GreaterOrEqual(t, v, got)
 				assert.LessOrEqual(t, v, int64(10))
@@ -69,58 +69,58 @@ func TestCappedIncr(t *testing.T) {
 
 		t.Run("non-integer values are errors, not 0", func(t *testing.T) {
 			for i, bad := range []string{"abc", "1.5", "007", " 5", "+5", "-0", "", "9007199254740992", "-9007199254740992", "1e3"} {
-				key := tg.key("bad:" + strconv.Itoa(i))
-				require.NoError(t, tg.client.Set(ctx, key, bad, 0).Err())
-				_, err := rediscmd.CappedIncr(ctx, tg.client, key, 1, 100)
+				key := tg.Key("bad:" + strconv.Itoa(i))
+				require.NoError(t, tg.Client.Set(ctx, key, bad, 0).Err())
+				_, err := rediscmd.CappedIncr(ctx, tg.Client, key, 1, 100)
 				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "value %q", bad)
-				stored, err := tg.client.Get(ctx, key).Result()
+				stored, err := tg.Client.Get(ctx, key).Result()
 				require.NoError(t, err)
 				assert.Equal(t, bad, stored, "unchanged")
 			}
 		})
 
 		t.Run("wrong type", func(t *testing.T) {
-			key := tg.key("hash")
-			require.NoError(t, tg.client.HSet(ctx, key, "f", 1).Err())
-			_, err := rediscmd.CappedIncr(ctx, tg.client, key, 1, 100)
+			key := tg.Key("hash")
+			require.NoError(t, tg.Client.HSet(ctx, key, "f", 1).Err())
+			_, err := rediscmd.CappedIncr(ctx, tg.Client, key, 1, 100)
 			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		})
 
 		t.Run("TTL", func(t *testing.T) {
-			key := tg.key("ttl:new")
-			_, err := rediscmd.CappedIncr(ctx, tg.client, key, 1, 10, rediscmd.WithTTL(time.Hour))
+			key := tg.Key("ttl:new")
+			_, err := rediscmd.CappedIncr(ctx, tg.Client, key, 1, 10, rediscmd.WithTTL(time.Hour))
 			require.NoError(t, err)
-			ttl := tg.client.PTTL(ctx, key).Val()
+			ttl := tg.Client.PTTL(ctx, key).Val()
 			assert.Greater(t, ttl, 59*time.Minute)
 			assert.LessOrEqual(t, ttl, time.Hour)
 
-			kept := tg.key("ttl:kept")
-			require.NoError(t, tg.client.Set(ctx, kept, "1", 10*time.Second).Err())
-			_, err = rediscmd.CappedIncr(ctx, tg.client, kept, 1, 10, rediscmd.WithTTL(time.Hour))
+			kept := tg.Key("ttl:kept")
+			require.NoError(t, tg.Client.Set(ctx, kept, "1", 10*time.Second).Err())
+			_, err = rediscmd.CappedIncr(ctx, tg.Client, kept, 1, 10, rediscmd.WithTTL(time.Hour))
 			require.NoError(t, err)
-			ttl = tg.client.PTTL(ctx, kept).Val()
+			ttl = tg.Client.PTTL(ctx, kept).Val()
 			assert.Greater(t, ttl, time.Duration(0))
 			assert.LessOrEqual(t, ttl, 10*time.Second, "an existing expiry is kept")
 
-			_, err = rediscmd.CappedIncr(ctx, tg.client, kept, 1, 10)
+			_, err = rediscmd.CappedIncr(ctx, tg.Client, kept, 1, 10)
 			require.NoError(t, err)
-			assert.Greater(t, tg.client.PTTL(ctx, kept).Val(), time.Duration(0), "INCRBY keeps the expiry")
+			assert.Greater(t, tg.Client.PTTL(ctx, kept).Val(), time.Duration(0), "INCRBY keeps the expiry")
 
-			none := tg.key("ttl:none")
-			_, err = rediscmd.CappedIncr(ctx, tg.client, none, 1, 10)
+			none := tg.Key("ttl:none")
+			_, err = rediscmd.CappedIncr(ctx, tg.Client, none, 1, 10)
 			require.NoError(t, err)
-			assert.Equal(t, time.Duration(-1), tg.client.PTTL(ctx, none).Val(), "no expiry without WithTTL")
+			assert.Equal(t, time.Duration(-1), tg.Client.PTTL(ctx, none).Val(), "no expiry without WithTTL")
 
-			atMax := tg.key("ttl:atmax")
-			require.NoError(t, tg.client.Set(ctx, atMax, "10", 0).Err())
-			got, err := rediscmd.CappedIncr(ctx, tg.client, atMax, 1, 10, rediscmd.WithTTL(time.Minute))
+			atMax := tg.Key("ttl:atmax")
+			require.NoError(t, tg.Client.Set(ctx, atMax, "10", 0).Err())
+			got, err := rediscmd.CappedIncr(ctx, tg.Client, atMax, 1, 10, rediscmd.WithTTL(time.Minute))
 			require.NoError(t, err)
 			assert.Equal(t, int64(10), got)
-			assert.Greater(t, tg.client.PTTL(ctx, atMax).Val(), time.Duration(0), "a full counter gets the expiry too")
+			assert.Greater(t, tg.Client.PTTL(ctx, atMax).Val(), time.Duration(0), "a full counter gets the expiry too")
 
-			if tg.mr != nil {
-				tg.mr.FastForward(time.Hour)
-				got, err := rediscmd.CappedIncr(ctx, tg.client, key, 1, 10, rediscmd.WithTTL(time.Hour))
+			if tg.Mini != nil {
+				tg.Mini.FastForward(time.Hour)
+				got, err := rediscmd.CappedIncr(ctx, tg.Client, key, 1, 10, rediscmd.WithTTL(time.Hour))
 				require.NoError(t, err)
 				assert.Equal(t, int64(1), got, "the counter restarts after it expired")
 			}
@@ -129,7 +129,7 @@ func TestCappedIncr(t *testing.T) {
 }
 
 func TestCappedIncrInvalidArguments(t *testing.T) {
-	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
+	client := &redistest.Counting{Next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
 	ctx := context.Background()
 	tests := []struct {
 		name    string
@@ -151,5 +151,5 @@ func TestCappedIncrInvalidArguments(t *testing.T) {
 			assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 		})
 	}
-	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")
+	assert.Zero(t, client.Calls(), "invalid calls never reach Redis")
 }

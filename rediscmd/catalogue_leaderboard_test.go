@@ -26,14 +26,14 @@ func catMembers(entries []rediscmd.LeaderboardEntry) []string {
 }
 
 func TestLeaderboardTieBreak(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
 		t0 := time.Date(2030, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
 		latest := time.UnixMilli(9999999999999)
 		for _, score := range []int64{1_000_000, 1_000_000_000_000, rediscmd.MaxInt} {
 			t.Run(strconv.FormatInt(score, 10), func(t *testing.T) {
 				for _, base := range []time.Time{t0, time.UnixMilli(0), latest.Add(-2 * time.Millisecond)} {
-					key := tg.key("tie:" + strconv.FormatInt(score, 10) + ":" + strconv.FormatInt(base.UnixMilli(), 10))
+					key := tg.Key("tie:" + strconv.FormatInt(score, 10) + ":" + strconv.FormatInt(base.UnixMilli(), 10))
 					// Added out of time order: c (latest), a (earliest), b.
 					order := []struct {
 						member string
@@ -45,13 +45,13 @@ func TestLeaderboardTieBreak(t *testing.T) {
 					}
 					wantRank := map[string]int64{"c": 1, "a": 1, "b": 2}
 					for _, o := range order {
-						e, err := rediscmd.LeaderboardAdd(ctx, tg.client, key, o.member, score, rediscmd.WithTime(o.at))
+						e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, key, o.member, score, rediscmd.WithTime(o.at))
 						require.NoError(t, err)
 						assert.Equal(t, score, e.Score)
 						assert.Equal(t, wantRank[o.member], e.Rank, "rank of %s when added", o.member)
 						assert.True(t, o.at.Equal(e.AchievedAt), "%v != %v", o.at, e.AchievedAt)
 					}
-					top, err := rediscmd.LeaderboardTop(ctx, tg.client, key, 10)
+					top, err := rediscmd.LeaderboardTop(ctx, tg.Client, key, 10)
 					require.NoError(t, err)
 					assert.Equal(t, []string{"a", "b", "c"}, catMembers(top), "1 ms earlier ranks first")
 					for i, e := range top {
@@ -66,15 +66,15 @@ func TestLeaderboardTieBreak(t *testing.T) {
 }
 
 func TestLeaderboard(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
-		key := tg.key("board")
+		key := tg.Key("board")
 		t0 := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
 		at := func(ms int) rediscmd.Option { return rediscmd.WithTime(t0.Add(time.Duration(ms) * time.Millisecond)) }
 
 		add := func(member string, by int64, opts ...rediscmd.Option) rediscmd.LeaderboardEntry {
 			t.Helper()
-			e, err := rediscmd.LeaderboardAdd(ctx, tg.client, key, member, by, opts...)
+			e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, key, member, by, opts...)
 			require.NoError(t, err)
 			return e
 		}
@@ -98,114 +98,114 @@ func TestLeaderboard(t *testing.T) {
 		assert.Equal(t, int64(0), e.Score, "a new member with by 0 joins at 0")
 		assert.Equal(t, int64(3), e.Rank)
 
-		top, err := rediscmd.LeaderboardTop(ctx, tg.client, key, 10)
+		top, err := rediscmd.LeaderboardTop(ctx, tg.Client, key, 10)
 		require.NoError(t, err)
 		assert.Equal(t, []string{"bob", "alice", "dave", "carol"}, catMembers(top))
-		top, err = rediscmd.LeaderboardTop(ctx, tg.client, key, 2)
+		top, err = rediscmd.LeaderboardTop(ctx, tg.Client, key, 2)
 		require.NoError(t, err)
 		assert.Equal(t, []string{"bob", "alice"}, catMembers(top))
 
-		got, err := rediscmd.LeaderboardGet(ctx, tg.client, key, "alice")
+		got, err := rediscmd.LeaderboardGet(ctx, tg.Client, key, "alice")
 		require.NoError(t, err)
 		assert.Equal(t, rediscmd.LeaderboardEntry{Member: "alice", Score: 70, Rank: 2, AchievedAt: t0.Add(3 * time.Millisecond)}, got)
-		_, err = rediscmd.LeaderboardGet(ctx, tg.client, key, "erin")
+		_, err = rediscmd.LeaderboardGet(ctx, tg.Client, key, "erin")
 		assert.ErrorIs(t, err, rediscmd.ErrNotFound)
 
-		n, err := tg.client.ZCard(ctx, key).Result()
+		n, err := tg.Client.ZCard(ctx, key).Result()
 		require.NoError(t, err)
 		assert.Equal(t, int64(4), n, "one sorted-set member per player")
 
 		t.Run("member ids with separators", func(t *testing.T) {
-			k := tg.key("ids")
+			k := tg.Key("ids")
 			for i, id := range []string{"a:b", "9999999999999:x", " ", "ü"} {
-				_, err := rediscmd.LeaderboardAdd(ctx, tg.client, k, id, int64(10-i), at(i))
+				_, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, id, int64(10-i), at(i))
 				require.NoError(t, err)
 			}
-			top, err := rediscmd.LeaderboardTop(ctx, tg.client, k, 10)
+			top, err := rediscmd.LeaderboardTop(ctx, tg.Client, k, 10)
 			require.NoError(t, err)
 			assert.Equal(t, []string{"a:b", "9999999999999:x", " ", "ü"}, catMembers(top))
 		})
 
 		t.Run("score range", func(t *testing.T) {
-			k := tg.key("range")
-			_, err := rediscmd.LeaderboardAdd(ctx, tg.client, k, "max", rediscmd.MaxInt, at(0))
+			k := tg.Key("range")
+			_, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "max", rediscmd.MaxInt, at(0))
 			require.NoError(t, err)
-			_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "max", 1, at(1))
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "max", 1, at(1))
 			assert.ErrorIs(t, err, rediscmd.ErrOutOfRange)
-			e, err := rediscmd.LeaderboardGet(ctx, tg.client, k, "max")
+			e, err := rediscmd.LeaderboardGet(ctx, tg.Client, k, "max")
 			require.NoError(t, err)
 			assert.Equal(t, int64(rediscmd.MaxInt), e.Score, "unchanged")
 			assert.True(t, t0.Equal(e.AchievedAt), "unchanged")
 
-			_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "min", -rediscmd.MaxInt, at(0))
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "min", -rediscmd.MaxInt, at(0))
 			require.NoError(t, err)
-			_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "min", -1, at(1))
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "min", -1, at(1))
 			assert.ErrorIs(t, err, rediscmd.ErrOutOfRange)
 		})
 
 		t.Run("server time by default", func(t *testing.T) {
-			k := tg.key("clock")
-			if tg.mr != nil {
+			k := tg.Key("clock")
+			if tg.Mini != nil {
 				now := time.Date(2032, 3, 4, 5, 6, 7, 891_234_000, time.UTC)
-				tg.mr.SetTime(now)
-				e, err := rediscmd.LeaderboardAdd(ctx, tg.client, k, "x", 1)
+				tg.Mini.SetTime(now)
+				e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "x", 1)
 				require.NoError(t, err)
 				assert.Equal(t, now.Truncate(time.Millisecond), e.AchievedAt)
 				return
 			}
 			before := time.Now()
-			e, err := rediscmd.LeaderboardAdd(ctx, tg.client, k, "x", 1)
+			e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "x", 1)
 			require.NoError(t, err)
 			// The server shares this machine's clock; allow for skew, not speed.
 			assert.WithinDuration(t, before, e.AchievedAt, time.Minute)
 		})
 
 		t.Run("TTL", func(t *testing.T) {
-			k := tg.key("weekly")
+			k := tg.Key("weekly")
 			times, err := rediscmd.LeaderboardTimesKey(k)
 			require.NoError(t, err)
-			_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "x", 1, rediscmd.WithTTL(time.Hour))
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "x", 1, rediscmd.WithTTL(time.Hour))
 			require.NoError(t, err)
-			boardTTL := tg.client.PTTL(ctx, k).Val()
-			timesTTL := tg.client.PTTL(ctx, times).Val()
+			boardTTL := tg.Client.PTTL(ctx, k).Val()
+			timesTTL := tg.Client.PTTL(ctx, times).Val()
 			assert.Greater(t, boardTTL, 59*time.Minute)
 			assert.LessOrEqual(t, boardTTL, time.Hour)
 			assert.Greater(t, timesTTL, 59*time.Minute, "the times hash expires with the board")
 
-			_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "y", 1)
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "y", 1)
 			require.NoError(t, err)
-			assert.Greater(t, tg.client.PTTL(ctx, k).Val(), time.Duration(0), "later calls keep the expiry")
+			assert.Greater(t, tg.Client.PTTL(ctx, k).Val(), time.Duration(0), "later calls keep the expiry")
 
-			if tg.mr != nil {
-				tg.mr.FastForward(time.Hour)
-				assert.Zero(t, tg.client.Exists(ctx, k, times).Val(), "both keys are gone")
+			if tg.Mini != nil {
+				tg.Mini.FastForward(time.Hour)
+				assert.Zero(t, tg.Client.Exists(ctx, k, times).Val(), "both keys are gone")
 			}
 		})
 
 		t.Run("data it did not write", func(t *testing.T) {
-			k := tg.key("foreign")
-			require.NoError(t, tg.client.ZAdd(ctx, k, redis.Z{Score: 1, Member: "alice"}).Err())
-			_, err := rediscmd.LeaderboardTop(ctx, tg.client, k, 5)
+			k := tg.Key("foreign")
+			require.NoError(t, tg.Client.ZAdd(ctx, k, redis.Z{Score: 1, Member: "alice"}).Err())
+			_, err := rediscmd.LeaderboardTop(ctx, tg.Client, k, 5)
 			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 
-			str := tg.key("string")
-			require.NoError(t, tg.client.Set(ctx, str, "1", 0).Err())
-			_, err = rediscmd.LeaderboardAdd(ctx, tg.client, str, "x", 1)
+			str := tg.Key("string")
+			require.NoError(t, tg.Client.Set(ctx, str, "1", 0).Err())
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, str, "x", 1)
 			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		})
 
 		t.Run("empty board", func(t *testing.T) {
-			top, err := rediscmd.LeaderboardTop(ctx, tg.client, tg.key("empty"), 10)
+			top, err := rediscmd.LeaderboardTop(ctx, tg.Client, tg.Key("empty"), 10)
 			require.NoError(t, err)
 			assert.Empty(t, top)
 		})
 
-		if tg.cluster {
+		if tg.Cluster {
 			t.Run("untagged key on Cluster", func(t *testing.T) {
-				k := tg.untagged("board")
-				_, err := rediscmd.LeaderboardAdd(ctx, tg.client, k, "x", 1)
+				k := tg.Untagged("board")
+				_, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "x", 1)
 				require.NoError(t, err, "the times hash is tagged with the whole key")
-				e, err := rediscmd.LeaderboardGet(ctx, tg.client, k, "x")
+				e, err := rediscmd.LeaderboardGet(ctx, tg.Client, k, "x")
 				require.NoError(t, err)
 				assert.Equal(t, int64(1), e.Score)
 			})
@@ -216,40 +216,40 @@ func TestLeaderboard(t *testing.T) {
 // TestLeaderboardMalformedData checks that every leaderboard call answers
 // data it did not write with ErrWrongValue.
 func TestLeaderboardMalformedData(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
 		at := rediscmd.WithTime(time.UnixMilli(1000))
 
 		t.Run("time not a decimal integer", func(t *testing.T) {
 			for i, bad := range []string{"0x10", " 16", "1.6e1", "16.0", "-16", "x"} {
-				k := tg.key("badtime:" + strconv.Itoa(i))
+				k := tg.Key("badtime:" + strconv.Itoa(i))
 				times, err := rediscmd.LeaderboardTimesKey(k)
 				require.NoError(t, err)
-				_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "ann", 5, rediscmd.WithTime(time.UnixMilli(16)))
+				_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "ann", 5, rediscmd.WithTime(time.UnixMilli(16)))
 				require.NoError(t, err)
-				require.NoError(t, tg.client.HSet(ctx, times, "ann", bad).Err())
+				require.NoError(t, tg.Client.HSet(ctx, times, "ann", bad).Err())
 
-				_, err = rediscmd.LeaderboardGet(ctx, tg.client, k, "ann")
+				_, err = rediscmd.LeaderboardGet(ctx, tg.Client, k, "ann")
 				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardGet, time %q", bad)
-				_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "ann", 1, at)
+				_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "ann", 1, at)
 				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardAdd, time %q", bad)
-				assert.Equal(t, bad, tg.client.HGet(ctx, times, "ann").Val(), "unchanged")
+				assert.Equal(t, bad, tg.Client.HGet(ctx, times, "ann").Val(), "unchanged")
 			}
 		})
 
 		t.Run("score not an integer", func(t *testing.T) {
 			for i, bad := range []float64{1.5, 1e300, math.Inf(1)} {
-				k := tg.key("badscore:" + strconv.Itoa(i))
-				e, err := rediscmd.LeaderboardAdd(ctx, tg.client, k, "ann", 5, at)
+				k := tg.Key("badscore:" + strconv.Itoa(i))
+				e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "ann", 5, at)
 				require.NoError(t, err)
-				member := tg.client.ZRange(ctx, k, 0, 0).Val()[0]
-				require.NoError(t, tg.client.ZAdd(ctx, k, redis.Z{Score: bad, Member: member}).Err())
+				member := tg.Client.ZRange(ctx, k, 0, 0).Val()[0]
+				require.NoError(t, tg.Client.ZAdd(ctx, k, redis.Z{Score: bad, Member: member}).Err())
 
-				_, err = rediscmd.LeaderboardGet(ctx, tg.client, k, "ann")
+				_, err = rediscmd.LeaderboardGet(ctx, tg.Client, k, "ann")
 				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardGet, score %v", bad)
-				_, err = rediscmd.LeaderboardTop(ctx, tg.client, k, 10)
+				_, err = rediscmd.LeaderboardTop(ctx, tg.Client, k, 10)
 				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardTop, score %v", bad)
-				_, err = rediscmd.LeaderboardAdd(ctx, tg.client, k, "ann", 1, at)
+				_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "ann", 1, at)
 				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardAdd, score %v", bad)
 				assert.Equal(t, int64(1), e.Rank)
 			}
@@ -258,7 +258,7 @@ func TestLeaderboardMalformedData(t *testing.T) {
 }
 
 func TestLeaderboardInvalidArguments(t *testing.T) {
-	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
+	client := &redistest.Counting{Next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
 	ctx := context.Background()
 	addTests := []struct {
 		name   string
@@ -292,7 +292,7 @@ func TestLeaderboardInvalidArguments(t *testing.T) {
 	}
 	_, err := rediscmd.LeaderboardGet(ctx, client, "lb", "")
 	assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
-	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")
+	assert.Zero(t, client.Calls(), "invalid calls never reach Redis")
 }
 
 func TestLeaderboardTimesKey(t *testing.T) {

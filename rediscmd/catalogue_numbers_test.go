@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lua"
 	"github.com/sluicehq/sluice/rediscmd"
 )
@@ -98,15 +99,15 @@ func catInt(s string, lo, hi int64) bool {
 // the same rule: a string a command cannot use is ErrWrongValue from every
 // command that reads it, never a number from one and an error from another.
 func TestNumberRuleStoredValues(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
 		for i, tc := range catNumbers {
 			t.Run(strconv.Quote(tc.s), func(t *testing.T) {
 				goValue, goOK := rediscmd.ParseNumber(tc.s)
 				assert.Equal(t, tc.ok, goOK, "the Go side reads it by the same rule")
-				h := tg.key("h:" + strconv.Itoa(i))
-				require.NoError(t, tg.client.HSet(ctx, h, "value", tc.s).Err())
-				got, err := rediscmd.WeightedAverage(ctx, tg.client, []string{h}, []float64{1})
+				h := tg.Key("h:" + strconv.Itoa(i))
+				require.NoError(t, tg.Client.HSet(ctx, h, "value", tc.s).Err())
+				got, err := rediscmd.WeightedAverage(ctx, tg.Client, []string{h}, []float64{1})
 				if tc.ok {
 					want, perr := strconv.ParseFloat(tc.s, 64)
 					require.NoError(t, perr)
@@ -119,28 +120,28 @@ func TestNumberRuleStoredValues(t *testing.T) {
 
 				// Counters and stock: integers as INCRBY writes them.
 				isInt := catInt(tc.s, -rediscmd.MaxInt, rediscmd.MaxInt)
-				c := tg.key("c:" + strconv.Itoa(i))
-				require.NoError(t, tg.client.Set(ctx, c, tc.s, 0).Err())
-				_, err = rediscmd.CappedIncr(ctx, tg.client, c, 0, 10)
+				c := tg.Key("c:" + strconv.Itoa(i))
+				require.NoError(t, tg.Client.Set(ctx, c, tc.s, 0).Err())
+				_, err = rediscmd.CappedIncr(ctx, tg.Client, c, 0, 10)
 				assert.Equal(t, !isInt, errors.Is(err, rediscmd.ErrWrongValue), "CappedIncr: %v", err)
-				_, err = rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: c, Quantity: 1}})
+				_, err = rediscmd.Reserve(ctx, tg.Client, []rediscmd.Item{{Key: c, Quantity: 1}})
 				assert.Equal(t, !isInt, errors.Is(err, rediscmd.ErrWrongValue), "Reserve: %v", err)
-				_, err = rediscmd.Restock(ctx, tg.client, []rediscmd.Item{{Key: c, Quantity: 1}})
+				_, err = rediscmd.Restock(ctx, tg.Client, []rediscmd.Item{{Key: c, Quantity: 1}})
 				assert.Equal(t, !isInt, errors.Is(err, rediscmd.ErrWrongValue), "Restock: %v", err)
 
 				// A leaderboard's companion times: Unix ms as INCRBY writes them.
 				isTime := catInt(tc.s, 0, 9999999999999)
-				board := tg.key("lb:" + strconv.Itoa(i))
+				board := tg.Key("lb:" + strconv.Itoa(i))
 				times, err := rediscmd.LeaderboardTimesKey(board)
 				require.NoError(t, err)
-				require.NoError(t, tg.client.HSet(ctx, times, "x", tc.s).Err())
-				_, err = rediscmd.LeaderboardGet(ctx, tg.client, board, "x")
+				require.NoError(t, tg.Client.HSet(ctx, times, "x", tc.s).Err())
+				_, err = rediscmd.LeaderboardGet(ctx, tg.Client, board, "x")
 				if isTime {
 					assert.ErrorIs(t, err, rediscmd.ErrNotFound, "a time whose member is not on the board")
 				} else {
 					assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardGet")
 				}
-				_, err = rediscmd.LeaderboardAdd(ctx, tg.client, board, "x", 1, rediscmd.WithTime(time.UnixMilli(1)))
+				_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, board, "x", 1, rediscmd.WithTime(time.UnixMilli(1)))
 				assert.Equal(t, !isTime, errors.Is(err, rediscmd.ErrWrongValue), "LeaderboardAdd: %v", err)
 			})
 		}
@@ -150,7 +151,7 @@ func TestNumberRuleStoredValues(t *testing.T) {
 // TestNumberRuleArguments runs the catalogue's scripts directly with numbers
 // the typed functions never send: every script refuses the same strings.
 func TestNumberRuleArguments(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
 		cmd := func(name string) *lua.Command {
 			for _, c := range rediscmd.Commands() {
@@ -161,7 +162,7 @@ func TestNumberRuleArguments(t *testing.T) {
 			t.Fatalf("no command %s", name)
 			return nil
 		}
-		k, k2 := tg.key("k"), tg.key("k:times")
+		k, k2 := tg.Key("k"), tg.Key("k:times")
 		calls := []struct {
 			name string
 			keys []string
@@ -179,7 +180,7 @@ func TestNumberRuleArguments(t *testing.T) {
 		for _, c := range calls {
 			for _, bad := range []string{"0x10", "0x1p4", " 5 ", "5 ", "inf", "nan", "1e999", ".5"} {
 				t.Run(c.name+"/"+strconv.Quote(bad), func(t *testing.T) {
-					err := cmd(c.name).Run(ctx, tg.client, c.keys, c.args(bad)...).Err()
+					err := cmd(c.name).Run(ctx, tg.Client, c.keys, c.args(bad)...).Err()
 					require.Error(t, err)
 					assert.True(t, strings.HasPrefix(err.Error(), "SLUICE_BADARG "), "%v", err)
 				})
@@ -187,15 +188,15 @@ func TestNumberRuleArguments(t *testing.T) {
 		}
 
 		// Decimals in any of the rule's forms are read alike.
-		require.NoError(t, tg.client.HSet(ctx, k, "value", "3").Err())
-		avg, err := cmd("sluice_weighted_avg").Run(ctx, tg.client, []string{k}, "value", "2.5E0").Text()
+		require.NoError(t, tg.Client.HSet(ctx, k, "value", "3").Err())
+		avg, err := cmd("sluice_weighted_avg").Run(ctx, tg.Client, []string{k}, "value", "2.5E0").Text()
 		require.NoError(t, err)
 		assert.Equal(t, "3", avg)
-		z := tg.key("z")
-		require.NoError(t, tg.client.ZAdd(ctx, z, redis.Z{Score: 1, Member: "a"}).Err())
-		require.NoError(t, cmd("sluice_percentile").Run(ctx, tg.client, []string{z}, "5e1").Err())
-		require.NoError(t, cmd("sluice_record_sample").Run(ctx, tg.client, []string{z}, "+1e3", "b", "0").Err())
-		assert.Equal(t, 1000.0, tg.client.ZScore(ctx, z, "b").Val())
+		z := tg.Key("z")
+		require.NoError(t, tg.Client.ZAdd(ctx, z, redis.Z{Score: 1, Member: "a"}).Err())
+		require.NoError(t, cmd("sluice_percentile").Run(ctx, tg.Client, []string{z}, "5e1").Err())
+		require.NoError(t, cmd("sluice_record_sample").Run(ctx, tg.Client, []string{z}, "+1e3", "b", "0").Err())
+		assert.Equal(t, 1000.0, tg.Client.ZScore(ctx, z, "b").Val())
 	})
 }
 

@@ -19,11 +19,11 @@ import (
 )
 
 func TestReserve(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
 		stock := func(t *testing.T, key string) string {
 			t.Helper()
-			v, err := tg.client.Get(ctx, key).Result()
+			v, err := tg.Client.Get(ctx, key).Result()
 			if errors.Is(err, redis.Nil) {
 				return "<missing>"
 			}
@@ -32,32 +32,32 @@ func TestReserve(t *testing.T) {
 		}
 
 		t.Run("one item", func(t *testing.T) {
-			k := tg.key("one")
-			require.NoError(t, tg.client.Set(ctx, k, "10", 0).Err())
-			left, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: k, Quantity: 3}})
+			k := tg.Key("one")
+			require.NoError(t, tg.Client.Set(ctx, k, "10", 0).Err())
+			left, err := rediscmd.Reserve(ctx, tg.Client, []rediscmd.Item{{Key: k, Quantity: 3}})
 			require.NoError(t, err)
 			assert.Equal(t, []int64{7}, left)
-			left, err = rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: k, Quantity: 7}})
+			left, err = rediscmd.Reserve(ctx, tg.Client, []rediscmd.Item{{Key: k, Quantity: 7}})
 			require.NoError(t, err)
 			assert.Equal(t, []int64{0}, left, "all of it")
 			assert.Equal(t, "0", stock(t, k))
 		})
 
 		t.Run("several items", func(t *testing.T) {
-			a, b := tg.key("several:a"), tg.key("several:b")
-			require.NoError(t, tg.client.Set(ctx, a, "5", 0).Err())
-			require.NoError(t, tg.client.Set(ctx, b, "2", 0).Err())
-			left, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 2}, {Key: b, Quantity: 2}})
+			a, b := tg.Key("several:a"), tg.Key("several:b")
+			require.NoError(t, tg.Client.Set(ctx, a, "5", 0).Err())
+			require.NoError(t, tg.Client.Set(ctx, b, "2", 0).Err())
+			left, err := rediscmd.Reserve(ctx, tg.Client, []rediscmd.Item{{Key: a, Quantity: 2}, {Key: b, Quantity: 2}})
 			require.NoError(t, err)
 			assert.Equal(t, []int64{3, 0}, left)
 		})
 
 		t.Run("a shortage changes nothing and names the item", func(t *testing.T) {
-			a, b, c := tg.key("short:a"), tg.key("short:b"), tg.key("short:c")
-			require.NoError(t, tg.client.Set(ctx, a, "5", 0).Err())
-			require.NoError(t, tg.client.Set(ctx, b, "1", 0).Err())
-			require.NoError(t, tg.client.Set(ctx, c, "9", 0).Err())
-			_, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 2}, {Key: b, Quantity: 3}, {Key: c, Quantity: 1}})
+			a, b, c := tg.Key("short:a"), tg.Key("short:b"), tg.Key("short:c")
+			require.NoError(t, tg.Client.Set(ctx, a, "5", 0).Err())
+			require.NoError(t, tg.Client.Set(ctx, b, "1", 0).Err())
+			require.NoError(t, tg.Client.Set(ctx, c, "9", 0).Err())
+			_, err := rediscmd.Reserve(ctx, tg.Client, []rediscmd.Item{{Key: a, Quantity: 2}, {Key: b, Quantity: 3}, {Key: c, Quantity: 1}})
 			require.ErrorIs(t, err, rediscmd.ErrShortage)
 			var short *rediscmd.ShortageError
 			require.ErrorAs(t, err, &short)
@@ -69,8 +69,8 @@ func TestReserve(t *testing.T) {
 		})
 
 		t.Run("a missing counter holds nothing", func(t *testing.T) {
-			k := tg.key("never-stocked")
-			_, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: k, Quantity: 1}})
+			k := tg.Key("never-stocked")
+			_, err := rediscmd.Reserve(ctx, tg.Client, []rediscmd.Item{{Key: k, Quantity: 1}})
 			var short *rediscmd.ShortageError
 			require.ErrorAs(t, err, &short)
 			assert.Equal(t, int64(0), short.Available)
@@ -78,11 +78,11 @@ func TestReserve(t *testing.T) {
 		})
 
 		t.Run("non-integer stock", func(t *testing.T) {
-			good, bad := tg.key("wv:good"), tg.key("wv:bad")
-			require.NoError(t, tg.client.Set(ctx, good, "5", 0).Err())
+			good, bad := tg.Key("wv:good"), tg.Key("wv:bad")
+			require.NoError(t, tg.Client.Set(ctx, good, "5", 0).Err())
 			for _, v := range []string{"five", "2.5", "9007199254740992"} {
-				require.NoError(t, tg.client.Set(ctx, bad, v, 0).Err())
-				_, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: good, Quantity: 1}, {Key: bad, Quantity: 1}})
+				require.NoError(t, tg.Client.Set(ctx, bad, v, 0).Err())
+				_, err := rediscmd.Reserve(ctx, tg.Client, []rediscmd.Item{{Key: good, Quantity: 1}, {Key: bad, Quantity: 1}})
 				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "%q", v)
 				assert.Equal(t, "5", stock(t, good))
 				assert.Equal(t, v, stock(t, bad))
@@ -90,48 +90,48 @@ func TestReserve(t *testing.T) {
 		})
 
 		t.Run("expiry is kept", func(t *testing.T) {
-			k := tg.key("ttl")
-			require.NoError(t, tg.client.Set(ctx, k, "3", time.Hour).Err())
-			_, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: k, Quantity: 1}})
+			k := tg.Key("ttl")
+			require.NoError(t, tg.Client.Set(ctx, k, "3", time.Hour).Err())
+			_, err := rediscmd.Reserve(ctx, tg.Client, []rediscmd.Item{{Key: k, Quantity: 1}})
 			require.NoError(t, err)
-			assert.Greater(t, tg.client.PTTL(ctx, k).Val(), time.Duration(0))
+			assert.Greater(t, tg.Client.PTTL(ctx, k).Val(), time.Duration(0))
 		})
 
 		t.Run("StockKey", func(t *testing.T) {
-			a, b := rediscmd.StockKey(tg.token, "apple"), rediscmd.StockKey(tg.token, "pear")
-			assert.Equal(t, "stock:{"+tg.token+"}:apple", a)
-			require.NoError(t, tg.client.Set(ctx, a, "1", 0).Err())
-			require.NoError(t, tg.client.Set(ctx, b, "1", 0).Err())
-			left, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 1}, {Key: b, Quantity: 1}})
+			a, b := rediscmd.StockKey(tg.Token, "apple"), rediscmd.StockKey(tg.Token, "pear")
+			assert.Equal(t, "stock:{"+tg.Token+"}:apple", a)
+			require.NoError(t, tg.Client.Set(ctx, a, "1", 0).Err())
+			require.NoError(t, tg.Client.Set(ctx, b, "1", 0).Err())
+			left, err := rediscmd.Reserve(ctx, tg.Client, []rediscmd.Item{{Key: a, Quantity: 1}, {Key: b, Quantity: 1}})
 			require.NoError(t, err)
 			assert.Equal(t, []int64{0, 0}, left)
 		})
 
-		if tg.cluster {
+		if tg.Cluster {
 			t.Run("keys without a shared tag", func(t *testing.T) {
 				keys := catCrossSlotKeys(tg)
 				items := []rediscmd.Item{{Key: keys[0], Quantity: 1}, {Key: keys[1], Quantity: 1}}
-				_, err := rediscmd.Reserve(ctx, tg.client, items)
+				_, err := rediscmd.Reserve(ctx, tg.Client, items)
 				require.ErrorIs(t, err, rediscmd.ErrCrossSlot, "checked before sending")
 				assert.Contains(t, err.Error(), "StockKey")
 
-				counting := &catCounting{next: tg.client}
+				counting := &redistest.Counting{Next: tg.Client}
 				_, err = rediscmd.Reserve(ctx, counting, items)
 				require.ErrorIs(t, err, rediscmd.ErrCrossSlot, "the server's CROSSSLOT answer")
 				assert.Contains(t, err.Error(), "hash tag")
-				assert.Positive(t, counting.calls.Load(), "this one reached the server")
+				assert.Positive(t, counting.Calls(), "this one reached the server")
 			})
 		}
 	})
 }
 
 func TestReserveConcurrent(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
-		k := tg.key("hot-item")
-		other := tg.key("other-item")
-		require.NoError(t, tg.client.Set(ctx, k, "10", 0).Err())
-		require.NoError(t, tg.client.Set(ctx, other, "1000", 0).Err())
+		k := tg.Key("hot-item")
+		other := tg.Key("other-item")
+		require.NoError(t, tg.Client.Set(ctx, k, "10", 0).Err())
+		require.NoError(t, tg.Client.Set(ctx, other, "1000", 0).Err())
 
 		const callers = 100
 		var wg sync.WaitGroup
@@ -142,7 +142,7 @@ func TestReserveConcurrent(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: other, Quantity: 1}, {Key: k, Quantity: 1}})
+				_, err := rediscmd.Reserve(ctx, tg.Client, []rediscmd.Item{{Key: other, Quantity: 1}, {Key: k, Quantity: 1}})
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -159,47 +159,47 @@ func TestReserveConcurrent(t *testing.T) {
 		require.Empty(t, unexpected)
 		assert.Equal(t, 10, ok, "exactly the stock is sold")
 		assert.Equal(t, callers-10, short)
-		assert.Equal(t, "0", tg.client.Get(ctx, k).Val(), "never negative")
-		assert.Equal(t, "990", tg.client.Get(ctx, other).Val(), "failed reservations take nothing")
+		assert.Equal(t, "0", tg.Client.Get(ctx, k).Val(), "never negative")
+		assert.Equal(t, "990", tg.Client.Get(ctx, other).Val(), "failed reservations take nothing")
 	})
 }
 
 func TestRestock(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
-		a, b := tg.key("a"), tg.key("b")
-		require.NoError(t, tg.client.Set(ctx, a, "2", 0).Err())
+		a, b := tg.Key("a"), tg.Key("b")
+		require.NoError(t, tg.Client.Set(ctx, a, "2", 0).Err())
 
-		left, err := rediscmd.Restock(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 3}, {Key: b, Quantity: 4}})
+		left, err := rediscmd.Restock(ctx, tg.Client, []rediscmd.Item{{Key: a, Quantity: 3}, {Key: b, Quantity: 4}})
 		require.NoError(t, err)
 		assert.Equal(t, []int64{5, 4}, left, "a missing counter starts at 0")
 
-		left, err = rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 5}, {Key: b, Quantity: 1}})
+		left, err = rediscmd.Reserve(ctx, tg.Client, []rediscmd.Item{{Key: a, Quantity: 5}, {Key: b, Quantity: 1}})
 		require.NoError(t, err)
 		assert.Equal(t, []int64{0, 3}, left)
-		left, err = rediscmd.Restock(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 5}, {Key: b, Quantity: 1}})
+		left, err = rediscmd.Restock(ctx, tg.Client, []rediscmd.Item{{Key: a, Quantity: 5}, {Key: b, Quantity: 1}})
 		require.NoError(t, err)
 		assert.Equal(t, []int64{5, 4}, left, "a failed order hands its reservation back")
 
-		full := tg.key("full")
-		require.NoError(t, tg.client.Set(ctx, full, strconv.FormatInt(rediscmd.MaxInt-1, 10), 0).Err())
-		_, err = rediscmd.Restock(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 1}, {Key: full, Quantity: 2}})
+		full := tg.Key("full")
+		require.NoError(t, tg.Client.Set(ctx, full, strconv.FormatInt(rediscmd.MaxInt-1, 10), 0).Err())
+		_, err = rediscmd.Restock(ctx, tg.Client, []rediscmd.Item{{Key: a, Quantity: 1}, {Key: full, Quantity: 2}})
 		assert.ErrorIs(t, err, rediscmd.ErrOutOfRange)
-		assert.Equal(t, "5", tg.client.Get(ctx, a).Val(), "nothing changed")
-		left, err = rediscmd.Restock(ctx, tg.client, []rediscmd.Item{{Key: full, Quantity: 1}})
+		assert.Equal(t, "5", tg.Client.Get(ctx, a).Val(), "nothing changed")
+		left, err = rediscmd.Restock(ctx, tg.Client, []rediscmd.Item{{Key: full, Quantity: 1}})
 		require.NoError(t, err)
 		assert.Equal(t, []int64{rediscmd.MaxInt}, left)
 
-		bad := tg.key("bad")
-		require.NoError(t, tg.client.Set(ctx, bad, "x", 0).Err())
-		_, err = rediscmd.Restock(ctx, tg.client, []rediscmd.Item{{Key: a, Quantity: 1}, {Key: bad, Quantity: 1}})
+		bad := tg.Key("bad")
+		require.NoError(t, tg.Client.Set(ctx, bad, "x", 0).Err())
+		_, err = rediscmd.Restock(ctx, tg.Client, []rediscmd.Item{{Key: a, Quantity: 1}, {Key: bad, Quantity: 1}})
 		assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
-		assert.Equal(t, "5", tg.client.Get(ctx, a).Val(), "nothing changed")
+		assert.Equal(t, "5", tg.Client.Get(ctx, a).Val(), "nothing changed")
 	})
 }
 
 func TestStockInvalidArguments(t *testing.T) {
-	client := &catCounting{next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
+	client := &redistest.Counting{Next: redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})}
 	ctx := context.Background()
 	many := make([]rediscmd.Item, rediscmd.MaxKeys+1)
 	for i := range many {
@@ -225,7 +225,7 @@ func TestStockInvalidArguments(t *testing.T) {
 			assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 		})
 	}
-	assert.Zero(t, client.calls.Load(), "invalid calls never reach Redis")
+	assert.Zero(t, client.Calls(), "invalid calls never reach Redis")
 }
 
 func TestShortageError(t *testing.T) {

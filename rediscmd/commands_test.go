@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lua"
 	"github.com/sluicehq/sluice/rediscmd"
 )
@@ -36,19 +37,19 @@ func TestCommands(t *testing.T) {
 }
 
 func TestPreload(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
 		var shas []string
 		for _, c := range rediscmd.Commands() {
 			shas = append(shas, c.SHA())
 		}
-		catFlushScripts(t, tg.client)
-		if tg.mr != nil { // a shared server may see other tests run them meanwhile
-			assert.Equal(t, []bool{false}, catScriptsCached(t, tg.client, shas[0]), "before Preload")
+		redistest.FlushScripts(t, tg.Client)
+		if tg.Mini != nil { // a shared server may see other tests run them meanwhile
+			assert.Equal(t, []bool{false}, redistest.ScriptsCached(t, tg.Client, shas[0]), "before Preload")
 		}
-		require.NoError(t, rediscmd.Preload(ctx, tg.client))
-		cached := catScriptsCached(t, tg.client, shas...)
-		if tg.cluster {
+		require.NoError(t, rediscmd.Preload(ctx, tg.Client))
+		cached := redistest.ScriptsCached(t, tg.Client, shas...)
+		if tg.Cluster {
 			assert.Len(t, cached, 3, "one answer per master")
 		}
 		for i, c := range cached {
@@ -58,16 +59,16 @@ func TestPreload(t *testing.T) {
 }
 
 func TestCommandsRecoverFromNoScript(t *testing.T) {
-	catEach(t, func(t *testing.T, tg *catTarget) {
+	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
-		require.NoError(t, rediscmd.Preload(ctx, tg.client))
+		require.NoError(t, rediscmd.Preload(ctx, tg.Client))
 
-		catFlushScripts(t, tg.client)
-		n, err := rediscmd.CappedIncr(ctx, tg.client, tg.key("capped"), 2, 10)
+		redistest.FlushScripts(t, tg.Client)
+		n, err := rediscmd.CappedIncr(ctx, tg.Client, tg.Key("capped"), 2, 10)
 		require.NoError(t, err, "calls recover from NOSCRIPT")
 		assert.Equal(t, int64(2), n)
-		catFlushScripts(t, tg.client)
-		_, err = rediscmd.Reserve(ctx, tg.client, []rediscmd.Item{{Key: tg.key("stock"), Quantity: 1}})
+		redistest.FlushScripts(t, tg.Client)
+		_, err = rediscmd.Reserve(ctx, tg.Client, []rediscmd.Item{{Key: tg.Key("stock"), Quantity: 1}})
 		assert.ErrorIs(t, err, rediscmd.ErrShortage, "a multi-key call too")
 	})
 }
