@@ -70,40 +70,9 @@ func serve(b *testing.B, h http.Handler) {
 func BenchmarkMiddleware(b *testing.B) {
 	b.Run("Bare", func(b *testing.B) { serve(b, handler) })
 
-	b.Run("sluice", func(b *testing.B) {
-		st, err := memstore.New()
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer st.Close()
-		l, err := limiter.New("api", store.MaxLimit, time.Millisecond, st)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer l.Close()
-		p, err := limiter.NewPolicy(l)
-		if err != nil {
-			b.Fatal(err)
-		}
-		serve(b, httpmw.RateLimit(p)(handler))
-	})
-
+	b.Run("sluice", func(b *testing.B) { serve(b, sluiceMiddleware(b)(handler)) })
 	b.Run("sluiceNoHeaders", func(b *testing.B) {
-		st, err := memstore.New()
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer st.Close()
-		l, err := limiter.New("api", store.MaxLimit, time.Millisecond, st)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer l.Close()
-		p, err := limiter.NewPolicy(l, limiter.WithHeaders(limiter.NoHeaders))
-		if err != nil {
-			b.Fatal(err)
-		}
-		serve(b, httpmw.RateLimit(p)(handler))
+		serve(b, sluiceMiddleware(b, limiter.WithHeaders(limiter.NoHeaders))(handler))
 	})
 
 	b.Run("golimiter", func(b *testing.B) {
@@ -117,4 +86,24 @@ func BenchmarkMiddleware(b *testing.B) {
 		}
 		serve(b, m.Handle(handler))
 	})
+}
+
+// sluiceMiddleware returns httpmw.RateLimit over memstore with the most
+// generous limit, released when b ends.
+func sluiceMiddleware(b *testing.B, opts ...limiter.Option) func(http.Handler) http.Handler {
+	st, err := memstore.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	l, err := limiter.New("api", store.MaxLimit, time.Millisecond, st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = l.Close() })
+	p, err := limiter.NewPolicy(l, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return httpmw.RateLimit(p)
 }
