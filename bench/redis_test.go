@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -232,6 +233,9 @@ func redisRun(b *testing.B, client *redis.Client, decide redisDecider, parallel 
 	b.ReportAllocs()
 	b.ResetTimer()
 	if parallel {
+		// 64 goroutines on a 2-core machine: enough callers in flight to
+		// keep Redis busy, as a loaded application server would.
+		b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
 		b.RunParallel(func(pb *testing.PB) {
 			i, n := rand.IntN(redisKeys), int64(0)
 			for pb.Next() {
