@@ -194,6 +194,8 @@ func ExampleReserve() {
 // half-known because the client hung up, so it runs on a context detached
 // from the request, bounded by a deadline of its own, and its outcome is
 // always acted on: recorded, or undone with Restock.
+//
+// snippet:begin commands-checkout
 func checkoutHandler(client redis.Scripter, cart []rediscmd.Item, record func(context.Context) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// Not r.Context(): a client hanging up would cancel the call with the
@@ -226,6 +228,8 @@ func checkoutHandler(client redis.Scripter, cart []rediscmd.Item, record func(co
 		w.WriteHeader(http.StatusCreated)
 	}
 }
+
+// snippet:end
 
 func ExampleReserve_detachedContext() {
 	client, done := exampleClient()

@@ -1,0 +1,182 @@
+package limiter_test
+
+// The code of docs/ratelimit.md that needs no adapter: each
+// "snippet:begin NAME" region below is shown by a Go block of that file,
+// which internal/doccheck keeps equal to it.
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/limiter"
+	"github.com/sluicehq/sluice/store/memstore"
+)
+
+// docs/ratelimit.md, "A header is an identity only once validated".
+func ExampleValidatedHeaderKey_policy() {
+	st, _ := memstore.New()
+	defer st.Close()
+	l, _ := limiter.New("api", 5, 10*time.Second, st)
+	defer l.Close()
+
+	// snippet:begin ratelimit-validated-header
+	known := map[string]bool{"demo-key-1": true, "demo-key-2": true} // from your key store
+	api, _ := limiter.NewPolicy(l, limiter.WithKey(limiter.ValidatedHeaderKey("X-API-Key",
+		func(k string) bool { return known[k] }, limiter.ClientIP)))
+	// snippet:end
+
+	for _, key := range []string{"demo-key-1", "made-up-1", "made-up-2", ""} {
+		r := httptest.NewRequest(http.MethodGet, "/api/hello", nil)
+		r.Header.Set("X-API-Key", key)
+		k, _ := api.Key(r)
+		fmt.Printf("%q counts as %s\n", key, k)
+	}
+	// Output:
+	// "demo-key-1" counts as X-Api-Key:demo-key-1
+	// "made-up-1" counts as 192.0.2.1
+	// "made-up-2" counts as 192.0.2.1
+	// "" counts as 192.0.2.1
+}
+
+// docs/ratelimit.md, "Behind a reverse proxy": the trusted proxies from the
+// environment. Compiled, not run: its result depends on TRUSTED_PROXIES.
+func ExampleTrustedProxyIP_environment() {
+	st, _ := memstore.New()
+	defer st.Close()
+	l, _ := limiter.New("api", 5, 10*time.Second, st)
+	defer l.Close()
+
+	// snippet:begin ratelimit-trusted-proxies
+	key, err := limiter.TrustedProxyIP(strings.Split(os.Getenv("TRUSTED_PROXIES"), ",")...) // "10.0.0.0/8,2001:db8::/32"
+	if err != nil {
+		log.Fatal(err) // a malformed CIDR
+	}
+	api, _ := limiter.NewPolicy(l, limiter.WithKey(key))
+	// snippet:end
+
+	fmt.Println(api.Name())
+}
+
+// docs/ratelimit.md, "The decision in the handler".
+func ExampleDecisionFor() {
+	st, _ := memstore.New()
+	defer st.Close()
+	apiLimiter, _ := limiter.New("api", 100, time.Minute, st)
+	defer apiLimiter.Close()
+	dailyLimiter, _ := limiter.New("daily", 10, 24*time.Hour, st)
+	defer dailyLimiter.Close()
+	api, _ := limiter.NewPolicy(apiLimiter)
+	daily, _ := limiter.NewPolicy(dailyLimiter)
+
+	// What an adapter does: each policy checks the request in turn, and the
+	// request that reaches the handler carries their decisions.
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodGet, "/api/search", nil)
+	for _, p := range []*limiter.Policy{api, daily} {
+		out := p.Check(w, r)
+		if !out.Proceed {
+			return
+		}
+		r = out.Request
+	}
+	log.SetOutput(os.Stdout)
+	log.SetFlags(0)
+	defer log.SetOutput(os.Stderr)
+	defer log.SetFlags(log.LstdFlags)
+	hello(w, r)
+	fmt.Println("Warning:", w.Header().Get("Warning"))
+	// Output:
+	// api: 99 of 100 left
+	// daily: 9 of 10 left
+	// Warning: 199 - "daily quota almost used up"
+}
+
+// snippet:begin ratelimit-decision
+func hello(w http.ResponseWriter, r *http.Request) {
+	for _, d := range limiter.FromContext(r.Context()) { // every policy that decided, outermost first
+		log.Printf("%s: %d of %d left", d.Policy, d.Remaining, d.Limit)
+	}
+	if d, ok := limiter.DecisionFor(r.Context(), "daily"); ok && d.Remaining < 10 {
+		w.Header().Set("Warning", `199 - "daily quota almost used up"`)
+	}
+}
+
+// snippet:end
+
+// docs/ratelimit.md, "Using a Limiter directly".
+func ExampleLimiter_AllowN() {
+	st, _ := memstore.New()
+	defer st.Close()
+	l, _ := limiter.New("jobs", 5, time.Minute, st)
+	defer l.Close()
+	ctx := context.Background()
+
+	for i := 0; i < 2; i++ {
+		// snippet:begin ratelimit-allown
+		d, err := l.AllowN(ctx, "tenant:42", 3) // 3 hits at once
+		switch {
+		case err != nil:
+			log.Print(err) // the store failed: your fail mode
+		case !d.Allowed:
+			fmt.Println("denied: retry in", d.RetryAfter.Round(time.Second))
+		default:
+			fmt.Println("allowed:", d.Remaining, "left") // l.Undo(ctx, d) gives the hits back
+		}
+		// snippet:end
+	}
+	// Output:
+	// allowed: 2 left
+	// denied: retry in 1m0s
+}
+
+// docs/ratelimit.md, "Another framework": the sequence every adapter runs.
+func ExamplePolicy_Check() {
+	st, _ := memstore.New()
+	defer st.Close()
+	l, _ := limiter.New("login", 2, time.Minute, st)
+	defer l.Close()
+	p, _ := limiter.NewPolicy(l, limiter.WithSkipSuccessful())
+
+	// A framework whose handlers return the status they wrote.
+	h := limitedHandler(p, func(w http.ResponseWriter, r *http.Request) int {
+		if r.URL.Query().Get("password") != "correct" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return http.StatusUnauthorized
+		}
+		return http.StatusOK
+	})
+	var codes []int
+	for _, pw := range []string{"correct", "guess", "correct", "guess", "correct"} {
+		w := httptest.NewRecorder()
+		h(w, httptest.NewRequest(http.MethodPost, "/login?password="+pw, nil))
+		codes = append(codes, w.Code)
+	}
+	fmt.Println(codes)
+	// Output: [200 401 200 401 429]
+}
+
+// limitedHandler puts policy p in front of a handler of a framework whose
+// handlers report the status they wrote.
+func limitedHandler(p *limiter.Policy, next func(w http.ResponseWriter, r *http.Request) int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		// snippet:begin ratelimit-adapter
+		out := p.Check(w, r) // skip predicate, key, cost, store, headers; writes 429/400/503 itself
+		if !out.Proceed {
+			return // answered (or the client is gone)
+		}
+		if !p.NeedsStatus() {
+			next(w, out.Request) // out.Request carries the decision in its context
+			return
+		}
+		status := http.StatusInternalServerError // what counts if next panics
+		defer func() { p.Finish(out, status) }() // undo for skip-successful/failed
+		status = next(w, out.Request)
+		// snippet:end
+	}
+}
