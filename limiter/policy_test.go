@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/internal/limitertest"
+	"github.com/sluicehq/sluice/limiter"
 )
 
 // chain applies policies (the first outermost) in front of h the way the

@@ -12,8 +12,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/internal/guardtest"
+	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/store"
 )
 

@@ -31,9 +31,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sluicehq/sluice/internal/guardtest"
 	"github.com/sluicehq/sluice/internal/redistest"
 	"github.com/sluicehq/sluice/lockguard"
-	"github.com/sluicehq/sluice/internal/guardtest"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/adapters/ginmw"
-	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/internal/guardtest"
+	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/store/memstore"
 )
 

@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/adapters/httpmw"
-	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/internal/guardtest"
+	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/store/memstore"
 )
 

@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/adapters/httpmw"
-	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/internal/limitertest"
+	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/store/memstore"
 )
 
