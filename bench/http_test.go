@@ -96,14 +96,10 @@ func sluiceMiddleware(b *testing.B, opts ...limiter.Option) func(http.Handler) h
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = st.Close() })
-	l, err := limiter.New("api", store.MaxLimit, time.Millisecond, st)
+	p, err := limiter.NewPolicy("api", store.MaxLimit, time.Millisecond, st, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = l.Close() })
-	p, err := limiter.NewPolicy(l, opts...)
-	if err != nil {
-		b.Fatal(err)
-	}
+	b.Cleanup(func() { _ = p.Close() })
 	return httpmw.RateLimit(p)
 }

@@ -153,21 +153,21 @@ func DecisionFor(ctx context.Context, name string) (Decision, bool) {
 	return Decision{}, false
 }
 
-// RetryAfterSeconds returns RetryAfter in whole seconds, rounded up, and at
+// retryAfterSeconds returns RetryAfter in whole seconds, rounded up, and at
 // least 1 for a denial: the value of the Retry-After header. It is 0 for an
 // allowed decision.
-func (d Decision) RetryAfterSeconds() int64 {
+func (d Decision) retryAfterSeconds() int64 {
 	if d.Allowed {
 		return 0
 	}
 	return max(ceilSeconds(d.RetryAfter), 1)
 }
 
-// ResetSeconds returns the seconds, rounded up, until the quota shown in the
-// headers resets: ResetAfter when allowed, RetryAfterSeconds when denied.
-func (d Decision) ResetSeconds() int64 {
+// resetSeconds returns the seconds, rounded up, until the quota shown in the
+// headers resets: ResetAfter when allowed, retryAfterSeconds when denied.
+func (d Decision) resetSeconds() int64 {
 	if !d.Allowed {
-		return d.RetryAfterSeconds()
+		return d.retryAfterSeconds()
 	}
 	return ceilSeconds(d.ResetAfter)
 }

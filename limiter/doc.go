@@ -40,8 +40,9 @@
 // open or closed, as configured. The handler finds the decisions with
 // FromContext or DecisionFor.
 //
-// A Policy works on net/http types only; the middleware lives in
-// adapters/httpmw, adapters/echomw and adapters/ginmw, which call Check (or
-// Skips and CheckKey) before the handler and Finish after it. docs/ratelimit.md
-// describes every option.
+// NewPolicy makes a route's Policy in one call (name, limit, window, store,
+// options). A Policy works on net/http types only; the middleware lives in
+// adapters/httpmw, adapters/echomw and adapters/ginmw, which call Admit
+// before the handler (and the function it returns after it), as they do
+// for a lockguard.Guard. docs/ratelimit.md describes every option.
 package limiter

@@ -36,25 +36,24 @@ func ExampleLimiter_Allow() {
 }
 
 // A Policy decides HTTP requests and sets the quota headers; the adapters in
-// adapters/httpmw, adapters/echomw and adapters/ginmw call Check for you.
+// adapters/httpmw, adapters/echomw and adapters/ginmw call Admit for you.
 func ExampleNewPolicy() {
 	now := func() time.Time { return time.Unix(1_900_000_000, 0) }
 	st, _ := memstore.New(memstore.WithClock(now))
 	defer st.Close()
-	l, _ := limiter.New("api", 5, 10*time.Second, st)
-	defer l.Close()
-	p, err := limiter.NewPolicy(l,
+	p, err := limiter.NewPolicy("api", 5, 10*time.Second, st,
 		limiter.WithKey(limiter.ValidatedHeaderKey("X-API-Key", knownKey, limiter.ClientIP)),
 		limiter.WithClock(now), // only for the example's fixed X-RateLimit-Reset
 	)
 	if err != nil {
 		panic(err)
 	}
+	defer p.Close()
 
 	r := httptest.NewRequest(http.MethodGet, "/api/hello", nil)
 	w := httptest.NewRecorder()
-	out := p.Check(w, r)
-	fmt.Println("proceed:", out.Proceed)
+	_, _, rj := p.Admit(w, r, nil)
+	fmt.Println("proceed:", rj == nil)
 	for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit-Policy", "RateLimit"} {
 		fmt.Printf("%s: %s\n", h, w.Header().Get(h))
 	}
@@ -95,9 +94,8 @@ func ExampleTrustedProxyIP() {
 func ExampleFromContext() {
 	st, _ := memstore.New()
 	defer st.Close()
-	l, _ := limiter.New("api", 5, time.Minute, st)
-	defer l.Close()
-	p, _ := limiter.NewPolicy(l)
+	p, _ := limiter.NewPolicy("api", 5, time.Minute, st)
+	defer p.Close()
 
 	handler := func(w http.ResponseWriter, r *http.Request) {
 		for _, d := range limiter.FromContext(r.Context()) {
@@ -106,8 +104,8 @@ func ExampleFromContext() {
 	}
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	w := httptest.NewRecorder()
-	if out := p.Check(w, r); out.Proceed {
-		handler(w, out.Request)
+	if next, _, rj := p.Admit(w, r, nil); rj == nil {
+		handler(w, next)
 	}
 	// Output:
 	// api: 4 of 5 left

@@ -20,61 +20,88 @@ const (
 	hdrRetryAfter = "Retry-After"
 )
 
-// Outcome is what Check decided about one request, for the adapter that
-// called it.
-type Outcome struct {
-	// Request is the request to hand to the next handler: the checked
-	// request with the decision in its context (see FromContext), or the
-	// checked request itself when nothing was decided.
-	Request *http.Request
-	// Proceed reports that the request may go on to the next handler. When it
-	// is false the next handler must not run: Check has written the whole
-	// response (429, 400 or 503; a 503 {"error":"request cancelled"} also
-	// when the store call failed because the client went away).
-	Proceed bool
+// Rejection is the response a Policy chose instead of the handler: a
+// denial (429 Too Many Requests), a request whose key or cost could not be
+// determined (400 Bad Request), or a store failure under FailClosed or a
+// request whose client went away (503 Service Unavailable). The quota
+// headers and Retry-After of a denial are already set on the response
+// writer that Admit was given. A Rejection is an error, so that an adapter
+// can hand it to its framework's error handling.
+type Rejection struct {
+	// Status is the HTTP status: 429, 400 or 503.
+	Status int
+	// Decision is the denying decision, for a 429; zero otherwise.
+	Decision Decision
+	// Err is the reason of a 400 or 503, for logs; it is never sent to the
+	// client. It wraps ErrNoKey or ErrInvalidCost for a 400.
+	Err error
 
-	dec  Decision // what Finish may undo
-	undo bool
+	p         *Policy
+	r         *http.Request
+	cancelled bool // a 503 for a client that went away
 }
 
-// Skips reports whether the policy's skip predicate (WithSkip) exempts r.
-// Check calls it itself; an adapter that resolves keys outside
-// *http.Request calls it before resolving the key for CheckKey.
-func (p *Policy) Skips(r *http.Request) bool {
-	return p.skip != nil && p.skip(r)
-}
-
-// Key returns r's key under the policy's KeyFunc.
-func (p *Policy) Key(r *http.Request) (string, error) { return p.key(r) }
-
-// NeedsStatus reports whether Finish needs the final status of the response
-// (WithSkipSuccessful or WithSkipFailed is set). When it is false an adapter
-// may skip Finish and need not capture the status.
-func (p *Policy) NeedsStatus() bool { return p.skipOK || p.skipFailed }
-
-// Check decides r: it evaluates the skip predicate, the key and the cost,
-// asks the limiter, and sets the quota headers on w. If the request is
-// denied, cannot be attributed, or the store failed under FailClosed, Check
-// writes the response and Outcome.Proceed is false. If the store failed while
-// r's context was cancelled (the client closed or half-closed its connection),
-// Outcome.Proceed is false under either fail mode and Check answers 503
-// {"error":"request cancelled"}, so that hanging up cannot buy an uncounted
-// request. Otherwise the adapter
-// calls the next handler with Outcome.Request and, if NeedsStatus, calls
-// Finish with the final status afterwards.
-func (p *Policy) Check(w http.ResponseWriter, r *http.Request) Outcome {
-	if p.Skips(r) {
-		return Outcome{Request: r, Proceed: true}
+// Error describes the rejection without client data.
+func (rj *Rejection) Error() string {
+	switch {
+	case rj.Status == http.StatusTooManyRequests:
+		return "limiter: policy " + strconv.Quote(rj.Decision.Policy) + ": too many requests"
+	case rj.Err != nil:
+		return "limiter: " + http.StatusText(rj.Status) + ": " + rj.Err.Error()
+	default:
+		return "limiter: " + http.StatusText(rj.Status)
 	}
-	key, err := p.key(r)
-	return p.CheckKey(w, r, key, err)
 }
 
-// CheckKey is Check with a key the caller resolved itself (keyErr non-nil if
-// it could not), for frameworks whose route parameters are not on
-// *http.Request. It does not evaluate the skip predicate: call Skips first.
-func (p *Policy) CheckKey(w http.ResponseWriter, r *http.Request, key string, keyErr error) Outcome {
-	if keyErr == nil && key == "" {
+// Unwrap returns Err.
+func (rj *Rejection) Unwrap() error { return rj.Err }
+
+// Write writes the rejection with its policy's handlers: the DenyHandler
+// for a 429, the RequestErrorHandler for a 400, and for a 503 the JSON body
+// {"error":"rate limiter unavailable"} (or {"error":"request cancelled"}
+// when the client went away).
+func (rj *Rejection) Write(w http.ResponseWriter) {
+	switch {
+	case rj.Status == http.StatusTooManyRequests:
+		rj.p.deny(w, rj.r, rj.Decision)
+	case rj.Status == http.StatusBadRequest:
+		rj.p.badRequest(w, rj.r, rj.Err)
+	case rj.cancelled:
+		writeJSON(w, http.StatusServiceUnavailable, `{"error":"request cancelled"}`)
+	default:
+		writeJSON(w, http.StatusServiceUnavailable, `{"error":"rate limiter unavailable"}`)
+	}
+}
+
+// Admit decides r for an adapter, as lockguard.Guard.Admit does for a
+// guard. It evaluates the skip predicate, picks r's key with key (nil: the
+// policy's KeyFunc, see WithKey) and its cost, asks the limiter, and sets
+// the quota headers on w.
+//
+// When the request may reach the handler, Admit returns the request to
+// hand to it (its context carries the decision, see FromContext) and a nil
+// Rejection. done is then nil, or a function the adapter must call once the
+// handler has returned, with the response's final status (0 counts as 200;
+// pass 500 if the handler panicked): under WithSkipSuccessful or
+// WithSkipFailed it undoes the request's hits when the status says so, on
+// a context detached from the request's cancellation. A skipped request,
+// and one served while the store fails under FailOpen, comes back
+// unchanged with neither a decision nor done.
+//
+// Otherwise Admit returns a Rejection: the handler must not run, and the
+// adapter writes the rejection (Write) or hands it to its framework. A
+// request whose store call failed because its own context was cancelled
+// (the client closed or half-closed its connection) is rejected under
+// either fail mode, so that hanging up cannot buy an uncounted request.
+func (p *Policy) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (next *http.Request, done func(status int), rj *Rejection) {
+	if p.skip != nil && p.skip(r) {
+		return r, nil, nil
+	}
+	if key == nil {
+		key = p.key
+	}
+	k, keyErr := key(r)
+	if keyErr == nil && k == "" {
 		keyErr = ErrNoKey
 	}
 	if keyErr != nil {
@@ -82,8 +109,7 @@ func (p *Policy) CheckKey(w http.ResponseWriter, r *http.Request, key string, ke
 			keyErr = errors.Join(ErrNoKey, keyErr)
 		}
 		p.report(r.Context(), keyErr)
-		p.badRequest(w, r, keyErr)
-		return Outcome{Request: r}
+		return r, nil, &Rejection{Status: http.StatusBadRequest, Err: keyErr, p: p, r: r}
 	}
 	cost := p.cost
 	if p.costFn != nil {
@@ -94,30 +120,30 @@ func (p *Policy) CheckKey(w http.ResponseWriter, r *http.Request, key string, ke
 			}
 			err = errors.Join(ErrInvalidCost, err)
 			p.report(r.Context(), err)
-			p.badRequest(w, r, err)
-			return Outcome{Request: r}
+			return r, nil, &Rejection{Status: http.StatusBadRequest, Err: err, p: p, r: r}
 		}
 		cost = c
 	}
 
 	parent := r.Context()
 	prev := stateOf(parent)
-	if prev.decided(p.lim, key) {
+	if prev.decided(p.lim, k) {
 		// The same limiter already counted this request under this key: a
 		// policy mounted twice on one route (on a group and on one of its
 		// routes) counts a request once.
-		return Outcome{Request: r, Proceed: true}
+		return r, nil, nil
 	}
 	st := prev
 	if st == nil || st.req != r {
 		st = newState(parent, prev)
 	}
+
 	ctx := parent
 	var cancel context.CancelFunc
 	if p.timeout > 0 && !p.lim.local {
 		ctx, cancel = context.WithTimeout(parent, p.timeout)
 	}
-	d, err := p.lim.allow(ctx, key, cost)
+	d, err := p.lim.allow(ctx, k, cost)
 	if cancel != nil {
 		cancel()
 	}
@@ -125,53 +151,37 @@ func (p *Policy) CheckKey(w http.ResponseWriter, r *http.Request, key string, ke
 		if errors.Is(parent.Err(), context.Canceled) {
 			// The request was cancelled: net/http cancels its context when
 			// the client closes or half-closes its connection, and the store
-			// refused the hit because of it. Serving the request uncounted
-			// would let any client escape a fail-open limit by hanging up,
-			// so it does not proceed, whatever the fail mode. It answers 503,
-			// as lockguard does for a client that gave up, for a client that
-			// half-closed but still reads; nothing is reported (the store is
-			// fine).
-			writeJSON(w, http.StatusServiceUnavailable, `{"error":"request cancelled"}`)
-			return Outcome{Request: r}
+			// refused the hit because of it. Nothing is reported (the store
+			// is fine).
+			return r, nil, &Rejection{Status: http.StatusServiceUnavailable, Err: err, p: p, r: r, cancelled: true}
 		}
 		p.report(parent, err)
 		if p.fail == FailClosed {
-			writeJSON(w, http.StatusServiceUnavailable, `{"error":"rate limiter unavailable"}`)
-			return Outcome{Request: r}
+			return r, nil, &Rejection{Status: http.StatusServiceUnavailable, Err: err, p: p, r: r}
 		}
-		return Outcome{Request: r, Proceed: true}
+		return r, nil, nil
 	}
 
-	out := Outcome{Request: r}
+	next = r
 	if st.req != r {
-		out.Request = r.WithContext(st)
-		st.req = out.Request
+		next = r.WithContext(st)
+		st.req = next
 	}
 	st.decs = append(st.decs, d)
 	p.setHeaders(w.Header(), st, len(st.decs)-1)
 	if !d.Allowed {
-		w.Header()[hdrRetryAfter] = st.slot(st.itoa(d.RetryAfterSeconds()))
-		p.deny(w, out.Request, d)
-		return out
+		w.Header()[hdrRetryAfter] = st.slot(st.itoa(d.retryAfterSeconds()))
+		return next, nil, &Rejection{Status: http.StatusTooManyRequests, Decision: d, p: p, r: next}
 	}
-	out.Proceed = true
 	if p.skipOK || p.skipFailed {
-		out.dec, out.undo = d, true
+		done = func(status int) { p.finish(next, d, status) }
 	}
-	return out
+	return next, done, nil
 }
 
-// Finish completes a request that Check let through, given the final status
-// of its response (0 counts as 200; pass 500 if the handler panicked): under
-// WithSkipSuccessful or WithSkipFailed it undoes the request's hits when the
-// status says so. The undo runs on a context detached from the request's
-// cancellation, bounded by the policy's timeout; a failure is reported to the
-// error handler. Finish does nothing when NeedsStatus is false or the request
-// was not counted.
-func (p *Policy) Finish(out Outcome, status int) {
-	if !out.undo {
-		return
-	}
+// finish undoes the hits of d, an allowed decision on r, when the final
+// status says so under WithSkipSuccessful or WithSkipFailed.
+func (p *Policy) finish(r *http.Request, d Decision, status int) {
 	if status == 0 {
 		status = http.StatusOK
 	}
@@ -179,13 +189,13 @@ func (p *Policy) Finish(out Outcome, status int) {
 	if (ok && !p.skipOK) || (!ok && !p.skipFailed) {
 		return
 	}
-	ctx := context.WithoutCancel(out.Request.Context())
+	ctx := context.WithoutCancel(r.Context())
 	if p.timeout > 0 && !p.lim.local {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)
 		defer cancel()
 	}
-	if err := p.lim.Undo(ctx, out.dec); err != nil {
+	if err := p.lim.Undo(ctx, d); err != nil {
 		p.report(ctx, err)
 	}
 }
@@ -206,7 +216,7 @@ func (p *Policy) setHeaders(h http.Header, st *reqState, i int) {
 		b := append(tmp[:0], p.rlPrefix...)
 		b = strconv.AppendInt(b, int64(d.Remaining), 10)
 		b = append(b, ";t="...)
-		b = strconv.AppendInt(b, d.ResetSeconds(), 10)
+		b = strconv.AppendInt(b, d.resetSeconds(), 10)
 		rl := st.bytes(b)
 		h[hdrPolicy] = st.slot(appendMember(h[hdrPolicy], p.policyValue))
 		h[hdrRateLimit] = st.slot(appendMember(h[hdrRateLimit], rl))
@@ -229,7 +239,7 @@ func stricter(d, cur *Decision) bool {
 	if d.Remaining != cur.Remaining {
 		return d.Remaining < cur.Remaining
 	}
-	return d.ResetSeconds() > cur.ResetSeconds()
+	return d.resetSeconds() > cur.resetSeconds()
 }
 
 // DenyJSON is the default DenyHandler: status 429 Too Many Requests with
@@ -243,7 +253,7 @@ func DenyJSON(w http.ResponseWriter, r *http.Request, d Decision) {
 	b = append(b, `{"error":"too many requests","policy":"`...)
 	b = append(b, quoted(d.Policy)...)
 	b = append(b, `","retry_after":`...)
-	b = strconv.AppendInt(b, d.RetryAfterSeconds(), 10)
+	b = strconv.AppendInt(b, d.retryAfterSeconds(), 10)
 	b = append(b, '}', '\n')
 	setJSON(w.Header())
 	w.WriteHeader(http.StatusTooManyRequests)

@@ -270,11 +270,13 @@ func TestInventedHeaderKeys(t *testing.T) {
 			l, err := limiter.New("api", 5, time.Minute, st)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = l.Close() })
-			p, err := limiter.NewPolicy(l, limiter.WithKey(c.key))
+			p, err := limiter.PolicyOf(l, limiter.WithKey(c.key))
 			require.NoError(t, err)
 			check := func(hdr ...string) int {
 				w := httptest.NewRecorder()
-				p.Check(w, request("192.0.2.1:1", hdr...))
+				if _, _, rj := p.Admit(w, request("192.0.2.1:1", hdr...), nil); rj != nil {
+					rj.Write(w)
+				}
 				return w.Code
 			}
 

@@ -147,8 +147,6 @@ func TestAllow(t *testing.T) {
 
 	d, err := l.Allow(ctx, "alice")
 	require.NoError(t, err)
-	assert.Equal(t, int64(0), d.RetryAfterSeconds(), "allowed")
-	assert.Equal(t, int64(10), d.ResetSeconds())
 	assert.Equal(t, "api", d.Policy)
 	assert.Equal(t, 3, d.Limit)
 	assert.Equal(t, 10*time.Second, d.Window)
@@ -169,7 +167,6 @@ func TestAllow(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, d.Allowed)
 	assert.Equal(t, 6*time.Second, d.RetryAfter)
-	assert.Equal(t, int64(6), d.RetryAfterSeconds())
 
 	d, err = l.Allow(ctx, "bob")
 	require.NoError(t, err)

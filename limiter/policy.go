@@ -7,8 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
+
+	"github.com/sluicehq/sluice/store"
 )
 
 // DefaultTimeout is how long a Policy waits for its store on one decision
@@ -94,6 +95,7 @@ type Policy struct {
 	deny       DenyHandler
 	badRequest RequestErrorHandler
 	onError    ErrorHandler
+	logger     *slog.Logger
 	now        func() time.Time
 
 	// Precomputed header values.
@@ -101,22 +103,35 @@ type Policy struct {
 	policyValue string // "name";q=5;w=10
 	rlPrefix    string // "name";r=
 
-	lastLog    atomic.Int64 // UnixNano of the last default error log line
-	suppressed atomic.Int64 // error log lines dropped since then
+	storeLog throttle // default log lines of store failures
+	keyLog   throttle // default log lines of requests without a key or cost
 }
 
-// NewPolicy returns a Policy for l, configured by opts. Without options it
-// counts every request once per client IP (ClientIP), sends both header
-// families, denies with DenyJSON, fails open, and gives the store
-// DefaultTimeout per decision. An option out of range or a nil function is an
-// error wrapping ErrInvalidConfig.
+// NewPolicy returns the Policy of a route or route group in one call: a
+// Limiter named name that allows limit hits per client in any sliding window
+// of length window, counted in st (see New for the rules on each), and the
+// HTTP policy around it, configured by opts. Without options it counts every
+// request once per client IP (ClientIP), sends both header families, denies
+// with DenyJSON, fails open, and gives the store DefaultTimeout per decision.
+// An option out of range or a nil function is an error wrapping
+// ErrInvalidConfig.
 //
-// A Policy uses its Limiter for as long as it lives; one Limiter may back
-// several Policies (for instance the same quota on two routes).
-func NewPolicy(l *Limiter, opts ...Option) (*Policy, error) {
-	if l == nil {
-		return nil, fmt.Errorf("%w: nil limiter", ErrInvalidConfig)
+// The Policy holds its Limiter's name on st until Close. To share one quota
+// between two routes, mount the same Policy on both.
+func NewPolicy(name string, limit int, window time.Duration, st store.WindowStore, opts ...Option) (*Policy, error) {
+	l, err := New(name, limit, window, st)
+	if err != nil {
+		return nil, err
 	}
+	p, err := newPolicy(l, opts)
+	if err != nil {
+		_ = l.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func newPolicy(l *Limiter, opts []Option) (*Policy, error) {
 	p := &Policy{
 		lim:        l,
 		key:        ClientIP,
@@ -127,6 +142,7 @@ func NewPolicy(l *Limiter, opts ...Option) (*Policy, error) {
 		timeout:    DefaultTimeout,
 		deny:       DenyJSON,
 		badRequest: badRequestJSON,
+		logger:     slog.Default(),
 		now:        time.Now,
 	}
 	for _, opt := range opts {
@@ -149,6 +165,11 @@ func NewPolicy(l *Limiter, opts ...Option) (*Policy, error) {
 	p.rlPrefix = `"` + name + `";r=`
 	return p, nil
 }
+
+// Close releases the policy's name on its store (see Limiter.Close); a
+// request that reaches the Policy afterwards meets a store failure and its
+// fail mode. Close is safe to call more than once and always returns nil.
+func (p *Policy) Close() error { return p.lim.Close() }
 
 func defaultSuccess(status int) bool { return status < 400 }
 
@@ -309,9 +330,9 @@ func WithRequestErrorHandler(h RequestErrorHandler) Option {
 }
 
 // WithErrorHandler sets the function told about store failures and requests
-// without a key or cost. The default logs them with log/slog's default
-// logger, store failures at error level and requests without a key at warn
-// level, with the policy's name and no client data, at most one line per
+// without a key or cost. The default logs them with the policy's logger (see
+// WithLogger), store failures at error level and requests without a key at warn
+// level, with the policy's name and no client data, at most one line of each kind per
 // second per policy (the line says how many were suppressed), so a Redis
 // outage or a flood of bad requests does not flood the log.
 func WithErrorHandler(h ErrorHandler) Option {
@@ -320,6 +341,20 @@ func WithErrorHandler(h ErrorHandler) Option {
 			return invalid("nil error handler")
 		}
 		p.onError = h
+		return nil
+	}
+}
+
+// WithLogger sets where the default error handler logs store failures and
+// requests without a key or cost (see WithErrorHandler), at most one line per
+// second per policy, as a lockguard.Guard logs its own. The default is
+// slog.Default(); a nil logger discards the records.
+func WithLogger(l *slog.Logger) Option {
+	return func(p *Policy) error {
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		p.logger = l
 		return nil
 	}
 }
@@ -355,20 +390,18 @@ func (p *Policy) report(ctx context.Context, err error) {
 		p.onError(ctx, p.lim.name, err)
 		return
 	}
-	now := time.Now().UnixNano()
-	last := p.lastLog.Load()
-	if now-last < int64(time.Second) || !p.lastLog.CompareAndSwap(last, now) {
-		p.suppressed.Add(1)
+	t, level, msg := &p.storeLog, slog.LevelError, "sluice: rate limiter store failed"
+	if errors.Is(err, ErrNoKey) || errors.Is(err, ErrInvalidCost) {
+		t, level, msg = &p.keyLog, slog.LevelWarn, "sluice: request refused: no key or cost"
+	}
+	ok, suppressed := t.allow()
+	if !ok {
 		return
 	}
-	level, msg := slog.LevelError, "sluice: rate limiter store failed"
-	if errors.Is(err, ErrNoKey) || errors.Is(err, ErrInvalidCost) {
-		level, msg = slog.LevelWarn, "sluice: request refused: no key or cost"
-	}
-	slog.Default().LogAttrs(ctx, level, msg,
+	p.logger.LogAttrs(ctx, level, msg,
 		slog.String("policy", p.lim.name),
 		slog.Any("error", err),
-		slog.Int64("suppressed", p.suppressed.Swap(0)))
+		slog.Int64("suppressed", suppressed))
 }
 
 // ceilSeconds rounds d up to whole seconds.

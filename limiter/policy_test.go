@@ -24,21 +24,35 @@ import (
 )
 
 // chain applies policies (the first outermost) in front of h the way the
-// adapters do: Check, then the handler, then Finish with the final status.
+// adapters do: Admit, then the handler, then done with the final status.
 // It runs on an httptest.ResponseRecorder.
 func chain(h http.Handler, policies ...*limiter.Policy) http.Handler {
 	for i := len(policies) - 1; i >= 0; i-- {
 		p, next := policies[i], h
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			out := p.Check(w, r)
-			if !out.Proceed {
+			r, done, ok := admit(p, w, r)
+			if !ok {
 				return
 			}
-			next.ServeHTTP(w, out.Request)
-			p.Finish(out, w.(*httptest.ResponseRecorder).Code)
+			next.ServeHTTP(w, r)
+			if done != nil {
+				done(w.(*httptest.ResponseRecorder).Code)
+			}
 		})
 	}
 	return h
+}
+
+// admit runs p's Admit on r and writes a rejection, as an adapter does: it
+// returns the request for the handler, done, and whether the handler may
+// run.
+func admit(p *limiter.Policy, w http.ResponseWriter, r *http.Request) (*http.Request, func(int), bool) {
+	next, done, rj := p.Admit(w, r, nil)
+	if rj != nil {
+		rj.Write(w)
+		return next, nil, false
+	}
+	return next, done, true
 }
 
 func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
@@ -57,7 +71,7 @@ var ok = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 
 func newPolicy(t *testing.T, l *limiter.Limiter, clk *testClock, opts ...limiter.Option) *limiter.Policy {
 	t.Helper()
-	p, err := limiter.NewPolicy(l, append([]limiter.Option{limiter.WithClock(clk.Now)}, opts...)...)
+	p, err := limiter.PolicyOf(l, append([]limiter.Option{limiter.WithClock(clk.Now)}, opts...)...)
 	require.NoError(t, err)
 	return p
 }
@@ -65,8 +79,6 @@ func newPolicy(t *testing.T, l *limiter.Limiter, clk *testClock, opts ...limiter
 func TestNewPolicyValidates(t *testing.T) {
 	clk := newClock()
 	l := newLimiter(t, "api", 5, time.Second, newMem(t, clk))
-	_, err := limiter.NewPolicy(nil)
-	require.ErrorIs(t, err, limiter.ErrInvalidConfig)
 	cases := map[string]limiter.Option{
 		"nil key":                   limiter.WithKey(nil),
 		"zero cost":                 limiter.WithCost(0),
@@ -84,15 +96,15 @@ func TestNewPolicyValidates(t *testing.T) {
 	}
 	for name, opt := range cases {
 		t.Run(name, func(t *testing.T) {
-			p, err := limiter.NewPolicy(l, opt)
+			p, err := limiter.PolicyOf(l, opt)
 			require.ErrorIs(t, err, limiter.ErrInvalidConfig)
 			assert.Nil(t, p)
 		})
 	}
-	p, err := limiter.NewPolicy(l, limiter.WithSkipSuccessful(), limiter.WithSkipFailed())
+	p, err := limiter.PolicyOf(l, limiter.WithSkipSuccessful(), limiter.WithSkipFailed())
 	require.ErrorIs(t, err, limiter.ErrInvalidConfig, "skipping both successful and failed requests would count none")
 	assert.Nil(t, p)
-	p, err = limiter.NewPolicy(l, nil, limiter.WithTimeout(0), limiter.WithCost(5))
+	p, err = limiter.PolicyOf(l, nil, limiter.WithTimeout(0), limiter.WithCost(5))
 	require.NoError(t, err, "nil options are ignored; cost = limit and no timeout are valid")
 	assert.Equal(t, "api", p.Name())
 	assert.Same(t, l, p.Limiter())
@@ -106,22 +118,22 @@ func TestCheckDeniedContract(t *testing.T) {
 	r := request("192.0.2.1:1")
 
 	w := httptest.NewRecorder()
-	out := p.Check(w, r)
-	require.True(t, out.Proceed)
-	require.NotSame(t, r, out.Request, "the decision travels in a new request's context")
-	d, found := limiter.DecisionFor(out.Request.Context(), "api")
+	next, _, ok := admit(p, w, r)
+	require.True(t, ok)
+	require.NotSame(t, r, next, "the decision travels in a new request's context")
+	d, found := limiter.DecisionFor(next.Context(), "api")
 	require.True(t, found)
 	assert.True(t, d.Allowed)
 	assert.Nil(t, limiter.FromContext(r.Context()), "the caller's request is not changed")
 	_, found = limiter.DecisionFor(r.Context(), "api")
 	assert.False(t, found)
-	_, found = limiter.DecisionFor(out.Request.Context(), "other")
+	_, found = limiter.DecisionFor(next.Context(), "other")
 	assert.False(t, found)
 
 	clk.Advance(1500 * time.Millisecond)
 	w = httptest.NewRecorder()
-	out = p.Check(w, r)
-	assert.False(t, out.Proceed)
+	_, _, ok = admit(p, w, r)
+	assert.False(t, ok)
 	assert.Equal(t, http.StatusTooManyRequests, w.Code)
 	assert.Equal(t, "9", w.Header().Get("Retry-After"), "8.5 s rounded up")
 	assert.Equal(t, `"api";r=0;t=9`, w.Header().Get("RateLimit"))
@@ -271,11 +283,11 @@ func TestFinish(t *testing.T) {
 	st := newMem(t, clk)
 	success := newPolicy(t, newLimiter(t, "s", 5, time.Minute, st), clk, limiter.WithSkipSuccessful(),
 		limiter.WithSuccess(func(status int) bool { return status != http.StatusUnauthorized }))
-	require.True(t, success.NeedsStatus())
 	r := request("192.0.2.1:1")
 
 	remaining := func() int {
-		d, _ := limiter.DecisionFor(success.Check(httptest.NewRecorder(), r).Request.Context(), "s")
+		next, _, _ := admit(success, httptest.NewRecorder(), r)
+		d, _ := limiter.DecisionFor(next.Context(), "s")
 		return d.Remaining
 	}
 	for _, c := range []struct {
@@ -283,8 +295,10 @@ func TestFinish(t *testing.T) {
 		counted bool
 	}{{0, false}, {200, false}, {500, false}, {401, true}} {
 		before := remaining() + 1 // that check counted one (and is never finished)
-		out := success.Check(httptest.NewRecorder(), r)
-		success.Finish(out, c.status)
+		_, done, ok := admit(success, httptest.NewRecorder(), r)
+		require.True(t, ok)
+		require.NotNil(t, done, "a skip-successful policy needs the status")
+		done(c.status)
 		after := remaining() + 1
 		if c.counted {
 			assert.Equal(t, before-2, after, "status %d is counted", c.status)
@@ -295,9 +309,9 @@ func TestFinish(t *testing.T) {
 	}
 
 	plain := newPolicy(t, newLimiter(t, "plain", 5, time.Minute, st), clk)
-	assert.False(t, plain.NeedsStatus())
-	plain.Finish(plain.Check(httptest.NewRecorder(), r), 200) // a no-op, no panic
-	plain.Finish(limiter.Outcome{}, 200)
+	_, done, ok := admit(plain, httptest.NewRecorder(), r)
+	assert.True(t, ok)
+	assert.Nil(t, done, "a policy that counts every request needs no status")
 }
 
 // TestClientGoneIsNeverServed checks a request whose own context is already
@@ -329,9 +343,9 @@ func TestClientGoneIsNeverServed(t *testing.T) {
 				for i := 0; i < 5; i++ {
 					r := request("192.0.2.1:1").WithContext(ctx)
 					w := httptest.NewRecorder()
-					out := p.Check(w, r)
-					assert.False(t, out.Proceed, "attempt %d: a client that went away is not served", i+1)
-					assert.Same(t, r, out.Request)
+					next, _, ok := admit(p, w, r)
+					assert.False(t, ok, "attempt %d: a client that went away is not served", i+1)
+					assert.Same(t, r, next)
 					assert.Equal(t, http.StatusServiceUnavailable, w.Code, "a client that went away gets no quota, only a 503")
 					assert.Equal(t, "{\"error\":\"request cancelled\"}\n", w.Body.String())
 					assert.Empty(t, w.Header().Get("X-RateLimit-Remaining"))
@@ -430,11 +444,13 @@ func TestFreeFormNamesAreEscaped(t *testing.T) {
 	p := newPolicy(t, newLimiter(t, `GET /a"b\c`, 1, 10*time.Second, st), clk)
 	r := request("192.0.2.1:1")
 	w := httptest.NewRecorder()
-	require.True(t, p.Check(w, r).Proceed)
+	_, _, ok := admit(p, w, r)
+	require.True(t, ok)
 	assert.Equal(t, `"GET /a\"b\\c";q=1;w=10`, w.Header().Get("RateLimit-Policy"))
 	assert.Equal(t, `"GET /a\"b\\c";r=0;t=10`, w.Header().Get("RateLimit"))
 	w = httptest.NewRecorder()
-	require.False(t, p.Check(w, r).Proceed)
+	_, _, ok = admit(p, w, r)
+	require.False(t, ok)
 	var body struct {
 		Policy string `json:"policy"`
 	}

@@ -22,20 +22,19 @@ import (
 func ExampleValidatedHeaderKey_policy() {
 	st, _ := memstore.New()
 	defer st.Close()
-	l, _ := limiter.New("api", 5, 10*time.Second, st)
-	defer l.Close()
 
 	// snippet:begin ratelimit-validated-header
 	known := map[string]bool{"demo-key-1": true, "demo-key-2": true} // from your key store
-	api, _ := limiter.NewPolicy(l, limiter.WithKey(limiter.ValidatedHeaderKey("X-API-Key",
-		func(k string) bool { return known[k] }, limiter.ClientIP)))
+	key := limiter.ValidatedHeaderKey("X-API-Key", func(k string) bool { return known[k] }, limiter.ClientIP)
+	api, _ := limiter.NewPolicy("api", 5, 10*time.Second, st, limiter.WithKey(key))
 	// snippet:end
+	defer api.Close()
 
-	for _, key := range []string{"demo-key-1", "made-up-1", "made-up-2", ""} {
+	for _, v := range []string{"demo-key-1", "made-up-1", "made-up-2", ""} {
 		r := httptest.NewRequest(http.MethodGet, "/api/hello", nil)
-		r.Header.Set("X-API-Key", key)
-		k, _ := api.Key(r)
-		fmt.Printf("%q counts as %s\n", key, k)
+		r.Header.Set("X-API-Key", v)
+		k, _ := key(r)
+		fmt.Printf("%q counts as %s\n", v, k)
 	}
 	// Output:
 	// "demo-key-1" counts as X-Api-Key:demo-key-1
@@ -49,16 +48,15 @@ func ExampleValidatedHeaderKey_policy() {
 func ExampleTrustedProxyIP_environment() {
 	st, _ := memstore.New()
 	defer st.Close()
-	l, _ := limiter.New("api", 5, 10*time.Second, st)
-	defer l.Close()
 
 	// snippet:begin ratelimit-trusted-proxies
 	key, err := limiter.TrustedProxyIP(strings.Split(os.Getenv("TRUSTED_PROXIES"), ",")...) // "10.0.0.0/8,2001:db8::/32"
 	if err != nil {
 		log.Fatal(err) // a malformed CIDR
 	}
-	api, _ := limiter.NewPolicy(l, limiter.WithKey(key))
+	api, _ := limiter.NewPolicy("api", 5, 10*time.Second, st, limiter.WithKey(key))
 	// snippet:end
+	defer api.Close()
 
 	fmt.Println(api.Name())
 }
@@ -67,23 +65,21 @@ func ExampleTrustedProxyIP_environment() {
 func ExampleDecisionFor() {
 	st, _ := memstore.New()
 	defer st.Close()
-	apiLimiter, _ := limiter.New("api", 100, time.Minute, st)
-	defer apiLimiter.Close()
-	dailyLimiter, _ := limiter.New("daily", 10, 24*time.Hour, st)
-	defer dailyLimiter.Close()
-	api, _ := limiter.NewPolicy(apiLimiter)
-	daily, _ := limiter.NewPolicy(dailyLimiter)
+	api, _ := limiter.NewPolicy("api", 100, time.Minute, st)
+	defer api.Close()
+	daily, _ := limiter.NewPolicy("daily", 10, 24*time.Hour, st)
+	defer daily.Close()
 
-	// What an adapter does: each policy checks the request in turn, and the
+	// What an adapter does: each policy admits the request in turn, and the
 	// request that reaches the handler carries their decisions.
 	w := httptest.NewRecorder()
 	r := httptest.NewRequest(http.MethodGet, "/api/search", nil)
 	for _, p := range []*limiter.Policy{api, daily} {
-		out := p.Check(w, r)
-		if !out.Proceed {
+		next, _, rj := p.Admit(w, r, nil)
+		if rj != nil {
 			return
 		}
-		r = out.Request
+		r = next
 	}
 	log.SetOutput(os.Stdout)
 	log.SetFlags(0)
@@ -136,12 +132,11 @@ func ExampleLimiter_AllowN() {
 }
 
 // docs/ratelimit.md, "Another framework": the sequence every adapter runs.
-func ExamplePolicy_Check() {
+func ExamplePolicy_Admit() {
 	st, _ := memstore.New()
 	defer st.Close()
-	l, _ := limiter.New("login", 2, time.Minute, st)
-	defer l.Close()
-	p, _ := limiter.NewPolicy(l, limiter.WithSkipSuccessful())
+	p, _ := limiter.NewPolicy("login", 2, time.Minute, st, limiter.WithSkipSuccessful())
+	defer p.Close()
 
 	// A framework whose handlers return the status they wrote.
 	h := limitedHandler(p, func(w http.ResponseWriter, r *http.Request) int {
@@ -166,17 +161,18 @@ func ExamplePolicy_Check() {
 func limitedHandler(p *limiter.Policy, next func(w http.ResponseWriter, r *http.Request) int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// snippet:begin ratelimit-adapter
-		out := p.Check(w, r) // skip predicate, key, cost, store, headers; writes 429/400/503 itself
-		if !out.Proceed {
-			return // answered (or the client is gone)
+		r, done, rj := p.Admit(w, r, nil) // skip predicate, key, cost, store, headers
+		if rj != nil {
+			rj.Write(w) // 429, 400 or 503, with the policy's handlers
+			return
 		}
-		if !p.NeedsStatus() {
-			next(w, out.Request) // out.Request carries the decision in its context
+		if done == nil {
+			next(w, r) // r carries the decision in its context
 			return
 		}
 		status := http.StatusInternalServerError // what counts if next panics
-		defer func() { p.Finish(out, status) }() // undo for skip-successful/failed
-		status = next(w, out.Request)
+		defer func() { done(status) }()          // undo for skip-successful/failed
+		status = next(w, r)
 		// snippet:end
 	}
 }

@@ -156,9 +156,9 @@ func (t *fencedTable) write(fence int64, value string) bool {
 	return true
 }
 
-// Enter is what an adapter calls; this one serves net/http by hand (package
+// Admit is what an adapter calls; this one serves net/http by hand (package
 // httpmw ships it). A framework adapter does the same with its own context.
-func ExampleGuard_Enter() {
+func ExampleGuard_Admit() {
 	st, _ := memstore.New()
 	defer st.Close()
 	locker, _ := lockguard.New(st)
@@ -168,12 +168,14 @@ func ExampleGuard_Enter() {
 	}
 	middleware := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			r, release, rejection := guard.Enter(r, nil)
+			r, done, rejection := guard.Admit(w, r, nil)
 			if rejection != nil {
-				rejection.Write(w)
+				rejection.Write(w) // 409, 400 or 503
 				return
 			}
-			defer release()
+			if done != nil {
+				defer done(0) // releases the lock, also if next panics
+			}
 			next.ServeHTTP(w, r)
 		})
 	}

@@ -71,6 +71,25 @@ type Guard struct {
 	wait     time.Duration
 	failOpen bool
 	logger   *slog.Logger
+	deny     func(w http.ResponseWriter, r *http.Request, rj *Rejection)
+
+	storeLog throttle // store failures
+	keyLog   throttle // requests without a key
+}
+
+// log writes one record to the Guard's logger, through t when it is not nil:
+// store failures and requests without a key are each throttled to one line
+// per second per Guard (the line says how many were suppressed), as a Policy
+// throttles its own.
+func (g *Guard) log(ctx context.Context, t *throttle, level slog.Level, msg string, attrs ...slog.Attr) {
+	if t != nil {
+		ok, suppressed := t.allow()
+		if !ok {
+			return
+		}
+		attrs = append(attrs, slog.Int64("suppressed", suppressed))
+	}
+	g.logger.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // GuardOption configures a Guard in NewGuard.
@@ -91,8 +110,17 @@ func WithFailOpen(open bool) GuardOption {
 	return GuardOption{func(g *Guard) { g.failOpen = open }}
 }
 
-// WithLogger sets where the Guard logs store failures, lost locks and failed
-// releases. The default is slog.Default(); a nil logger discards the records.
+// WithDenyHandler replaces the default response to a rejected request (a
+// JSON error, see Rejection.Write) with h. h runs when the adapter writes the
+// rejection, with the request as the Guard saw it.
+func WithDenyHandler(h func(w http.ResponseWriter, r *http.Request, rj *Rejection)) GuardOption {
+	return GuardOption{func(g *Guard) { g.deny = h }}
+}
+
+// WithLogger sets where the Guard logs store failures, requests without a
+// key, lost locks and failed releases; store failures and requests without a
+// key are throttled to one line per second. The default is slog.Default(); a
+// nil logger discards the records.
 func WithLogger(l *slog.Logger) GuardOption {
 	return GuardOption{func(g *Guard) {
 		if l == nil {
@@ -127,57 +155,76 @@ func NewGuard(locker *Locker, key KeyFunc, ttl time.Duration, opts ...GuardOptio
 	return g, nil
 }
 
-// Rejection is the response a Guard sends instead of running the handler.
-// Adapters write it with Write, or render Body with their framework's JSON
-// helper after setting Retry-After.
+// Rejection is the response a Guard chose instead of running the handler:
+// 409 Conflict for a busy resource, 400 Bad Request for a key error, 503
+// Service Unavailable for a store failure or a request cancelled while it
+// waited. A Rejection is an error, so that an adapter can hand it to its
+// framework's error handling.
 type Rejection struct {
-	// Status is the HTTP status: 400 for a key error, 409 for a busy
-	// resource, 503 for a store failure or a request cancelled while waiting.
+	// Status is the HTTP status: 400, 409 or 503.
 	Status int
-	// RetryAfter is the Retry-After value in whole seconds (at least 1) for a
-	// 409, and 0 (no header) otherwise.
-	RetryAfter int
+	// RetryAfter is, for a 409, the holder's remaining TTL: the
+	// Retry-After header carries it in whole seconds, rounded up, at
+	// least 1. It is 0 otherwise.
+	RetryAfter time.Duration
 	// Message is the text of the body's "error" member.
 	Message string
 	// Err is the reason, for logs; it is never sent to the client.
 	Err error
+
+	g *Guard
+	r *http.Request
 }
 
-// ErrorBody is the JSON body of a Rejection.
-type ErrorBody struct {
-	// Error says what went wrong, without internal details.
-	Error string `json:"error"`
-	// RetryAfter repeats the Retry-After header in seconds; omitted when 0.
-	RetryAfter int `json:"retry_after,omitempty"`
+// Error describes the rejection without client data.
+func (rj *Rejection) Error() string {
+	if rj.Err != nil {
+		return "lockguard: " + rj.Message + ": " + rj.Err.Error()
+	}
+	return "lockguard: " + rj.Message
 }
 
-// Body returns the JSON body of the rejection.
-func (rj *Rejection) Body() ErrorBody {
-	return ErrorBody{Error: rj.Message, RetryAfter: rj.RetryAfter}
-}
+// Unwrap returns Err.
+func (rj *Rejection) Unwrap() error { return rj.Err }
 
-// Write sends the rejection: Content-Type application/json, Retry-After when
-// set, the status and the JSON body.
+// Write sends the rejection with the Guard's deny handler (see
+// WithDenyHandler); by default: Content-Type application/json, Retry-After
+// for a 409, the status and the body {"error":"<message>"} (with
+// "retry_after":<seconds> for a 409).
 func (rj *Rejection) Write(w http.ResponseWriter) {
+	if rj.g != nil && rj.g.deny != nil {
+		rj.g.deny(w, rj.r, rj)
+		return
+	}
+	writeRejection(w, rj)
+}
+
+// writeRejection is the default deny handler.
+func writeRejection(w http.ResponseWriter, rj *Rejection) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if rj.RetryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(rj.RetryAfter))
+	body := struct {
+		Error      string `json:"error"`
+		RetryAfter int64  `json:"retry_after,omitempty"`
+	}{Error: rj.Message}
+	if rj.Status == http.StatusConflict {
+		body.RetryAfter = retryAfterSeconds(rj.RetryAfter)
+		h.Set("Retry-After", strconv.FormatInt(body.RetryAfter, 10))
 	}
-	body, err := json.Marshal(rj.Body())
+	b, err := json.Marshal(body)
 	if err != nil { // cannot happen for a struct of a string and an int
-		body = []byte(`{"error":"internal error"}`)
+		b = []byte(`{"error":"internal error"}`)
 	}
 	w.WriteHeader(rj.Status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(append(b, '\n'))
 }
 
-// RetryAfterSeconds converts a remaining TTL to a Retry-After value: whole
+// retryAfterSeconds converts a remaining TTL to a Retry-After value: whole
 // seconds, rounded up, at least 1.
-func RetryAfterSeconds(ttl time.Duration) int {
+func retryAfterSeconds(ttl time.Duration) int64 {
 	s := (ttl + time.Second - 1) / time.Second
-	return int(max(s, 1))
+	return int64(max(s, 1))
 }
 
 type ctxKey struct{}
@@ -191,18 +238,19 @@ func FromContext(ctx context.Context) (*Lock, bool) {
 	return l, ok && l != nil
 }
 
-// Enter runs the guard's policy for r, for adapters. It picks the resource
-// with key (nil: the Guard's KeyFunc) and obtains its lock. On success it
-// returns the request to pass to the handler, whose context carries the lock
+// Admit runs the guard's policy for r, for an adapter, as
+// limiter.Policy.Admit does for a rate limit. It picks the resource with key
+// (nil: the Guard's KeyFunc) and obtains its lock. On success it returns the
+// request to pass to the handler, whose context carries the lock
 // (FromContext) and is cancelled with cause ErrLockLost if the lock is lost,
-// and a release function that the adapter must call, deferred, when the
-// handler has returned or panicked: it stops the keep-alive and releases the
-// lock on a detached context; it is safe to call more than once. When the
-// request may not proceed, Enter returns a non-nil Rejection for the adapter
-// to send instead of running the handler, and a release function that does
-// nothing. With WithFailOpen and a failed store, Enter returns r itself and no
-// Rejection.
-func (g *Guard) Enter(r *http.Request, key KeyFunc) (*http.Request, func(), *Rejection) {
+// and done, which the adapter must call, deferred, when the handler has
+// returned or panicked (the status is not used): it stops the keep-alive and
+// releases the lock on a detached context; it is safe to call more than
+// once. When the request may not proceed, Admit returns a Rejection for the
+// adapter to write (Write) or hand to its framework instead of running the
+// handler, and a nil done. With WithFailOpen and a failed store, Admit
+// returns r itself, a nil done and no Rejection. w is not written to.
+func (g *Guard) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (next *http.Request, done func(status int), rj *Rejection) {
 	if key == nil {
 		key = g.key
 	}
@@ -212,7 +260,8 @@ func (g *Guard) Enter(r *http.Request, key KeyFunc) (*http.Request, func(), *Rej
 		err = ErrNoKey
 	}
 	if err != nil {
-		return r, noop, &Rejection{Status: http.StatusBadRequest, Message: msgBadKey, Err: err}
+		g.log(ctx, &g.keyLog, slog.LevelWarn, "lockguard: request has no resource key", slog.Any("error", err))
+		return r, nil, &Rejection{Status: http.StatusBadRequest, Message: msgBadKey, Err: err, g: g, r: r}
 	}
 
 	var opts []ObtainOption
@@ -224,43 +273,36 @@ func (g *Guard) Enter(r *http.Request, key KeyFunc) (*http.Request, func(), *Rej
 		var held *HeldError
 		switch {
 		case errors.As(err, &held):
-			return r, noop, &Rejection{
-				Status:     http.StatusConflict,
-				RetryAfter: RetryAfterSeconds(held.TTL),
-				Message:    msgLocked,
-				Err:        err,
-			}
+			return r, nil, &Rejection{Status: http.StatusConflict, RetryAfter: held.TTL, Message: msgLocked, Err: err, g: g, r: r}
 		case ctx.Err() != nil && !errors.Is(err, ErrStore):
-			return r, noop, &Rejection{Status: http.StatusServiceUnavailable, Message: msgCancelled, Err: err}
+			return r, nil, &Rejection{Status: http.StatusServiceUnavailable, Message: msgCancelled, Err: err, g: g, r: r}
 		case g.failOpen:
-			g.logger.LogAttrs(ctx, slog.LevelError, "lockguard: store failed, serving without a lock (fail-open)",
+			g.log(ctx, &g.storeLog, slog.LevelError, "lockguard: store failed, serving without a lock (fail-open)",
 				slog.String("key", k), slog.Any("error", err))
-			return r, noop, nil
+			return r, nil, nil
 		default:
-			g.logger.LogAttrs(ctx, slog.LevelError, "lockguard: store failed, rejecting the request (fail-closed)",
+			g.log(ctx, &g.storeLog, slog.LevelError, "lockguard: store failed, rejecting the request (fail-closed)",
 				slog.String("key", k), slog.Any("error", err))
-			return r, noop, &Rejection{Status: http.StatusServiceUnavailable, Message: msgUnavailable, Err: err}
+			return r, nil, &Rejection{Status: http.StatusServiceUnavailable, Message: msgUnavailable, Err: err, g: g, r: r}
 		}
 	}
 
 	work, stop := lock.KeepAlive(context.WithValue(ctx, ctxKey{}, lock))
 	var once sync.Once
-	release := func() {
+	release := func(int) {
 		once.Do(func() {
 			stop()
 			cause := context.Cause(work)
 			lost := errors.Is(cause, ErrLockLost)
 			if lost || errors.Is(cause, ErrMaxHoldExceeded) {
-				g.logger.LogAttrs(ctx, slog.LevelWarn, "lockguard: handler's context cancelled",
+				g.log(ctx, nil, slog.LevelWarn, "lockguard: handler's context cancelled",
 					slog.String("key", k), slog.Any("cause", cause))
 			}
 			if err := lock.Release(ctx); err != nil && !(lost && errors.Is(err, ErrNotHeld)) {
-				g.logger.LogAttrs(ctx, slog.LevelWarn, "lockguard: release failed",
+				g.log(ctx, nil, slog.LevelWarn, "lockguard: release failed",
 					slog.String("key", k), slog.Any("error", err))
 			}
 		})
 	}
 	return r.WithContext(work), release, nil
 }
-
-func noop() {}

@@ -61,21 +61,6 @@ func TestNewGuard(t *testing.T) {
 	}
 }
 
-func TestRetryAfterSeconds(t *testing.T) {
-	cases := []struct {
-		ttl  time.Duration
-		want int
-	}{
-		{-time.Second, 1}, {0, 1}, {time.Millisecond, 1}, {time.Second, 1},
-		{time.Second + time.Millisecond, 2}, {4500 * time.Millisecond, 5}, {5 * time.Second, 5},
-	}
-	for _, tc := range cases {
-		t.Run(tc.ttl.String(), func(t *testing.T) {
-			assert.Equal(t, tc.want, lockguard.RetryAfterSeconds(tc.ttl))
-		})
-	}
-}
-
 func TestRejectionWrite(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -83,8 +68,10 @@ func TestRejectionWrite(t *testing.T) {
 		header string
 		body   string
 	}{
-		{"locked", lockguard.Rejection{Status: 409, RetryAfter: 3, Message: "resource is locked", Err: errors.New("secret")},
+		{"locked", lockguard.Rejection{Status: 409, RetryAfter: 2500 * time.Millisecond, Message: "resource is locked", Err: errors.New("secret")},
 			"3", `{"error":"resource is locked","retry_after":3}`},
+		{"locked, under a second", lockguard.Rejection{Status: 409, RetryAfter: time.Millisecond, Message: "resource is locked"},
+			"1", `{"error":"resource is locked","retry_after":1}`},
 		{"unavailable", lockguard.Rejection{Status: 503, Message: "lock service unavailable", Err: errors.New("secret")},
 			"", `{"error":"lock service unavailable"}`},
 	}
@@ -118,7 +105,7 @@ func TestFromContextOutsideGuard(t *testing.T) {
 	assert.Nil(t, l)
 }
 
-func TestEnter(t *testing.T) {
+func TestAdmit(t *testing.T) {
 	st, l := newGuardLocker(t)
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
@@ -130,40 +117,40 @@ func TestEnter(t *testing.T) {
 		return r
 	}
 
-	r1, release1, rj := g.Enter(req(), nil)
+	r1, release1, rj := g.Admit(nil, req(), nil)
 	require.Nil(t, rj)
 	lock, ok := lockguard.FromContext(r1.Context())
 	require.True(t, ok)
 	assert.Equal(t, "order:1", lock.Key())
 
-	_, release2, rj := g.Enter(req(), nil)
+	_, release2, rj := g.Admit(nil, req(), nil)
 	require.NotNil(t, rj)
 	assert.Equal(t, http.StatusConflict, rj.Status)
-	assert.Equal(t, 10, rj.RetryAfter)
+	assert.Equal(t, 10*time.Second, rj.RetryAfter.Round(time.Second))
 	assert.ErrorIs(t, rj.Err, lockguard.ErrHeld)
-	release2() // a no-op
+	assert.Nil(t, release2, "nothing to release")
 
 	// A key function of the adapter's own overrides the Guard's.
-	r3, release3, rj := g.Enter(req(), func(*http.Request) (string, error) { return "order:2", nil })
+	r3, release3, rj := g.Admit(nil, req(), func(*http.Request) (string, error) { return "order:2", nil })
 	require.Nil(t, rj)
 	lock3, _ := lockguard.FromContext(r3.Context())
 	assert.Equal(t, "order:2", lock3.Key())
-	release3()
+	release3(0)
 
-	_, _, rj = g.Enter(req(), func(*http.Request) (string, error) { return "", nil })
+	_, _, rj = g.Admit(nil, req(), func(*http.Request) (string, error) { return "", nil })
 	require.NotNil(t, rj)
 	assert.Equal(t, http.StatusBadRequest, rj.Status)
 	assert.ErrorIs(t, rj.Err, lockguard.ErrNoKey)
 
-	release1()
-	release1() // safe twice
+	release1(0)
+	release1(0) // safe twice
 	assert.ErrorIs(t, r1.Context().Err(), context.Canceled, "the handler's context ends with the release")
 	_, err = lock.TTL(context.Background())
 	assert.ErrorIs(t, err, lockguard.ErrNotHeld, "released")
 
 	// A store failure is logged and answered 503.
 	require.NoError(t, st.Close())
-	_, _, rj = g.Enter(req(), nil)
+	_, _, rj = g.Admit(nil, req(), nil)
 	require.NotNil(t, rj)
 	assert.Equal(t, http.StatusServiceUnavailable, rj.Status)
 	assert.ErrorIs(t, rj.Err, lockguard.ErrStore)
@@ -173,18 +160,18 @@ func TestEnter(t *testing.T) {
 
 // A request cancelled while it waits for the lock is neither a conflict nor
 // a store failure.
-func TestEnterCancelledWhileWaiting(t *testing.T) {
+func TestAdmitCancelledWhileWaiting(t *testing.T) {
 	_, l := newGuardLocker(t)
 	g, err := lockguard.NewGuard(l, func(*http.Request) (string, error) { return "k", nil }, 10*time.Second,
 		lockguard.WithWait(10*time.Second), lockguard.WithLogger(nil))
 	require.NoError(t, err)
-	_, release, rj := g.Enter(httptest.NewRequest(http.MethodPost, "/", nil), nil)
+	_, release, rj := g.Admit(nil, httptest.NewRequest(http.MethodPost, "/", nil), nil)
 	require.Nil(t, rj)
-	defer release()
+	defer release(0)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	_, _, rj = g.Enter(httptest.NewRequest(http.MethodPost, "/", nil).WithContext(ctx), nil)
+	_, _, rj = g.Admit(nil, httptest.NewRequest(http.MethodPost, "/", nil).WithContext(ctx), nil)
 	require.NotNil(t, rj)
 	assert.Equal(t, http.StatusServiceUnavailable, rj.Status)
 	assert.Equal(t, "request cancelled", rj.Message)
@@ -192,18 +179,47 @@ func TestEnterCancelledWhileWaiting(t *testing.T) {
 }
 
 // Every guarded request's keep-alive ends with its release.
-func TestEnterNoGoroutineLeak(t *testing.T) {
+func TestAdmitNoGoroutineLeak(t *testing.T) {
 	_, l := newGuardLocker(t)
 	g, err := lockguard.NewGuard(l, func(r *http.Request) (string, error) { return r.URL.Path, nil }, time.Minute,
 		lockguard.WithLogger(nil))
 	require.NoError(t, err)
 	before := runtime.NumGoroutine()
 	for i := range 100 {
-		r, release, rj := g.Enter(httptest.NewRequest(http.MethodPost, "/orders/"+strconv.Itoa(i%7), nil), nil)
+		r, release, rj := g.Admit(nil, httptest.NewRequest(http.MethodPost, "/orders/"+strconv.Itoa(i%7), nil), nil)
 		require.Nil(t, rj)
 		_, ok := lockguard.FromContext(r.Context())
 		require.True(t, ok)
-		release()
+		release(0)
 	}
 	settleGoroutines(t, before)
+}
+
+// WithDenyHandler replaces the default answer to a rejection, for every
+// adapter that writes it.
+func TestWithDenyHandler(t *testing.T) {
+	_, l := newGuardLocker(t)
+	g, err := lockguard.NewGuard(l, lockguard.PathValue("id", "order:"), 10*time.Second,
+		lockguard.WithLogger(nil),
+		lockguard.WithDenyHandler(func(w http.ResponseWriter, r *http.Request, rj *lockguard.Rejection) {
+			w.Header().Set("X-Order", r.PathValue("id"))
+			http.Error(w, "busy for "+rj.RetryAfter.Round(time.Second).String(), rj.Status)
+		}))
+	require.NoError(t, err)
+	req := func() *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/orders/7", nil)
+		r.SetPathValue("id", "7")
+		return r
+	}
+	_, done, rj := g.Admit(nil, req(), nil)
+	require.Nil(t, rj)
+	defer done(0)
+	_, _, rj = g.Admit(nil, req(), nil)
+	require.NotNil(t, rj)
+	w := httptest.NewRecorder()
+	rj.Write(w)
+	assert.Equal(t, http.StatusConflict, w.Code)
+	assert.Equal(t, "7", w.Header().Get("X-Order"))
+	assert.Equal(t, "busy for 10s\n", w.Body.String())
+	assert.ErrorIs(t, rj, lockguard.ErrHeld, "a Rejection unwraps to its reason")
 }

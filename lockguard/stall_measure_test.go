@@ -114,8 +114,11 @@ func measureStall(t *testing.T, scenario string, ctxTimeouts bool) int {
 	enter := func(i int) (func(), bool) {
 		r := httptest.NewRequest("POST", "/orders/x/pay", nil)
 		r.Header.Set("X-Key", keys[i])
-		_, release, rej := guard.Enter(r, nil)
-		return release, rej == nil
+		_, done, rej := guard.Admit(nil, r, nil)
+		if rej != nil {
+			return func() {}, false
+		}
+		return func() { done(0) }, true
 	}
 
 	var wg sync.WaitGroup

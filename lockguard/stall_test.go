@@ -58,7 +58,7 @@ func TestReleaseAfterStall(t *testing.T) {
 
 			r := httptest.NewRequest("POST", "/orders/1/pay", nil)
 			r.SetPathValue("id", "1")
-			r, release, rej := guard.Enter(r, nil)
+			r, finish, rej := guard.Admit(nil, r, nil)
 			require.Nil(t, rej)
 			lock, ok := lockguard.FromContext(r.Context())
 			require.True(t, ok)
@@ -67,7 +67,7 @@ func TestReleaseAfterStall(t *testing.T) {
 			// Writes wait (the release script among them); reads go on.
 			require.NoError(t, ctl.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "WRITE").Err())
 			paused := time.Now()
-			release() // the handler returns
+			finish(0) // the handler returns
 			assert.Less(t, time.Since(paused), pause, "the release does not wait for Redis")
 			require.Contains(t, logs.String(), "release failed", "the release ran into the pause")
 			left, err := ctl.PTTL(ctx, key).Result()

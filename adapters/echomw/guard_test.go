@@ -53,7 +53,7 @@ func guardByMount(g *lockguard.Guard, h http.Handler) http.Handler {
 		}
 		return "order:" + c.Param("id"), nil
 	}
-	e.POST("/orders/:id", echo.WrapHandler(h), echomw.GuardBy(g, key))
+	e.POST("/orders/:id", echo.WrapHandler(h), echomw.Guard(g, echomw.WithKey(key)))
 	return e
 }
 
@@ -172,7 +172,7 @@ func TestGuardByContextValue(t *testing.T) {
 			return c.String(http.StatusInternalServerError, "no lock")
 		}
 		return c.String(http.StatusOK, l.Key())
-	}, echomw.GuardBy(guardNew(t), key))
+	}, echomw.Guard(guardNew(t), echomw.WithKey(key)))
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 
@@ -189,7 +189,6 @@ func TestGuardByContextValue(t *testing.T) {
 
 func TestGuardNilPanics(t *testing.T) {
 	assert.Panics(t, func() { echomw.Guard(nil) })
-	assert.Panics(t, func() { echomw.GuardBy(guardNew(t), nil) })
 }
 
 // Mounted under a ServeMux pattern with path values of its own, the guard

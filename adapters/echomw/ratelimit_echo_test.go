@@ -24,11 +24,9 @@ func rateLimitPolicy(t *testing.T, name string, limit int, opts ...limiter.Optio
 	st, err := memstore.New()
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	l, err := limiter.New(name, limit, time.Minute, st)
+	p, err := limiter.NewPolicy(name, limit, time.Minute, st, opts...)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = l.Close() })
-	p, err := limiter.NewPolicy(l, opts...)
-	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
 	return p
 }
 
@@ -102,8 +100,8 @@ func TestRateLimitSeesErrorStatus(t *testing.T) {
 func TestRateLimitByParam(t *testing.T) {
 	p := rateLimitPolicy(t, "users", 1)
 	e := echo.New()
-	e.GET("/users/:id", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.RateLimitBy(p, echomw.ParamKey("id")))
-	e.GET("/nothing", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.RateLimitBy(p, echomw.ParamKey("id")))
+	e.GET("/users/:id", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.RateLimit(p, echomw.WithKey(echomw.ParamKey("id"))))
+	e.GET("/nothing", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.RateLimit(p, echomw.WithKey(echomw.ParamKey("id"))))
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 
@@ -120,7 +118,7 @@ func TestRateLimitByParam(t *testing.T) {
 
 func TestRateLimitRejectsBadWiring(t *testing.T) {
 	assert.Panics(t, func() { echomw.RateLimit(nil) })
-	assert.Panics(t, func() { echomw.RateLimitBy(new(limiter.Policy), echomw.ParamKey("id")) })
+	assert.Panics(t, func() { echomw.RateLimit(new(limiter.Policy), echomw.WithKey(echomw.ParamKey("id"))) })
 }
 
 // TestRateLimitClientGoneIsNotServed checks that a request whose context is
@@ -204,7 +202,7 @@ func TestParamKeyNeverPosesAsAddress(t *testing.T) {
 	e := echo.New()
 	e.GET("/api/hello", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.RateLimit(p))
 	e.POST("/users/:id/report", func(c echo.Context) error { return c.NoContent(http.StatusAccepted) },
-		echomw.RateLimitBy(p, echomw.ParamKey("id")))
+		echomw.RateLimit(p, echomw.WithKey(echomw.ParamKey("id"))))
 	serve := func(method, path, remote string) int {
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest(method, path, nil)

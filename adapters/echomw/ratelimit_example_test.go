@@ -21,11 +21,7 @@ func ExampleRateLimit() {
 	st, _ := memstore.New() // or redisstore.New(client) for many instances
 	defer st.Close()
 	policy := func(name string, limit int, window time.Duration) *limiter.Policy {
-		l, err := limiter.New(name, limit, window, st)
-		if err != nil {
-			panic(err)
-		}
-		p, err := limiter.NewPolicy(l)
+		p, err := limiter.NewPolicy(name, limit, window, st)
 		if err != nil {
 			panic(err)
 		}
@@ -50,19 +46,18 @@ func ExampleRateLimit() {
 	// 429 RateLimit "burst";r=0;t=10: {"error":"too many requests","policy":"burst","retry_after":10}
 }
 
-// Echo keeps route parameters in echo.Context: RateLimitBy with ParamKey
+// Echo keeps route parameters in echo.Context: WithKey with ParamKey
 // counts requests per parameter value.
-func ExampleRateLimitBy() {
+func ExampleWithKey() {
 	st, _ := memstore.New()
 	defer st.Close()
-	l, _ := limiter.New("reports", 1, time.Hour, st)
-	defer l.Close()
-	reports, _ := limiter.NewPolicy(l)
+	reports, _ := limiter.NewPolicy("reports", 1, time.Hour, st)
+	defer reports.Close()
 
 	e := echo.New()
 	e.POST("/users/:id/report", func(c echo.Context) error {
 		return c.String(http.StatusAccepted, "report for "+c.Param("id"))
-	}, echomw.RateLimitBy(reports, echomw.ParamKey("id")))
+	}, echomw.RateLimit(reports, echomw.WithKey(echomw.ParamKey("id"))))
 	srv := httptest.NewServer(e)
 	defer srv.Close()
 

@@ -19,7 +19,7 @@ func rateLimitMount(routes []limitertest.Route) http.Handler {
 		var mws []echo.MiddlewareFunc
 		for _, p := range rt.Policies {
 			if rt.Param != "" {
-				mws = append(mws, echomw.RateLimitBy(p, echomw.ParamKey(rt.Param)))
+				mws = append(mws, echomw.RateLimit(p, echomw.WithKey(echomw.ParamKey(rt.Param))))
 			} else {
 				mws = append(mws, echomw.RateLimit(p))
 			}

@@ -33,7 +33,7 @@ func ExampleRateLimit_perUser() {
 	// snippet:begin ratelimit-echo
 	e := echo.New()
 	e.GET("/api/hello", hello, echomw.RateLimit(api))
-	e.POST("/users/:id/report", report, echomw.RateLimitBy(perUser, echomw.ParamKey("id")))
+	e.POST("/users/:id/report", report, echomw.RateLimit(perUser, echomw.WithKey(echomw.ParamKey("id"))))
 	// snippet:end
 
 	srv := httptest.NewServer(e)
@@ -151,11 +151,7 @@ func pay(c echo.Context) error {
 }
 
 func snippetPolicy(st *memstore.Store, name string, limit int, window time.Duration, opts ...limiter.Option) *limiter.Policy {
-	l, err := limiter.New(name, limit, window, st)
-	if err != nil {
-		panic(err)
-	}
-	p, err := limiter.NewPolicy(l, opts...)
+	p, err := limiter.NewPolicy(name, limit, window, st, opts...)
 	if err != nil {
 		panic(err)
 	}

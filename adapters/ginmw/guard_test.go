@@ -48,7 +48,7 @@ func guardByMount(g *lockguard.Guard, h http.Handler) http.Handler {
 		}
 		return "order:" + c.Param("id"), nil
 	}
-	r.POST("/orders/:id", ginmw.GuardBy(g, key), gin.WrapH(h))
+	r.POST("/orders/:id", ginmw.Guard(g, ginmw.WithKey(key)), gin.WrapH(h))
 	return r
 }
 
@@ -129,9 +129,9 @@ func TestGuardRejectionAborts(t *testing.T) {
 func TestGuardByContextValue(t *testing.T) {
 	r := guardEngine()
 	r.Use(func(c *gin.Context) { c.Set("user", c.GetHeader("X-User")) })
-	r.POST("/report", ginmw.GuardBy(guardNew(t, time.Second), func(c *gin.Context) (string, error) {
+	r.POST("/report", ginmw.Guard(guardNew(t, time.Second), ginmw.WithKey(func(c *gin.Context) (string, error) {
 		return "user:" + c.GetString("user"), nil
-	}), func(c *gin.Context) {
+	})), func(c *gin.Context) {
 		l, ok := lockguard.FromContext(c.Request.Context())
 		if !ok {
 			c.String(http.StatusInternalServerError, "no lock")
@@ -155,7 +155,6 @@ func TestGuardByContextValue(t *testing.T) {
 
 func TestGuardNilPanics(t *testing.T) {
 	assert.Panics(t, func() { ginmw.Guard(nil) })
-	assert.Panics(t, func() { ginmw.GuardBy(guardNew(t, time.Second), nil) })
 }
 
 // Mounted under a ServeMux pattern with path values of its own, the guard

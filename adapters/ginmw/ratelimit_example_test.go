@@ -20,12 +20,11 @@ import (
 func ExampleRateLimit() {
 	st, _ := memstore.New() // or redisstore.New(client) for many instances
 	defer st.Close()
-	l, _ := limiter.New("api", 2, 10*time.Second, st)
-	defer l.Close()
-	api, err := limiter.NewPolicy(l)
+	api, err := limiter.NewPolicy("api", 2, 10*time.Second, st)
 	if err != nil {
 		panic(err)
 	}
+	defer api.Close()
 
 	r := gin.New()
 	r.GET("/api/hello", ginmw.RateLimit(api), func(c *gin.Context) {
@@ -44,17 +43,16 @@ func ExampleRateLimit() {
 	// 429 Retry-After 10: {"error":"too many requests","policy":"api","retry_after":10}
 }
 
-// Gin keeps route parameters in *gin.Context: RateLimitBy with ParamKey
+// Gin keeps route parameters in *gin.Context: WithKey with ParamKey
 // counts requests per parameter value.
-func ExampleRateLimitBy() {
+func ExampleWithKey() {
 	st, _ := memstore.New()
 	defer st.Close()
-	l, _ := limiter.New("reports", 1, time.Hour, st)
-	defer l.Close()
-	reports, _ := limiter.NewPolicy(l)
+	reports, _ := limiter.NewPolicy("reports", 1, time.Hour, st)
+	defer reports.Close()
 
 	r := gin.New()
-	r.POST("/users/:id/report", ginmw.RateLimitBy(reports, ginmw.ParamKey("id")), func(c *gin.Context) {
+	r.POST("/users/:id/report", ginmw.RateLimit(reports, ginmw.WithKey(ginmw.ParamKey("id"))), func(c *gin.Context) {
 		c.String(http.StatusAccepted, "report for %s", c.Param("id"))
 	})
 	srv := httptest.NewServer(r)

@@ -22,11 +22,9 @@ func rateLimitPolicy(t *testing.T, name string, limit int, opts ...limiter.Optio
 	st, err := memstore.New()
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	l, err := limiter.New(name, limit, time.Minute, st)
+	p, err := limiter.NewPolicy(name, limit, time.Minute, st, opts...)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = l.Close() })
-	p, err := limiter.NewPolicy(l, opts...)
-	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
 	return p
 }
 
@@ -71,8 +69,8 @@ func TestRateLimitSeesFinalStatus(t *testing.T) {
 func TestRateLimitByParam(t *testing.T) {
 	p := rateLimitPolicy(t, "users", 1)
 	r := gin.New()
-	r.GET("/users/:id", ginmw.RateLimitBy(p, ginmw.ParamKey("id")), func(c *gin.Context) { c.Status(http.StatusOK) })
-	r.GET("/nothing", ginmw.RateLimitBy(p, ginmw.ParamKey("id")), func(c *gin.Context) { c.Status(http.StatusOK) })
+	r.GET("/users/:id", ginmw.RateLimit(p, ginmw.WithKey(ginmw.ParamKey("id"))), func(c *gin.Context) { c.Status(http.StatusOK) })
+	r.GET("/nothing", ginmw.RateLimit(p, ginmw.WithKey(ginmw.ParamKey("id"))), func(c *gin.Context) { c.Status(http.StatusOK) })
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 
@@ -89,7 +87,7 @@ func TestRateLimitByParam(t *testing.T) {
 
 func TestRateLimitRejectsBadWiring(t *testing.T) {
 	assert.Panics(t, func() { ginmw.RateLimit(nil) })
-	assert.Panics(t, func() { ginmw.RateLimitBy(new(limiter.Policy), ginmw.ParamKey("id")) })
+	assert.Panics(t, func() { ginmw.RateLimit(new(limiter.Policy), ginmw.WithKey(ginmw.ParamKey("id"))) })
 }
 
 // TestRateLimitClientGoneIsNotServed checks that a request whose context is
@@ -167,7 +165,7 @@ func TestParamKeyNeverPosesAsAddress(t *testing.T) {
 	p := rateLimitPolicy(t, "shared", 3)
 	r := gin.New()
 	r.GET("/api/hello", ginmw.RateLimit(p), func(c *gin.Context) { c.Status(http.StatusOK) })
-	r.POST("/users/:id/report", ginmw.RateLimitBy(p, ginmw.ParamKey("id")), func(c *gin.Context) { c.Status(http.StatusAccepted) })
+	r.POST("/users/:id/report", ginmw.RateLimit(p, ginmw.WithKey(ginmw.ParamKey("id"))), func(c *gin.Context) { c.Status(http.StatusAccepted) })
 	serve := func(method, path, remote string) int {
 		w := httptest.NewRecorder()
 		req := httptest.NewRequest(method, path, nil)

@@ -21,7 +21,7 @@ func rateLimitMount(routes []limitertest.Route) http.Handler {
 		var hs []gin.HandlerFunc
 		for _, p := range rt.Policies {
 			if rt.Param != "" {
-				hs = append(hs, ginmw.RateLimitBy(p, ginmw.ParamKey(rt.Param)))
+				hs = append(hs, ginmw.RateLimit(p, ginmw.WithKey(ginmw.ParamKey(rt.Param))))
 			} else {
 				hs = append(hs, ginmw.RateLimit(p))
 			}

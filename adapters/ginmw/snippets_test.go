@@ -33,7 +33,7 @@ func ExampleRateLimit_perUser() {
 	// snippet:begin ratelimit-gin
 	r := gin.New()
 	r.GET("/api/hello", ginmw.RateLimit(api), hello)
-	r.POST("/users/:id/report", ginmw.RateLimitBy(perUser, ginmw.ParamKey("id")), report)
+	r.POST("/users/:id/report", ginmw.RateLimit(perUser, ginmw.WithKey(ginmw.ParamKey("id"))), report)
 	// snippet:end
 
 	srv := httptest.NewServer(r)
@@ -150,11 +150,7 @@ func pay(c *gin.Context) {
 }
 
 func snippetPolicy(st *memstore.Store, name string, limit int, window time.Duration, opts ...limiter.Option) *limiter.Policy {
-	l, err := limiter.New(name, limit, window, st)
-	if err != nil {
-		panic(err)
-	}
-	p, err := limiter.NewPolicy(l, opts...)
+	p, err := limiter.NewPolicy(name, limit, window, st, opts...)
 	if err != nil {
 		panic(err)
 	}

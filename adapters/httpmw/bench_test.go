@@ -45,13 +45,10 @@ func BenchmarkRateLimit(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = st.Close() })
-	l, err := limiter.New("api", store.MaxLimit, time.Millisecond, st)
+	p, err := limiter.NewPolicy("api", store.MaxLimit, time.Millisecond, st)
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := limiter.NewPolicy(l)
-	if err != nil {
-		b.Fatal(err)
-	}
+	b.Cleanup(func() { _ = p.Close() })
 	benchRun(b, httpmw.RateLimit(p)(benchHandler))
 }

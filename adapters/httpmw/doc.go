@@ -8,8 +8,8 @@
 // chi, gorilla/mux): wrap each route or route group with its own policy, and
 // stack several to combine limits:
 //
-//	burst, _ := limiter.NewPolicy(burstLimiter)
-//	daily, _ := limiter.NewPolicy(dailyLimiter)
+//	burst, _ := limiter.NewPolicy("burst", 5, time.Second, st)
+//	daily, _ := limiter.NewPolicy("daily", 1000, 24*time.Hour, st)
 //	mux.Handle("GET /api/hello", httpmw.RateLimit(burst)(httpmw.RateLimit(daily)(hello)))
 //
 // Key functions read *http.Request, so r.PathValue gives a route parameter of

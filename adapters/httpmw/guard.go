@@ -25,13 +25,18 @@ func Guard(g *lockguard.Guard) func(http.Handler) http.Handler {
 		panic("httpmw: Guard: nil *lockguard.Guard")
 	}
 	return func(next http.Handler) http.Handler {
+		if next == nil {
+			panic("httpmw: Guard of a nil handler")
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			r, release, rj := g.Enter(r, nil)
+			r, done, rj := g.Admit(w, r, nil)
 			if rj != nil {
 				rj.Write(w)
 				return
 			}
-			defer release()
+			if done != nil {
+				defer done(0)
+			}
 			next.ServeHTTP(w, r)
 		})
 	}

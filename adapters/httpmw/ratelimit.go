@@ -12,8 +12,8 @@ import (
 // RateLimit returns middleware that applies p to every request: requests
 // over the limit get p's denial (429 by default) and never reach the
 // handler; the others reach it with the quota headers set and the decision
-// in their context (limiter.FromContext). Stack several RateLimit
-// middlewares to combine policies on one route.
+// in their context (limiter.FromContext). Several policies stack on one
+// route: RateLimit(burst)(RateLimit(daily)(h)).
 //
 // When p counts only failed or only successful requests, the response writer
 // is wrapped to learn the final status; the wrapper keeps http.Flusher,
@@ -30,34 +30,34 @@ func RateLimit(p *limiter.Policy) func(http.Handler) http.Handler {
 		if next == nil {
 			panic("httpmw: RateLimit of a nil handler")
 		}
-		return &rlHandler{p: p, next: next}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r, done, rj := p.Admit(w, r, nil)
+			if rj != nil {
+				rj.Write(w)
+				return
+			}
+			serve(w, r, next, done)
+		})
 	}
 }
 
-type rlHandler struct {
-	p    *limiter.Policy
-	next http.Handler
-}
-
-func (h *rlHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	out := h.p.Check(w, r)
-	if !out.Proceed {
-		return
-	}
-	if !h.p.NeedsStatus() {
-		h.next.ServeHTTP(w, out.Request)
+// serve runs next for an admitted request and then done, if not nil, with
+// the response's final status: 500 if next panicked (the panic goes on).
+func serve(w http.ResponseWriter, r *http.Request, next http.Handler, done func(status int)) {
+	if done == nil {
+		next.ServeHTTP(w, r)
 		return
 	}
 	sw := &rlStatusWriter{ResponseWriter: w}
 	finished := false
 	defer func() {
 		if !finished { // the handler panicked
-			h.p.Finish(out, http.StatusInternalServerError)
+			done(http.StatusInternalServerError)
 		}
 	}()
-	h.next.ServeHTTP(sw, out.Request)
+	next.ServeHTTP(sw, r)
 	finished = true
-	h.p.Finish(out, sw.status())
+	done(sw.status())
 }
 
 // rlStatusWriter records the final status a handler answers with.

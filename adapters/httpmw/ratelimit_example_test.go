@@ -18,12 +18,11 @@ import (
 func ExampleRateLimit() {
 	st, _ := memstore.New() // or redisstore.New(client) for many instances
 	defer st.Close()
-	l, _ := limiter.New("api", 2, 10*time.Second, st)
-	defer l.Close()
-	api, err := limiter.NewPolicy(l, limiter.WithKey(limiter.ValidatedHeaderKey("X-API-Key", knownKey, limiter.ClientIP)))
+	api, err := limiter.NewPolicy("api", 2, 10*time.Second, st, limiter.WithKey(limiter.ValidatedHeaderKey("X-API-Key", knownKey, limiter.ClientIP)))
 	if err != nil {
 		panic(err)
 	}
+	defer api.Close()
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/hello", httpmw.RateLimit(api)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -48,12 +47,11 @@ func ExampleRateLimit() {
 func ExampleRateLimit_login() {
 	st, _ := memstore.New()
 	defer st.Close()
-	l, _ := limiter.New("login", 3, time.Minute, st)
-	defer l.Close()
-	login, err := limiter.NewPolicy(l, limiter.WithSkipSuccessful(), limiter.WithFailMode(limiter.FailClosed))
+	login, err := limiter.NewPolicy("login", 3, time.Minute, st, limiter.WithSkipSuccessful(), limiter.WithFailMode(limiter.FailClosed))
 	if err != nil {
 		panic(err)
 	}
+	defer login.Close()
 	handler := httpmw.RateLimit(login)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.FormValue("password") != "correct" {
 			http.Error(w, "wrong password", http.StatusUnauthorized)

@@ -51,11 +51,9 @@ func rateLimitPolicy(t *testing.T, name string, limit int, opts ...limiter.Optio
 	st, err := memstore.New()
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	l, err := limiter.New(name, limit, time.Minute, st)
+	p, err := limiter.NewPolicy(name, limit, time.Minute, st, opts...)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = l.Close() })
-	p, err := limiter.NewPolicy(l, opts...)
-	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
 	return p
 }
 

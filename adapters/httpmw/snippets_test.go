@@ -36,18 +36,14 @@ func ExampleRateLimit_apiKey() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	l, err := limiter.New("api", 5, 10*time.Second, st) // 5 per 10 s
-	if err != nil {
-		log.Fatal(err)
-	}
-	api, err := limiter.NewPolicy(l, // per known API key, else per client IP
+	api, err := limiter.NewPolicy("api", 5, 10*time.Second, st, // per known API key, else per client IP
 		limiter.WithKey(limiter.ValidatedHeaderKey("X-API-Key", knownKey, limiter.ClientIP)))
 	if err != nil {
 		log.Fatal(err)
 	}
 	// snippet:end
+	defer api.Close()
 	defer st.Close()
-	defer l.Close()
 
 	// snippet:begin readme-ratelimit-nethttp
 	mux.Handle("GET /api/hello", httpmw.RateLimit(api)(http.HandlerFunc(hello)))
@@ -154,17 +150,13 @@ func ExampleRateLimit_perClient() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	l, err := limiter.New("api", 5, 10*time.Second, st) // 5 requests per 10 s
-	if err != nil {
-		log.Fatal(err)
-	}
-	api, err := limiter.NewPolicy(l) // per client IP, both header families, fail-open
+	api, err := limiter.NewPolicy("api", 5, 10*time.Second, st) // per client IP, both header families, fail-open
 	if err != nil {
 		log.Fatal(err)
 	}
 	// snippet:end
+	defer api.Close()
 	defer st.Close()
-	defer l.Close()
 
 	// snippet:begin ratelimit-nethttp
 	mux := http.NewServeMux()
@@ -186,16 +178,14 @@ func ExampleRateLimit_stacked() {
 	now := func() time.Time { return time.Unix(1_900_000_000, 0) }
 	st, _ := memstore.New(memstore.WithClock(now)) // the window does not move during the example
 	defer st.Close()
-	burstLimiter, _ := limiter.New("burst", 5, time.Second, st)
-	defer burstLimiter.Close()
-	dailyLimiter, _ := limiter.New("daily", 1000, 24*time.Hour, st)
-	defer dailyLimiter.Close()
 	search := func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "results") }
 	mux := http.NewServeMux()
 
 	// snippet:begin ratelimit-stack
-	burst, _ := limiter.NewPolicy(burstLimiter) // "burst": 5 per second
-	daily, _ := limiter.NewPolicy(dailyLimiter) // "daily": 1000 per day
+	burst, _ := limiter.NewPolicy("burst", 5, time.Second, st) // "burst": 5 per second
+	defer burst.Close()
+	daily, _ := limiter.NewPolicy("daily", 1000, 24*time.Hour, st) // "daily": 1000 per day
+	defer daily.Close()
 
 	mux.Handle("GET /api/search", httpmw.RateLimit(burst)(httpmw.RateLimit(daily)(http.HandlerFunc(search))))
 	// snippet:end
@@ -225,10 +215,9 @@ func ExampleRateLimit_countFailures() {
 	defer st.Close()
 
 	// snippet:begin ratelimit-login
-	l, _ := limiter.New("login", 3, time.Minute, st)
-	login, _ := limiter.NewPolicy(l, limiter.WithSkipSuccessful(), limiter.WithFailMode(limiter.FailClosed))
+	login, _ := limiter.NewPolicy("login", 3, time.Minute, st, limiter.WithSkipSuccessful(), limiter.WithFailMode(limiter.FailClosed))
 	// snippet:end
-	defer l.Close()
+	defer login.Close()
 
 	handler := httpmw.RateLimit(login)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("password") != "correct" {
@@ -301,18 +290,16 @@ func Example_routes() {
 	// The guard is called orders here, as in examples/nethttp; pay writes to
 	// the orders table of this file.
 	// snippet:begin examples-policies
-	isKey := func(k string) bool { return apiKeys[k] } // the set API_KEYS lists
-	apiLimiter, _ := limiter.New("api", 5, 10*time.Second, st)
-	api, _ := limiter.NewPolicy(apiLimiter, // fail-open: the default
+	isKey := func(k string) bool { return apiKeys[k] }        // the set API_KEYS lists
+	api, _ := limiter.NewPolicy("api", 5, 10*time.Second, st, // fail-open: the default
 		limiter.WithKey(limiter.ValidatedHeaderKey("X-API-Key", isKey, clientIP)))
-	loginLimiter, _ := limiter.New("login", 3, time.Minute, st)
-	login, _ := limiter.NewPolicy(loginLimiter, limiter.WithKey(clientIP),
+	defer api.Close()
+	login, _ := limiter.NewPolicy("login", 3, time.Minute, st, limiter.WithKey(clientIP),
 		limiter.WithSkipSuccessful(), limiter.WithFailMode(limiter.FailClosed))
+	defer login.Close()
 	locker, _ := lockguard.New(st)
 	orders, _ := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), 5*time.Second) // fail-closed: the default
 	// snippet:end
-	defer apiLimiter.Close()
-	defer loginLimiter.Close()
 	mux := http.NewServeMux()
 
 	// snippet:begin examples-nethttp

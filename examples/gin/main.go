@@ -160,11 +160,7 @@ func routes(st store.Store, clientIP limiter.KeyFunc, apiKeys map[string]bool) (
 }
 
 func policy(st store.Store, name string, limit int, window time.Duration, opts ...limiter.Option) (*limiter.Policy, error) {
-	l, err := limiter.New(name, limit, window, st)
-	if err != nil {
-		return nil, err
-	}
-	return limiter.NewPolicy(l, opts...)
+	return limiter.NewPolicy(name, limit, window, st, opts...)
 }
 
 func hello(c *gin.Context) {

@@ -92,11 +92,9 @@ type shop struct {
 	scripts *lua.Registry
 	store   *redisstore.Store // rate limits and locks
 
-	checkoutLimiter *limiter.Limiter
-	checkoutPolicy  *limiter.Policy
-	cartGuard       *lockguard.Guard
-	scoresLimiter   *limiter.Limiter
-	scoresPolicy    *limiter.Policy
+	checkoutPolicy *limiter.Policy
+	cartGuard      *lockguard.Guard
+	scoresPolicy   *limiter.Policy
 
 	board   string      // leaderboard sorted set
 	latency *latencyLog // checkout latencies
@@ -131,11 +129,7 @@ func newShop(client redis.UniversalClient, cfg config) (*shop, error) {
 	// POST /carts/{cart}/checkout: at most checkoutLimit per user. The user is
 	// the X-User header (the stand-in for authentication), which the limiter
 	// reads without touching the body; a request without it gets 400.
-	s.checkoutLimiter, err = limiter.New("checkout", cfg.checkoutLimit, cfg.checkoutWindow, st)
-	if err != nil {
-		return nil, err
-	}
-	s.checkoutPolicy, err = limiter.NewPolicy(s.checkoutLimiter,
+	s.checkoutPolicy, err = limiter.NewPolicy("checkout", cfg.checkoutLimit, cfg.checkoutWindow, st,
 		limiter.WithKey(limiter.HeaderKey("X-User", nil)),
 		limiter.WithRequestErrorHandler(func(w http.ResponseWriter, _ *http.Request, _ error) {
 			writeError(w, http.StatusBadRequest, "missing X-User header")
@@ -163,12 +157,7 @@ func newShop(client redis.UniversalClient, cfg config) (*shop, error) {
 
 	// POST /scores: at most scoresLimit per client IP (the default key).
 	// Fail-open: a failing limiter does not block the leaderboard by itself.
-	s.scoresLimiter, err = limiter.New("scores", cfg.scoresLimit, cfg.scoresWindow, st)
-	if err != nil {
-		s.close()
-		return nil, err
-	}
-	s.scoresPolicy, err = limiter.NewPolicy(s.scoresLimiter)
+	s.scoresPolicy, err = limiter.NewPolicy("scores", cfg.scoresLimit, cfg.scoresWindow, st)
 	if err != nil {
 		s.close()
 		return nil, err
@@ -233,11 +222,11 @@ func (s *shop) seed(ctx context.Context) error {
 // the tag, so one Reserve may take several items on Redis Cluster.
 func (s *shop) stockKey(item string) string { return rediscmd.StockKey(s.cfg.tag, item) }
 
-// close releases the limiters' names. It does not close the client.
+// close releases the policies' names. It does not close the client.
 func (s *shop) close() {
-	for _, l := range []*limiter.Limiter{s.checkoutLimiter, s.scoresLimiter} {
-		if l != nil {
-			_ = l.Close()
+	for _, p := range []*limiter.Policy{s.checkoutPolicy, s.scoresPolicy} {
+		if p != nil {
+			_ = p.Close()
 		}
 	}
 }

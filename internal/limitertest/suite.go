@@ -31,8 +31,8 @@ type Route struct {
 	// Policies limit the route, stacked: the first is the outermost.
 	Policies []*limiter.Policy
 	// Param, when not empty, names the route parameter the policies count
-	// requests by. Echo and gin mounts pass their ParamKey(Param) to
-	// RateLimitBy; a net/http mount uses RateLimit, the suite's policies
+	// requests by. Echo and gin mounts pass WithKey(ParamKey(Param)) to
+	// RateLimit; a net/http mount uses RateLimit alone, the suite's policies
 	// reading the parameter with limiter.PathValueKey.
 	Param string
 	// Handler answers the route's requests.
@@ -159,18 +159,14 @@ type env struct {
 // error recorder before opts.
 func (e *env) policy(t *testing.T, name string, limit int, window time.Duration, opts ...limiter.Option) *limiter.Policy {
 	t.Helper()
-	l, err := limiter.New(name, limit, window, e.inst.Store)
-	if err != nil {
-		t.Fatalf("limiter.New(%q): %v", name, err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
 	// A deadline far above the default, so that a loaded machine does not
 	// turn a slow answer into a fail-open; the hung-Redis test sets its own.
 	base := []limiter.Option{limiter.WithClock(e.clock.Now), limiter.WithErrorHandler(e.recordError), limiter.WithTimeout(10 * time.Second)}
-	p, err := limiter.NewPolicy(l, append(base, opts...)...)
+	p, err := limiter.NewPolicy(name, limit, window, e.inst.Store, append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("limiter.NewPolicy(%q): %v", name, err)
 	}
+	t.Cleanup(func() { _ = p.Close() })
 	return p
 }
 

@@ -1,0 +1,149 @@
+package echomw
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/sluicehq/sluice/limiter"
+	"github.com/sluicehq/sluice/lockguard"
+)
+
+// Option configures RateLimit and Guard with hooks that take the
+// echo.Context.
+type Option func(*options)
+
+type options struct {
+	key  func(c echo.Context) (string, error)
+	skip func(c echo.Context) bool
+	deny func(c echo.Context, err error) error
+}
+
+func newOptions(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return o
+}
+
+// WithKey picks the key (the client for RateLimit, the resource for Guard)
+// with fn instead of the policy's or guard's KeyFunc, for keys that need the
+// echo.Context: a route parameter (ParamKey), or a value an earlier
+// middleware stored with c.Set. An error or an empty key is answered 400.
+// The default, nil, uses the KeyFunc on a request that carries echo's route
+// parameters as path values.
+func WithKey(fn func(c echo.Context) (string, error)) Option {
+	return func(o *options) { o.key = fn }
+}
+
+// WithSkip exempts the requests for which fn returns true: they go on
+// uncounted (RateLimit) or unlocked (Guard), without quota headers. The
+// policy's own skip predicate (limiter.WithSkip) still applies to the
+// others. The default skips nothing.
+func WithSkip(fn func(c echo.Context) bool) Option {
+	return func(o *options) { o.skip = fn }
+}
+
+// WithDeny answers a rejected request with fn instead of the rejection's
+// own Write, and the middleware returns what fn returns: err is the
+// *limiter.Rejection or *lockguard.Rejection (its Status says why; a
+// denial's quota headers and Retry-After are already set on c.Response()).
+// WithDeny(HTTPError) sends rejections through echo's HTTPErrorHandler. The
+// default writes the rejection as JSON (429, 409, 400 or 503) and returns
+// nil.
+func WithDeny(fn func(c echo.Context, err error) error) Option {
+	return func(o *options) { o.deny = fn }
+}
+
+// HTTPError is a WithDeny hook that hands a rejection to echo's
+// HTTPErrorHandler: it returns an *echo.HTTPError with the rejection's status,
+// the status text as its message, and the rejection as its internal error
+// (for errors.As). A guard's 409 gets its Retry-After header here; a rate
+// limit's headers are already set.
+func HTTPError(c echo.Context, err error) error {
+	status := http.StatusInternalServerError
+	var lr *limiter.Rejection
+	var gr *lockguard.Rejection
+	switch {
+	case errors.As(err, &lr):
+		status = lr.Status
+	case errors.As(err, &gr):
+		status = gr.Status
+		if status == http.StatusConflict {
+			secs := max((gr.RetryAfter+time.Second-1)/time.Second, 1)
+			c.Response().Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
+		}
+	}
+	return echo.NewHTTPError(status, http.StatusText(status)).SetInternal(err)
+}
+
+// rejection is what both cores' rejections offer.
+type rejection interface {
+	error
+	Write(w http.ResponseWriter)
+}
+
+// reject answers a rejected request.
+func (o *options) reject(c echo.Context, rj rejection) error {
+	if o.deny != nil {
+		return o.deny(c, rj)
+	}
+	rj.Write(c.Response())
+	return nil
+}
+
+// request returns the request for the core: c.Request() carrying echo's
+// route parameters as path values, unless a WithKey hook picks the key.
+func (o *options) request(c echo.Context) *http.Request {
+	if o.key != nil {
+		return c.Request()
+	}
+	return withRouteParams(c.Request(), c.ParamNames(), c.ParamValues())
+}
+
+// keyFunc returns the WithKey hook as a KeyFunc of c, or nil.
+func (o *options) keyFunc(c echo.Context) func(*http.Request) (string, error) {
+	if o.key == nil {
+		return nil
+	}
+	return func(*http.Request) (string, error) { return o.key(c) }
+}
+
+// withRouteParams returns a clone of r carrying echo's route parameters as
+// path values, or r itself when there are none. It clones rather than
+// shallow-copies: a copy made by r.WithContext shares r's path-value storage,
+// and SetPathValue on it would write into r.
+func withRouteParams(r *http.Request, names, values []string) *http.Request {
+	n := min(len(names), len(values))
+	if n == 0 {
+		return r
+	}
+	r = r.Clone(r.Context())
+	for i := 0; i < n; i++ {
+		r.SetPathValue(names[i], values[i])
+	}
+	return r
+}
+
+// ParamKey returns a key function for WithKey that reads the route parameter
+// name (":id" in the route "/users/:id"). The key is namespaced by the
+// parameter's name, "param:id:<value>", so that a parameter value never
+// shares a counter with a client address or a header key under the same
+// policy. A missing or empty parameter is an error wrapping
+// limiter.ErrNoKey.
+func ParamKey(name string) func(c echo.Context) (string, error) {
+	prefix := "param:" + name + ":"
+	return func(c echo.Context) (string, error) {
+		if v := c.Param(name); v != "" {
+			return prefix + v, nil
+		}
+		return "", fmt.Errorf("%w: route parameter %q is empty", limiter.ErrNoKey, name)
+	}
+}

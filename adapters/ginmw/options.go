@@ -1,0 +1,122 @@
+package ginmw
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/sluicehq/sluice/limiter"
+)
+
+// Option configures RateLimit and Guard with hooks that take the
+// *gin.Context.
+type Option func(*options)
+
+type options struct {
+	key  func(c *gin.Context) (string, error)
+	skip func(c *gin.Context) bool
+	deny func(c *gin.Context, err error)
+}
+
+func newOptions(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return o
+}
+
+// WithKey picks the key (the client for RateLimit, the resource for Guard)
+// with fn instead of the policy's or guard's KeyFunc, for keys that need the
+// gin.Context: a route parameter (ParamKey), or a value an earlier handler
+// stored with c.Set. An error or an empty key is answered 400. The default,
+// nil, uses the KeyFunc on a request that carries gin's route parameters as
+// path values.
+func WithKey(fn func(c *gin.Context) (string, error)) Option {
+	return func(o *options) { o.key = fn }
+}
+
+// WithSkip exempts the requests for which fn returns true: they go on
+// uncounted (RateLimit) or unlocked (Guard), without quota headers. The
+// policy's own skip predicate (limiter.WithSkip) still applies to the
+// others. The default skips nothing.
+func WithSkip(fn func(c *gin.Context) bool) Option {
+	return func(o *options) { o.skip = fn }
+}
+
+// WithDeny writes the response to a rejected request instead of the
+// rejection's own Write: err is the *limiter.Rejection or
+// *lockguard.Rejection (its Status says why; a denial's quota headers and
+// Retry-After are already set on c.Writer). The chain is aborted after fn
+// returns. The default writes the rejection as JSON (429, 409, 400 or 503).
+func WithDeny(fn func(c *gin.Context, err error)) Option {
+	return func(o *options) { o.deny = fn }
+}
+
+// rejection is what both cores' rejections offer.
+type rejection interface {
+	error
+	Write(w http.ResponseWriter)
+}
+
+// reject answers a rejected request and aborts the chain.
+func (o *options) reject(c *gin.Context, rj rejection) {
+	if o.deny != nil {
+		o.deny(c, rj)
+	} else {
+		rj.Write(c.Writer)
+	}
+	c.Abort()
+}
+
+// request returns the request for the core: c.Request carrying gin's route
+// parameters as path values, unless a WithKey hook picks the key.
+func (o *options) request(c *gin.Context) *http.Request {
+	if o.key != nil {
+		return c.Request
+	}
+	return withRouteParams(c.Request, c.Params)
+}
+
+// keyFunc returns the WithKey hook as a KeyFunc of c, or nil.
+func (o *options) keyFunc(c *gin.Context) func(*http.Request) (string, error) {
+	if o.key == nil {
+		return nil
+	}
+	return func(*http.Request) (string, error) { return o.key(c) }
+}
+
+// withRouteParams returns a clone of r carrying gin's route parameters as
+// path values, or r itself when there are none. It clones rather than
+// shallow-copies: a copy made by r.WithContext shares r's path-value storage,
+// and SetPathValue on it would write into r.
+func withRouteParams(r *http.Request, params gin.Params) *http.Request {
+	if len(params) == 0 {
+		return r
+	}
+	r = r.Clone(r.Context())
+	for _, p := range params {
+		r.SetPathValue(p.Key, p.Value)
+	}
+	return r
+}
+
+// ParamKey returns a key function for WithKey that reads the route parameter
+// name (":id" in the route "/users/:id"). The key is namespaced by the
+// parameter's name, "param:id:<value>", so that a parameter value never
+// shares a counter with a client address or a header key under the same
+// policy: a client posting to /users/203.0.113.7/report does not use up the
+// quota of the client at 203.0.113.7. A missing or empty parameter is an
+// error wrapping limiter.ErrNoKey.
+func ParamKey(name string) func(c *gin.Context) (string, error) {
+	prefix := "param:" + name + ":"
+	return func(c *gin.Context) (string, error) {
+		if v := c.Param(name); v != "" {
+			return prefix + v, nil
+		}
+		return "", fmt.Errorf("%w: route parameter %q is empty", limiter.ErrNoKey, name)
+	}
+}
