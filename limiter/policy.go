@@ -71,8 +71,9 @@ type ErrorHandler func(ctx context.Context, policy string, err error)
 // (see WithRequestErrorHandler).
 type RequestErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 
-// Option configures a Policy in NewPolicy.
-type Option func(p *Policy) error
+// Option configures a Policy in NewPolicy. An option out of range makes
+// NewPolicy fail with an error wrapping ErrInvalidConfig.
+type Option func(p *Policy)
 
 // Policy is the HTTP side of a Limiter: which requests it counts, under which
 // key and cost, the headers it sends, how it denies and what it does when the
@@ -103,6 +104,7 @@ type Policy struct {
 	policyValue string // "name";q=5;w=10
 	rlPrefix    string // "name";r=
 
+	err      error    // the first option out of range
 	storeLog throttle // default log lines of store failures
 	keyLog   throttle // default log lines of requests without a key or cost
 }
@@ -146,12 +148,12 @@ func newPolicy(l *Limiter, opts []Option) (*Policy, error) {
 		now:        time.Now,
 	}
 	for _, opt := range opts {
-		if opt == nil {
-			continue
+		if opt != nil {
+			opt(p)
 		}
-		if err := opt(p); err != nil {
-			return nil, fmt.Errorf("policy %q: %w", l.name, err)
-		}
+	}
+	if p.err != nil {
+		return nil, fmt.Errorf("policy %q: %w", l.name, p.err)
 	}
 	if p.skipOK && p.skipFailed {
 		return nil, fmt.Errorf("%w: policy %q: WithSkipSuccessful and WithSkipFailed together would count no request", ErrInvalidConfig, l.name)
@@ -173,6 +175,13 @@ func (p *Policy) Close() error { return p.lim.Close() }
 
 func defaultSuccess(status int) bool { return status < 400 }
 
+// setErr records the first error of an option.
+func (p *Policy) setErr(err error) {
+	if p.err == nil {
+		p.err = err
+	}
+}
+
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 }
@@ -181,24 +190,24 @@ func invalid(format string, args ...any) error {
 // The default is ClientIP. See also ValidatedHeaderKey, ContextKey and
 // TrustedProxyIP.
 func WithKey(fn KeyFunc) Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		if fn == nil {
-			return invalid("nil KeyFunc")
+			p.setErr(invalid("nil KeyFunc"))
+			return
 		}
 		p.key = fn
-		return nil
 	}
 }
 
 // WithCost sets how many hits each request counts as; it must be between 1
 // and the limit. The default is 1.
 func WithCost(n int) Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		if n < 1 {
-			return invalid("cost %d must be positive", n)
+			p.setErr(invalid("cost %d must be positive", n))
+			return
 		}
 		p.cost, p.costFn = n, nil
-		return nil
 	}
 }
 
@@ -207,24 +216,24 @@ func WithCost(n int) Option {
 // the RequestErrorHandler (400 by default) without counting it. The default
 // is the fixed cost of WithCost, 1.
 func WithCostFunc(fn func(r *http.Request) (int, error)) Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		if fn == nil {
-			return invalid("nil cost function")
+			p.setErr(invalid("nil cost function"))
+			return
 		}
 		p.costFn = fn
-		return nil
 	}
 }
 
 // WithSkip exempts requests for which fn returns true: they are not counted
 // and get no rate-limit headers. The default exempts nothing.
 func WithSkip(fn func(r *http.Request) bool) Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		if fn == nil {
-			return invalid("nil skip function")
+			p.setErr(invalid("nil skip function"))
+			return
 		}
 		p.skip = fn
-		return nil
 	}
 }
 
@@ -235,9 +244,8 @@ func WithSkip(fn func(r *http.Request) bool) Option {
 // status < 400 unless WithSuccess says otherwise. The default counts every
 // request. It cannot be combined with WithSkipFailed.
 func WithSkipSuccessful() Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		p.skipOK = true
-		return nil
 	}
 }
 
@@ -246,45 +254,44 @@ func WithSkipSuccessful() Option {
 // request. It cannot be combined with WithSkipSuccessful: NewPolicy reports
 // the pair as an error wrapping ErrInvalidConfig.
 func WithSkipFailed() Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		p.skipFailed = true
-		return nil
 	}
 }
 
 // WithSuccess replaces the test of a final status used by WithSkipSuccessful
 // and WithSkipFailed. The default is status < 400.
 func WithSuccess(fn func(status int) bool) Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		if fn == nil {
-			return invalid("nil success function")
+			p.setErr(invalid("nil success function"))
+			return
 		}
 		p.success = fn
-		return nil
 	}
 }
 
 // WithHeaders selects the quota header families to send: LegacyHeaders,
 // IETFHeaders, both (AllHeaders, the default) or NoHeaders.
 func WithHeaders(h Headers) Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		if h&^AllHeaders != 0 {
-			return invalid("unknown header families %#x", uint8(h))
+			p.setErr(invalid("unknown header families %#x", uint8(h)))
+			return
 		}
 		p.headers = h
-		return nil
 	}
 }
 
 // WithFailMode chooses what happens when the store fails: FailOpen (the
 // default) or FailClosed.
 func WithFailMode(m FailMode) Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		if m != FailOpen && m != FailClosed {
-			return invalid("unknown fail mode %d", int(m))
+			p.setErr(invalid("unknown fail mode %d", int(m)))
+			return
 		}
 		p.fail = m
-		return nil
 	}
 }
 
@@ -295,24 +302,24 @@ func WithFailMode(m FailMode) Option {
 // still applies). Stores that answer from process memory (store/memstore)
 // never block and get no deadline, which spares them a timer per request.
 func WithTimeout(d time.Duration) Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		if d < 0 {
-			return invalid("negative timeout %v", d)
+			p.setErr(invalid("negative timeout %v", d))
+			return
 		}
 		p.timeout = d
-		return nil
 	}
 }
 
 // WithDenyHandler replaces DenyJSON, the default response to a denied
 // request.
 func WithDenyHandler(h DenyHandler) Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		if h == nil {
-			return invalid("nil deny handler")
+			p.setErr(invalid("nil deny handler"))
+			return
 		}
 		p.deny = h
-		return nil
 	}
 }
 
@@ -320,12 +327,12 @@ func WithDenyHandler(h DenyHandler) Option {
 // key or cost could not be determined: 400 with the JSON body
 // {"error":"cannot identify client"} or {"error":"invalid request cost"}.
 func WithRequestErrorHandler(h RequestErrorHandler) Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		if h == nil {
-			return invalid("nil request error handler")
+			p.setErr(invalid("nil request error handler"))
+			return
 		}
 		p.badRequest = h
-		return nil
 	}
 }
 
@@ -336,12 +343,12 @@ func WithRequestErrorHandler(h RequestErrorHandler) Option {
 // second per policy (the line says how many were suppressed), so a Redis
 // outage or a flood of bad requests does not flood the log.
 func WithErrorHandler(h ErrorHandler) Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		if h == nil {
-			return invalid("nil error handler")
+			p.setErr(invalid("nil error handler"))
+			return
 		}
 		p.onError = h
-		return nil
 	}
 }
 
@@ -350,12 +357,11 @@ func WithErrorHandler(h ErrorHandler) Option {
 // second per policy, as a lockguard.Guard logs its own. The default is
 // slog.Default(); a nil logger discards the records.
 func WithLogger(l *slog.Logger) Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		if l == nil {
 			l = slog.New(slog.DiscardHandler)
 		}
 		p.logger = l
-		return nil
 	}
 }
 
@@ -363,12 +369,12 @@ func WithLogger(l *slog.Logger) Option {
 // absolute time; every other value is relative). The default is time.Now;
 // tests pass the same clock as the store's.
 func WithClock(now func() time.Time) Option {
-	return func(p *Policy) error {
+	return func(p *Policy) {
 		if now == nil {
-			return invalid("nil clock")
+			p.setErr(invalid("nil clock"))
+			return
 		}
 		p.now = now
-		return nil
 	}
 }
 

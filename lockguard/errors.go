@@ -31,6 +31,10 @@ var (
 
 	// ErrNoKey reports that a KeyFunc found no resource key in a request.
 	ErrNoKey = errors.New("lockguard: no lock key in request")
+
+	// ErrInvalidConfig reports a Locker or Guard that cannot be built: a nil
+	// store, locker or key function, or a duration out of range.
+	ErrInvalidConfig = errors.New("lockguard: invalid configuration")
 )
 
 // HeldError reports that a lock could not be obtained because another owner

@@ -93,13 +93,13 @@ func (g *Guard) log(ctx context.Context, t *throttle, level slog.Level, msg stri
 }
 
 // GuardOption configures a Guard in NewGuard.
-type GuardOption struct{ apply func(*Guard) }
+type GuardOption func(*Guard)
 
 // WithWait makes a request for a busy resource wait up to d for the lock,
 // retrying with the Locker's RetryStrategy (DefaultBackoff if it has none),
 // before the Guard answers 409. The default, 0, answers 409 at once.
 func WithWait(d time.Duration) GuardOption {
-	return GuardOption{func(g *Guard) { g.wait = d }}
+	return func(g *Guard) { g.wait = d }
 }
 
 // WithFailOpen chooses what happens when the store fails (an unreachable or
@@ -107,14 +107,14 @@ func WithWait(d time.Duration) GuardOption {
 // reports none) and the failure is logged; with open false, the default, the
 // Guard answers 503 Service Unavailable with a JSON error (fail-closed).
 func WithFailOpen(open bool) GuardOption {
-	return GuardOption{func(g *Guard) { g.failOpen = open }}
+	return func(g *Guard) { g.failOpen = open }
 }
 
 // WithDenyHandler replaces the default response to a rejected request (a
 // JSON error, see Rejection.Write) with h. h runs when the adapter writes the
 // rejection, with the request as the Guard saw it.
 func WithDenyHandler(h func(w http.ResponseWriter, r *http.Request, rj *Rejection)) GuardOption {
-	return GuardOption{func(g *Guard) { g.deny = h }}
+	return func(g *Guard) { g.deny = h }
 }
 
 // WithLogger sets where the Guard logs store failures, requests without a
@@ -122,12 +122,12 @@ func WithDenyHandler(h func(w http.ResponseWriter, r *http.Request, rj *Rejectio
 // key are throttled to one line per second. The default is slog.Default(); a
 // nil logger discards the records.
 func WithLogger(l *slog.Logger) GuardOption {
-	return GuardOption{func(g *Guard) {
+	return func(g *Guard) {
 		if l == nil {
 			l = slog.New(slog.DiscardHandler)
 		}
 		g.logger = l
-	}}
+	}
 }
 
 // NewGuard returns a Guard that locks the resource key picks for ttl with
@@ -135,22 +135,22 @@ func WithLogger(l *slog.Logger) GuardOption {
 // millisecond, or the wait is negative.
 func NewGuard(locker *Locker, key KeyFunc, ttl time.Duration, opts ...GuardOption) (*Guard, error) {
 	if locker == nil {
-		return nil, errors.New("lockguard: nil locker")
+		return nil, fmt.Errorf("%w: nil locker", ErrInvalidConfig)
 	}
 	if key == nil {
-		return nil, errors.New("lockguard: nil key function")
+		return nil, fmt.Errorf("%w: nil key function", ErrInvalidConfig)
 	}
 	if ttl < time.Millisecond {
-		return nil, fmt.Errorf("lockguard: guard ttl %v must be at least 1ms", ttl)
+		return nil, fmt.Errorf("%w: guard ttl %v must be at least 1ms", ErrInvalidConfig, ttl)
 	}
 	g := &Guard{locker: locker, key: key, ttl: ttl, logger: slog.Default()}
 	for _, o := range opts {
-		if o.apply != nil {
-			o.apply(g)
+		if o != nil {
+			o(g)
 		}
 	}
 	if g.wait < 0 {
-		return nil, fmt.Errorf("lockguard: guard wait %v must not be negative", g.wait)
+		return nil, fmt.Errorf("%w: guard wait %v must not be negative", ErrInvalidConfig, g.wait)
 	}
 	return g, nil
 }

@@ -40,7 +40,7 @@ func TestNewGuard(t *testing.T) {
 	}{
 		{"defaults", l, key, time.Second, nil, true},
 		{"all-options", l, key, time.Second, []lockguard.GuardOption{
-			lockguard.WithWait(time.Second), lockguard.WithFailOpen(true), lockguard.WithLogger(slog.Default()), {},
+			lockguard.WithWait(time.Second), lockguard.WithFailOpen(true), lockguard.WithLogger(slog.Default()), nil,
 		}, true},
 		{"nil-locker", nil, key, time.Second, nil, false},
 		{"nil-key", l, nil, time.Second, nil, false},
@@ -54,7 +54,7 @@ func TestNewGuard(t *testing.T) {
 				require.NoError(t, err)
 				assert.NotNil(t, g)
 			} else {
-				assert.Error(t, err)
+				assert.ErrorIs(t, err, lockguard.ErrInvalidConfig)
 				assert.Nil(t, g)
 			}
 		})

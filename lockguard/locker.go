@@ -42,13 +42,13 @@ type Locker struct {
 }
 
 // Option configures a Locker in New.
-type Option struct{ apply func(*Locker) }
+type Option func(*Locker)
 
 // WithRetryStrategy sets the strategy Obtain follows when the lock is held by
 // another owner, unless a call passes Retry. By default Obtain tries once
 // (under WaitFor it retries with DefaultBackoff). A nil s restores the default.
 func WithRetryStrategy(s RetryStrategy) Option {
-	return Option{func(l *Locker) { l.retry = s }}
+	return func(l *Locker) { l.retry = s }
 }
 
 // WithReleaseTimeout sets how long Lock.Release waits for the store. Release
@@ -58,7 +58,7 @@ func WithRetryStrategy(s RetryStrategy) Option {
 // Obtain sends after a failed acquire attempt, and its retries. The default
 // is DefaultReleaseTimeout (2s); d must be positive.
 func WithReleaseTimeout(d time.Duration) Option {
-	return Option{func(l *Locker) { l.releaseTimeout = d }}
+	return func(l *Locker) { l.releaseTimeout = d }
 }
 
 // WithStoreTimeout bounds each call the Locker and its Locks make to the
@@ -78,7 +78,7 @@ func WithReleaseTimeout(d time.Duration) Option {
 // expect from a healthy Redis: an acquire that times out may still have taken
 // the lock, and Obtain then spends up to d more releasing it (see Obtain).
 func WithStoreTimeout(d time.Duration) Option {
-	return Option{func(l *Locker) { l.storeTimeout = d }}
+	return func(l *Locker) { l.storeTimeout = d }
 }
 
 // WithMaxHold bounds how long a lock may be kept alive: once d has passed
@@ -86,29 +86,29 @@ func WithStoreTimeout(d time.Duration) Option {
 // stops extending it and cancels the work's context with cause
 // ErrMaxHoldExceeded. The default, 0, sets no bound; d must not be negative.
 func WithMaxHold(d time.Duration) Option {
-	return Option{func(l *Locker) { l.maxHold = d }}
+	return func(l *Locker) { l.maxHold = d }
 }
 
 // New returns a Locker over s. It returns an error if s is nil or an option is
 // out of range.
 func New(s store.LockStore, opts ...Option) (*Locker, error) {
 	if s == nil {
-		return nil, errors.New("lockguard: nil store")
+		return nil, fmt.Errorf("%w: nil store", ErrInvalidConfig)
 	}
 	l := &Locker{store: s, releaseTimeout: DefaultReleaseTimeout, storeTimeout: DefaultStoreTimeout}
 	for _, o := range opts {
-		if o.apply != nil {
-			o.apply(l)
+		if o != nil {
+			o(l)
 		}
 	}
 	if l.releaseTimeout <= 0 {
-		return nil, fmt.Errorf("lockguard: release timeout %v must be positive", l.releaseTimeout)
+		return nil, fmt.Errorf("%w: release timeout %v must be positive", ErrInvalidConfig, l.releaseTimeout)
 	}
 	if l.storeTimeout < 0 {
-		return nil, fmt.Errorf("lockguard: store timeout %v must not be negative", l.storeTimeout)
+		return nil, fmt.Errorf("%w: store timeout %v must not be negative", ErrInvalidConfig, l.storeTimeout)
 	}
 	if l.maxHold < 0 {
-		return nil, fmt.Errorf("lockguard: max hold %v must not be negative", l.maxHold)
+		return nil, fmt.Errorf("%w: max hold %v must not be negative", ErrInvalidConfig, l.maxHold)
 	}
 	if ip, ok := s.(store.InProcess); ok && ip.InProcess() {
 		l.storeTimeout = 0
@@ -126,7 +126,7 @@ func (l *Locker) storeContext(ctx context.Context) (context.Context, context.Can
 }
 
 // ObtainOption configures one Obtain or Do call.
-type ObtainOption struct{ apply func(*obtainConfig) }
+type ObtainOption func(*obtainConfig)
 
 type obtainConfig struct {
 	retry  RetryStrategy
@@ -137,11 +137,11 @@ type obtainConfig struct {
 // Retry makes this call follow s instead of the Locker's strategy. A nil s
 // means the Locker's strategy.
 func Retry(s RetryStrategy) ObtainOption {
-	return ObtainOption{func(c *obtainConfig) {
+	return func(c *obtainConfig) {
 		if s != nil {
 			c.retry = s
 		}
-	}}
+	}
 }
 
 // WaitFor bounds how long this call waits for a held lock: the last attempt
@@ -150,10 +150,10 @@ func Retry(s RetryStrategy) ObtainOption {
 // call retries with DefaultBackoff. A d of zero or less means do not wait:
 // try once.
 func WaitFor(d time.Duration) ObtainOption {
-	return ObtainOption{func(c *obtainConfig) {
+	return func(c *obtainConfig) {
 		c.wait = d
 		c.noWait = d <= 0
-	}}
+	}
 }
 
 // Obtain takes the lock on key for ttl. By default it tries once; with a retry
@@ -184,8 +184,8 @@ func (l *Locker) Obtain(ctx context.Context, key string, ttl time.Duration, opts
 	}
 	cfg := obtainConfig{retry: l.retry}
 	for _, o := range opts {
-		if o.apply != nil {
-			o.apply(&cfg)
+		if o != nil {
+			o(&cfg)
 		}
 	}
 	strategy := cfg.retry

@@ -37,7 +37,7 @@ func TestNew(t *testing.T) {
 			lockguard.WithStoreTimeout(time.Second),
 		}, true},
 		{"no-store-timeout", st, []lockguard.Option{lockguard.WithStoreTimeout(0)}, true},
-		{"zero-option", st, []lockguard.Option{{}}, true},
+		{"nil-option", st, []lockguard.Option{nil}, true},
 		{"nil-store", nil, nil, false},
 		{"zero-release-timeout", st, []lockguard.Option{lockguard.WithReleaseTimeout(0)}, false},
 		{"negative-max-hold", st, []lockguard.Option{lockguard.WithMaxHold(-time.Second)}, false},
@@ -50,7 +50,7 @@ func TestNew(t *testing.T) {
 				require.NoError(t, err)
 				assert.NotNil(t, l)
 			} else {
-				assert.Error(t, err)
+				assert.ErrorIs(t, err, lockguard.ErrInvalidConfig)
 				assert.Nil(t, l)
 			}
 		})

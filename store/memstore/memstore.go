@@ -86,19 +86,13 @@ type config struct {
 }
 
 // Option configures a Store in New.
-type Option interface {
-	apply(*config)
-}
-
-type optionFunc func(*config)
-
-func (f optionFunc) apply(c *config) { f(c) }
+type Option func(*config)
 
 // WithClock makes the Store read the time from now, for the sliding window and
 // for lock expiry. The default, nil, reads the monotonic clock anchored to the
 // wall clock when New runs.
 func WithClock(now func() time.Time) Option {
-	return optionFunc(func(c *config) { c.clock = now })
+	return func(c *config) { c.clock = now }
 }
 
 // WithMaxKeys bounds the number of rate-limit windows (one per key in use)
@@ -108,7 +102,7 @@ func WithClock(now func() time.Time) Option {
 // before n keys. Eviction keeps the keys closest to their limit (see the
 // package documentation).
 func WithMaxKeys(n int) Option {
-	return optionFunc(func(c *config) { c.maxKeys = n })
+	return func(c *config) { c.maxKeys = n }
 }
 
 // WithMaxLocks bounds the number of locks and fence counters the Store holds;
@@ -118,7 +112,7 @@ func WithMaxKeys(n int) Option {
 // locks and all are held, Acquire fails with ErrFull (a guard then answers
 // as its store-failure mode says, 503 by default) while rate limiting goes on.
 func WithMaxLocks(n int) Option {
-	return optionFunc(func(c *config) { c.maxLocks = n })
+	return func(c *config) { c.maxLocks = n }
 }
 
 // WithFenceTTL sets how long a lock's fence counter is kept after the lock's
@@ -129,7 +123,7 @@ func WithMaxLocks(n int) Option {
 // plus one); such a counter is kept past its TTL until the clock has passed
 // its last fence, so even a short fence TTL never lets fences go down.
 func WithFenceTTL(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.fenceTTL = d })
+	return func(c *config) { c.fenceTTL = d }
 }
 
 // WithSweepInterval sets how often a background goroutine drops expired keys.
@@ -137,7 +131,7 @@ func WithFenceTTL(d time.Duration) Option {
 // expired keys to be dropped when they are next used or when their shard is
 // full. A negative interval is rejected by New.
 func WithSweepInterval(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.sweepInterval = d })
+	return func(c *config) { c.sweepInterval = d }
 }
 
 // New returns an empty Store. Bad options are an error wrapping
@@ -152,7 +146,7 @@ func New(opts ...Option) (*Store, error) {
 	}
 	for _, o := range opts {
 		if o != nil {
-			o.apply(&cfg)
+			o(&cfg)
 		}
 	}
 	if cfg.maxKeys <= 0 {

@@ -63,27 +63,21 @@ type config struct {
 }
 
 // Option configures a Store in New.
-type Option interface {
-	apply(*config)
-}
-
-type optionFunc func(*config)
-
-func (f optionFunc) apply(c *config) { f(c) }
+type Option func(*config)
 
 // WithPrefix sets the prefix of every Redis key the Store writes. The default
 // is DefaultPrefix ("sluice:"). Use distinct prefixes for applications that
 // share a Redis server. The prefix must not contain '{' or '}', which would
 // change the keys' Cluster hash tags; New rejects it.
 func WithPrefix(prefix string) Option {
-	return optionFunc(func(c *config) { c.prefix = prefix })
+	return func(c *config) { c.prefix = prefix }
 }
 
 // WithTimeout sets a deadline for every call to Redis, on top of the deadline
 // the caller's context may carry. The default, 0, adds none. A negative
 // timeout is rejected by New.
 func WithTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.timeout = d })
+	return func(c *config) { c.timeout = d }
 }
 
 // WithClock makes the sliding window read the time from now instead of from
@@ -91,7 +85,7 @@ func WithTimeout(d time.Duration) Option {
 // application servers with skewed clocks share one window. Lock TTLs always
 // run on the Redis clock.
 func WithClock(now func() time.Time) Option {
-	return optionFunc(func(c *config) { c.clock = now })
+	return func(c *config) { c.clock = now }
 }
 
 // WithFenceTTL sets the time to live of a lock's fencing counter, renewed on
@@ -108,7 +102,7 @@ func WithClock(now func() time.Time) Option {
 // while the fence TTL exceeds that lead; the default leaves a day for the
 // clock to catch up.
 func WithFenceTTL(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.fenceTTL = d })
+	return func(c *config) { c.fenceTTL = d }
 }
 
 // New returns a Store that runs sluice's scripts through client: a
@@ -132,7 +126,7 @@ func New(client redis.Scripter, opts ...Option) (*Store, error) {
 	cfg := config{prefix: DefaultPrefix, fenceTTL: DefaultFenceTTL}
 	for _, o := range opts {
 		if o != nil {
-			o.apply(&cfg)
+			o(&cfg)
 		}
 	}
 	if strings.ContainsAny(cfg.prefix, "{}") {
