@@ -174,9 +174,16 @@ func (p *Policy) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (nex
 		return next, nil, &Rejection{Status: http.StatusTooManyRequests, Decision: d, p: p, r: next}
 	}
 	if p.skipOK || p.skipFailed {
-		done = func(status int) { p.finish(next, d, status) }
+		done = p.undoer(next, d)
 	}
 	return next, done, nil
+}
+
+// undoer returns the done function of an admitted request under
+// WithSkipSuccessful or WithSkipFailed. (A closure made in Admit itself
+// would move Admit's decision to the heap on every request.)
+func (p *Policy) undoer(r *http.Request, d Decision) func(status int) {
+	return func(status int) { p.finish(r, d, status) }
 }
 
 // finish undoes the hits of d, an allowed decision on r, when the final

@@ -2,7 +2,6 @@ package memstore
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -59,6 +58,7 @@ type Store struct {
 	shardLocks int  // bound on the locks of one shard
 
 	keySeed  maphash.Seed
+	nameSeed maphash.Seed
 	tokSeeds [2]maphash.Seed
 
 	clock     func() time.Time // nil: the monotonic clock below
@@ -174,6 +174,7 @@ func New(opts ...Option) (*Store, error) {
 		shardKeys:  min(cfg.maxKeys/n, math.MaxInt32),
 		shardLocks: min((cfg.maxLocks+n-1)/n, math.MaxInt32),
 		keySeed:    maphash.MakeSeed(),
+		nameSeed:   maphash.MakeSeed(),
 		tokSeeds:   [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		clock:      cfg.clock,
 		base:       time.Now(),
@@ -358,21 +359,23 @@ func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) err
 	return nil
 }
 
-// digest returns the 64-bit digest of key under the namespace name. The
-// name's length goes into the hash, so no two (name, key) pairs feed it the
-// same bytes; an empty name hashes the key alone.
+// digest returns the 64-bit digest of key under the namespace name: the
+// key's digest alone for an empty name, else mixed with the name's digest
+// under a second seed. The name is hashed apart from the key, never joined
+// to it, so a decision allocates nothing.
 func (s *Store) digest(name, key string) uint64 {
+	d := maphash.String(s.keySeed, key)
 	if name == "" {
-		return maphash.String(s.keySeed, key)
+		return d
 	}
-	var h maphash.Hash
-	h.SetSeed(s.keySeed)
-	var n [8]byte
-	binary.LittleEndian.PutUint64(n[:], uint64(len(name)))
-	_, _ = h.Write(n[:])
-	_, _ = h.WriteString(name)
-	_, _ = h.WriteString(key)
-	return h.Sum64()
+	// A multiply-xorshift step (as in splitmix64) mixes the two: for one
+	// name it is a bijection of the key's digest, so keys of one name
+	// collide only when their digests do; across names the seeds are secret,
+	// so no collision can be aimed at.
+	n := maphash.String(s.nameSeed, name)
+	x := (d ^ n) * 0xbf58476d1ce4e5b9
+	x ^= x >> 31
+	return x ^ n
 }
 
 // tokenDigest returns the 128-bit digest under which a lock token is held.
