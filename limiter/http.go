@@ -61,11 +61,15 @@ func (rj *Rejection) Unwrap() error { return rj.Err }
 // {"error":"rate limiter unavailable"} (or {"error":"request cancelled"}
 // when the client went away).
 func (rj *Rejection) Write(w http.ResponseWriter) {
+	deny, badRequest := DenyHandler(DenyJSON), RequestErrorHandler(badRequestJSON)
+	if rj.p != nil { // a Rejection made by hand has no policy: the defaults
+		deny, badRequest = rj.p.deny, rj.p.badRequest
+	}
 	switch {
 	case rj.Status == http.StatusTooManyRequests:
-		rj.p.deny(w, rj.r, rj.Decision)
+		deny(w, rj.r, rj.Decision)
 	case rj.Status == http.StatusBadRequest:
-		rj.p.badRequest(w, rj.r, rj.Err)
+		badRequest(w, rj.r, rj.Err)
 	case rj.cancelled:
 		writeJSON(w, http.StatusServiceUnavailable, `{"error":"request cancelled"}`)
 	default:
@@ -114,9 +118,9 @@ func (p *Policy) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (nex
 	cost := p.cost
 	if p.costFn != nil {
 		c, err := p.costFn(r)
-		if err != nil || c < 1 || c > p.lim.rule.Limit {
+		if err != nil || c < 1 || c > p.maxCost() {
 			if err == nil {
-				err = errors.New("cost " + strconv.Itoa(c) + " outside 1.." + p.limitValue)
+				err = errors.New("cost " + strconv.Itoa(c) + " outside 1.." + strconv.Itoa(p.maxCost()))
 			}
 			err = errors.Join(ErrInvalidCost, err)
 			p.report(r.Context(), err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -53,10 +54,11 @@ func PathValueKey(name string) KeyFunc {
 	}
 }
 
-// UnixSocketKey is the key ClientIP gives every peer of a Unix socket. Such
-// peers are usually a local reverse proxy: put its address in TrustedProxyIP
-// form behind a TCP listener, or key the route by something else (an API
-// key, a user), if the clients behind it must not share one quota.
+// UnixSocketKey is the key ClientIP gives every peer of a Unix socket: such
+// peers have no address, so they share one quota. They are usually a local
+// reverse proxy; if the clients behind it must not share one quota, key the
+// route by something the proxy passes on and the application trusts (an
+// authenticated user, a validated API key).
 const UnixSocketKey = "unix:"
 
 // isUnixPeer reports whether a RemoteAddr is that of a Unix-socket peer: "@"
@@ -264,7 +266,9 @@ func ContextKey(k any, fallback KeyFunc) KeyFunc {
 		case uint64:
 			v = strconv.FormatUint(x, 10)
 		case fmt.Stringer:
-			v = x.String()
+			if rv := reflect.ValueOf(x); rv.Kind() != reflect.Pointer || !rv.IsNil() {
+				v = x.String() // a nil pointer is no identity (and may not be callable)
+			}
 		}
 		if v != "" {
 			return "ctx:" + v, nil

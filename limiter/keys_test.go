@@ -162,6 +162,10 @@ type userKey struct{}
 
 type userID int
 
+type namedUser struct{ name string }
+
+func (u *namedUser) String() string { return u.name }
+
 func (u userID) String() string { return "u" + string(rune('0'+u)) }
 
 func TestContextKey(t *testing.T) {
@@ -180,6 +184,9 @@ func TestContextKey(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "ctx:42", got, "%T", id)
 	}
+	got, err = kf(r.WithContext(context.WithValue(r.Context(), userKey{}, (*namedUser)(nil))))
+	require.NoError(t, err)
+	assert.Equal(t, "192.0.2.1", got, "a nil user is no identity: fallback, no panic")
 	got, err = kf(r.WithContext(context.WithValue(r.Context(), userKey{}, 3.5)))
 	require.NoError(t, err)
 	assert.Equal(t, "192.0.2.1", got, "a float is no identity: fallback")

@@ -158,8 +158,8 @@ func newPolicy(l *Limiter, opts []Option) (*Policy, error) {
 	if p.skipOK && p.skipFailed {
 		return nil, fmt.Errorf("%w: policy %q: WithSkipSuccessful and WithSkipFailed together would count no request", ErrInvalidConfig, l.name)
 	}
-	if p.cost > l.rule.Limit {
-		return nil, fmt.Errorf("%w: policy %q: cost %d exceeds limit %d", ErrInvalidConfig, l.name, p.cost, l.rule.Limit)
+	if p.cost > p.maxCost() {
+		return nil, fmt.Errorf("%w: policy %q: cost %d exceeds %d (the limit, and at most store.MaxCost)", ErrInvalidConfig, l.name, p.cost, p.maxCost())
 	}
 	p.limitValue = strconv.Itoa(l.rule.Limit)
 	name := quoted(l.name)
@@ -174,6 +174,10 @@ func newPolicy(l *Limiter, opts []Option) (*Policy, error) {
 func (p *Policy) Close() error { return p.lim.Close() }
 
 func defaultSuccess(status int) bool { return status < 400 }
+
+// maxCost returns the largest cost a request may have: the limit, and at
+// most store.MaxCost.
+func (p *Policy) maxCost() int { return min(p.lim.rule.Limit, store.MaxCost) }
 
 // setErr records the first error of an option.
 func (p *Policy) setErr(err error) {
@@ -200,7 +204,7 @@ func WithKey(fn KeyFunc) Option {
 }
 
 // WithCost sets how many hits each request counts as; it must be between 1
-// and the limit. The default is 1.
+// and the limit (and at most store.MaxCost). The default is 1.
 func WithCost(n int) Option {
 	return func(p *Policy) {
 		if n < 1 {
@@ -212,9 +216,9 @@ func WithCost(n int) Option {
 }
 
 // WithCostFunc computes each request's cost (for instance from the size of a
-// batch). A cost outside 1..limit, or an error, answers the request through
-// the RequestErrorHandler (400 by default) without counting it. The default
-// is the fixed cost of WithCost, 1.
+// batch). A cost outside 1..limit (or above store.MaxCost), or an error,
+// answers the request through the RequestErrorHandler (400 by default)
+// without counting it. The default is the fixed cost of WithCost, 1.
 func WithCostFunc(fn func(r *http.Request) (int, error)) Option {
 	return func(p *Policy) {
 		if fn == nil {

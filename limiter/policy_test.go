@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/limitertest"
 	"github.com/sluicehq/sluice/limiter"
+	"github.com/sluicehq/sluice/store"
 )
 
 // chain applies policies (the first outermost) in front of h the way the
@@ -101,7 +102,11 @@ func TestNewPolicyValidates(t *testing.T) {
 			assert.Nil(t, p)
 		})
 	}
-	p, err := limiter.PolicyOf(l, limiter.WithSkipSuccessful(), limiter.WithSkipFailed())
+	big := newLimiter(t, "big", store.MaxLimit, time.Second, newMem(t, clk))
+	p, err := limiter.PolicyOf(big, limiter.WithCost(store.MaxCost+1))
+	require.ErrorIs(t, err, limiter.ErrInvalidConfig, "a cost above store.MaxCost is refused at construction, not failed at every request")
+	assert.Nil(t, p)
+	p, err = limiter.PolicyOf(l, limiter.WithSkipSuccessful(), limiter.WithSkipFailed())
 	require.ErrorIs(t, err, limiter.ErrInvalidConfig, "skipping both successful and failed requests would count none")
 	assert.Nil(t, p)
 	p, err = limiter.PolicyOf(l, nil, limiter.WithTimeout(0), limiter.WithCost(5))
@@ -473,4 +478,15 @@ func TestPolicyTwiceCountsOnce(t *testing.T) {
 			assert.Equal(t, `"api";q=2;w=10`, w.Header().Get("RateLimit-Policy"), "one list member")
 		}
 	}
+}
+
+// A Rejection made by hand writes the default answers.
+func TestRejectionWithoutPolicy(t *testing.T) {
+	w := httptest.NewRecorder()
+	(&limiter.Rejection{Status: http.StatusTooManyRequests, Decision: limiter.Decision{Policy: "api", RetryAfter: 2 * time.Second}}).Write(w)
+	assert.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.Contains(t, w.Body.String(), `"policy":"api"`)
+	w = httptest.NewRecorder()
+	(&limiter.Rejection{Status: http.StatusBadRequest, Err: limiter.ErrNoKey}).Write(w)
+	assert.Equal(t, "{\"error\":\"cannot identify client\"}\n", w.Body.String())
 }

@@ -72,6 +72,7 @@ type Guard struct {
 	failOpen bool
 	logger   *slog.Logger
 	deny     func(w http.ResponseWriter, r *http.Request, rj *Rejection)
+	err      error // the first option out of range
 
 	storeLog throttle // store failures
 	keyLog   throttle // requests without a key
@@ -114,7 +115,13 @@ func WithFailOpen(open bool) GuardOption {
 // JSON error, see Rejection.Write) with h. h runs when the adapter writes the
 // rejection, with the request as the Guard saw it.
 func WithDenyHandler(h func(w http.ResponseWriter, r *http.Request, rj *Rejection)) GuardOption {
-	return func(g *Guard) { g.deny = h }
+	return func(g *Guard) {
+		if h == nil {
+			g.err = fmt.Errorf("%w: nil deny handler", ErrInvalidConfig)
+			return
+		}
+		g.deny = h
+	}
 }
 
 // WithLogger sets where the Guard logs store failures, requests without a
@@ -148,6 +155,9 @@ func NewGuard(locker *Locker, key KeyFunc, ttl time.Duration, opts ...GuardOptio
 		if o != nil {
 			o(g)
 		}
+	}
+	if g.err != nil {
+		return nil, g.err
 	}
 	if g.wait < 0 {
 		return nil, fmt.Errorf("%w: guard wait %v must not be negative", ErrInvalidConfig, g.wait)
@@ -249,7 +259,9 @@ func FromContext(ctx context.Context) (*Lock, bool) {
 // once. When the request may not proceed, Admit returns a Rejection for the
 // adapter to write (Write) or hand to its framework instead of running the
 // handler, and a nil done. With WithFailOpen and a failed store, Admit
-// returns r itself, a nil done and no Rejection. w is not written to.
+// returns r itself, a nil done and no Rejection. The only write to w is the
+// Retry-After header of a 409, set before the Rejection is written (w may be
+// nil to skip it).
 func (g *Guard) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (next *http.Request, done func(status int), rj *Rejection) {
 	if key == nil {
 		key = g.key
@@ -273,6 +285,9 @@ func (g *Guard) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (next
 		var held *HeldError
 		switch {
 		case errors.As(err, &held):
+			if w != nil { // for every writer of the rejection, as a rate limit's headers are
+				w.Header().Set("Retry-After", strconv.FormatInt(retryAfterSeconds(held.TTL), 10))
+			}
 			return r, nil, &Rejection{Status: http.StatusConflict, RetryAfter: held.TTL, Message: msgLocked, Err: err, g: g, r: r}
 		case ctx.Err() != nil && !errors.Is(err, ErrStore):
 			return r, nil, &Rejection{Status: http.StatusServiceUnavailable, Message: msgCancelled, Err: err, g: g, r: r}

@@ -42,7 +42,7 @@ func guardMount(g *lockguard.Guard, h http.Handler) http.Handler {
 	return e
 }
 
-// guardByMount is guardMount with the key read by GuardBy from echo's route
+// guardByMount is guardMount with the key read by WithKey from echo's route
 // parameter.
 func guardByMount(g *lockguard.Guard, h http.Handler) http.Handler {
 	e := echo.New()
@@ -66,7 +66,7 @@ func TestGuard(t *testing.T) {
 	guardtest.Run(t, guardMount, guardBackends()...)
 }
 
-func TestGuardBy(t *testing.T) {
+func TestGuardWithKey(t *testing.T) {
 	guardtest.Run(t, guardByMount, guardtest.Memory())
 }
 
@@ -153,8 +153,8 @@ func TestGuardRejectionBypassesErrorHandler(t *testing.T) {
 	assert.False(t, called)
 }
 
-// GuardBy can key on what an earlier middleware stored in the echo.Context.
-func TestGuardByContextValue(t *testing.T) {
+// WithKey can key on what an earlier middleware stored in the echo.Context.
+func TestGuardWithKeyContextValue(t *testing.T) {
 	e := echo.New()
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

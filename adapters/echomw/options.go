@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -37,8 +35,7 @@ func newOptions(opts []Option) options {
 // with fn instead of the policy's or guard's KeyFunc, for keys that need the
 // echo.Context: a route parameter (ParamKey), or a value an earlier
 // middleware stored with c.Set. An error or an empty key is answered 400.
-// The default, nil, uses the KeyFunc on a request that carries echo's route
-// parameters as path values.
+// The default, nil, uses the KeyFunc.
 func WithKey(fn func(c echo.Context) (string, error)) Option {
 	return func(o *options) { o.key = fn }
 }
@@ -53,8 +50,8 @@ func WithSkip(fn func(c echo.Context) bool) Option {
 
 // WithDeny answers a rejected request with fn instead of the rejection's
 // own Write, and the middleware returns what fn returns: err is the
-// *limiter.Rejection or *lockguard.Rejection (its Status says why; a
-// denial's quota headers and Retry-After are already set on c.Response()).
+// *limiter.Rejection or *lockguard.Rejection (its Status says why; the quota
+// headers and Retry-After are already set on c.Response()).
 // WithDeny(HTTPError) sends rejections through echo's HTTPErrorHandler. The
 // default writes the rejection as JSON (429, 409, 400 or 503) and returns
 // nil.
@@ -65,9 +62,9 @@ func WithDeny(fn func(c echo.Context, err error) error) Option {
 // HTTPError is a WithDeny hook that hands a rejection to echo's
 // HTTPErrorHandler: it returns an *echo.HTTPError with the rejection's status,
 // the status text as its message, and the rejection as its internal error
-// (for errors.As). A guard's 409 gets its Retry-After header here; a rate
-// limit's headers are already set.
-func HTTPError(c echo.Context, err error) error {
+// (for errors.As). The rejection's headers (quota headers, Retry-After) are
+// already set on the response.
+func HTTPError(_ echo.Context, err error) error {
 	status := http.StatusInternalServerError
 	var lr *limiter.Rejection
 	var gr *lockguard.Rejection
@@ -76,10 +73,6 @@ func HTTPError(c echo.Context, err error) error {
 		status = lr.Status
 	case errors.As(err, &gr):
 		status = gr.Status
-		if status == http.StatusConflict {
-			secs := max((gr.RetryAfter+time.Second-1)/time.Second, 1)
-			c.Response().Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
-		}
 	}
 	return echo.NewHTTPError(status, http.StatusText(status)).SetInternal(err)
 }
@@ -100,11 +93,9 @@ func (o *options) reject(c echo.Context, rj rejection) error {
 }
 
 // request returns the request for the core: c.Request() carrying echo's
-// route parameters as path values, unless a WithKey hook picks the key.
+// route parameters as path values, for the policy's or guard's own
+// functions (skip predicate, cost, KeyFunc).
 func (o *options) request(c echo.Context) *http.Request {
-	if o.key != nil {
-		return c.Request()
-	}
 	return withRouteParams(c.Request(), c.ParamNames(), c.ParamValues())
 }
 

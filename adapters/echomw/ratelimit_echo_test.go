@@ -97,7 +97,7 @@ func TestRateLimitSeesErrorStatus(t *testing.T) {
 	assert.Equal(t, http.StatusTooManyRequests, code, "a panic was counted as a failure")
 }
 
-func TestRateLimitByParam(t *testing.T) {
+func TestRateLimitWithKeyParam(t *testing.T) {
 	p := rateLimitPolicy(t, "users", 1)
 	e := echo.New()
 	e.GET("/users/:id", func(c echo.Context) error { return c.NoContent(http.StatusOK) }, echomw.RateLimit(p, echomw.WithKey(echomw.ParamKey("id"))))

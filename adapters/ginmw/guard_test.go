@@ -38,7 +38,7 @@ func guardMount(g *lockguard.Guard, h http.Handler) http.Handler {
 	return r
 }
 
-// guardByMount is guardMount with the key read by GuardBy from gin's route
+// guardByMount is guardMount with the key read by WithKey from gin's route
 // parameter.
 func guardByMount(g *lockguard.Guard, h http.Handler) http.Handler {
 	r := guardEngine()
@@ -61,7 +61,7 @@ func TestGuard(t *testing.T) {
 	guardtest.Run(t, guardMount, guardBackends()...)
 }
 
-func TestGuardBy(t *testing.T) {
+func TestGuardWithKey(t *testing.T) {
 	guardtest.Run(t, guardByMount, guardtest.Memory())
 }
 
@@ -124,9 +124,9 @@ func TestGuardRejectionAborts(t *testing.T) {
 	}
 }
 
-// The handler reads the lock from c.Request.Context(), and GuardBy keys on
+// The handler reads the lock from c.Request.Context(), and WithKey keys on
 // what an earlier middleware stored with c.Set.
-func TestGuardByContextValue(t *testing.T) {
+func TestGuardWithKeyContextValue(t *testing.T) {
 	r := guardEngine()
 	r.Use(func(c *gin.Context) { c.Set("user", c.GetHeader("X-User")) })
 	r.POST("/report", ginmw.Guard(guardNew(t, time.Second), ginmw.WithKey(func(c *gin.Context) (string, error) {

@@ -80,6 +80,7 @@ func TestGuardDenyHook(t *testing.T) {
 	r.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/orders/1", nil))
 	assert.Equal(t, http.StatusConflict, w.Code)
 	assert.JSONEq(t, `{"busy":true}`, w.Body.String())
+	assert.NotEmpty(t, w.Header().Get("Retry-After"), "set before the hook runs")
 	close(release)
 	<-done
 }

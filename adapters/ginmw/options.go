@@ -33,8 +33,7 @@ func newOptions(opts []Option) options {
 // with fn instead of the policy's or guard's KeyFunc, for keys that need the
 // gin.Context: a route parameter (ParamKey), or a value an earlier handler
 // stored with c.Set. An error or an empty key is answered 400. The default,
-// nil, uses the KeyFunc on a request that carries gin's route parameters as
-// path values.
+// nil, uses the KeyFunc.
 func WithKey(fn func(c *gin.Context) (string, error)) Option {
 	return func(o *options) { o.key = fn }
 }
@@ -49,7 +48,7 @@ func WithSkip(fn func(c *gin.Context) bool) Option {
 
 // WithDeny writes the response to a rejected request instead of the
 // rejection's own Write: err is the *limiter.Rejection or
-// *lockguard.Rejection (its Status says why; a denial's quota headers and
+// *lockguard.Rejection (its Status says why; the quota headers and
 // Retry-After are already set on c.Writer). The chain is aborted after fn
 // returns. The default writes the rejection as JSON (429, 409, 400 or 503).
 func WithDeny(fn func(c *gin.Context, err error)) Option {
@@ -73,11 +72,9 @@ func (o *options) reject(c *gin.Context, rj rejection) {
 }
 
 // request returns the request for the core: c.Request carrying gin's route
-// parameters as path values, unless a WithKey hook picks the key.
+// parameters as path values, for the policy's or guard's own functions (skip
+// predicate, cost, KeyFunc).
 func (o *options) request(c *gin.Context) *http.Request {
-	if o.key != nil {
-		return c.Request
-	}
 	return withRouteParams(c.Request, c.Params)
 }
 

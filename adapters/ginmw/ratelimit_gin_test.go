@@ -66,7 +66,7 @@ func TestRateLimitSeesFinalStatus(t *testing.T) {
 	assert.Zero(t, after, "a denial aborts the chain")
 }
 
-func TestRateLimitByParam(t *testing.T) {
+func TestRateLimitWithKeyParam(t *testing.T) {
 	p := rateLimitPolicy(t, "users", 1)
 	r := gin.New()
 	r.GET("/users/:id", ginmw.RateLimit(p, ginmw.WithKey(ginmw.ParamKey("id"))), func(c *gin.Context) { c.Status(http.StatusOK) })

@@ -47,8 +47,8 @@
 // triggers a sweep of emptied windows (at most once per quarter of the
 // shard's capacity inserted, so the cost is amortised) and then evicts one
 // window from a random sample of eight: an emptied one if the sample holds
-// one, else the one furthest from its limit (most hits remaining), and among
-// those the one that empties soonest. Forgetting a window gives its client
+// one, else the one that has used the smallest share of its limit, and
+// among those the one that empties soonest. Forgetting a window gives its client
 // its used hits back, so the store forgets the clients that used least of
 // their quota: a client that has used up its quota stays denied while a flood
 // of new clients, each with a hit or two, pushes out other new clients. A

@@ -689,6 +689,13 @@ func TestEvictionKeepsUsedQuota(t *testing.T) {
 		mustHit(t, s, "victim", rule, 1)
 	}
 	mustHit(t, s, "strict-victim", strict, 1)
+	// A heavy user of a large limit has used a larger share of it than a
+	// flood client of a small one.
+	big := store.Rule{Name: "big", Limit: 1000, Window: time.Hour}
+	for range 9 {
+		mustHit(t, s, "heavy", big, 100)
+	}
+	heavyHits := 0
 	for i := range 10 * bound {
 		mustHit(t, s, "flood-"+strconv.Itoa(i), rule, 1)
 		clock.Add(time.Millisecond)
@@ -698,6 +705,10 @@ func TestEvictionKeepsUsedQuota(t *testing.T) {
 			}
 			if res := mustHit(t, s, "strict-victim", strict, 1); res.Allowed {
 				t.Fatalf("after %d new keys the limit-1 victim was allowed again: %+v", i+1, res)
+			}
+			heavyHits++
+			if res := mustHit(t, s, "heavy", big, 1); res.Remaining != 1000-900-heavyHits {
+				t.Fatalf("after %d new keys the heavy user has %d left, want %d: its window was forgotten", i+1, res.Remaining, 1000-900-heavyHits)
 			}
 		}
 	}

@@ -112,7 +112,7 @@ func (sh *shardState) dropLock(d uint64, l lock) {
 // drops the windows whose hits have all left (at most once per bound/4
 // windows added, so the cost per window stays constant), then evicts one
 // window from a random sample: one that has emptied if the sample holds one,
-// else the one furthest from its limit (most remaining hits), and among
+// else the one that has used the smallest share of its limit, and among
 // those the one that empties soonest. A window at its limit is therefore
 // evicted only when every sampled window is at its limit too: a flood of new
 // one-hit keys cannot give a client that used up its quota its quota back.
@@ -148,12 +148,14 @@ func evictBefore(a, b *window, now int64) bool {
 	if aGone {
 		return false
 	}
-	// Hits that left the window but were not pruned yet count as hits, which
-	// only makes a window look closer to its limit than it is.
-	aRoom := int64(a.hits.limit) - int64(a.hits.n)
-	bRoom := int64(b.hits.limit) - int64(b.hits.n)
-	if aRoom != bRoom {
-		return aRoom > bRoom
+	// The share of its limit a window has used: a's is below b's iff
+	// a.n/a.limit < b.n/b.limit. Hits that left the window but were not
+	// pruned yet count as hits, which only makes a window look closer to its
+	// limit than it is.
+	aUsed := uint64(a.hits.n) * uint64(b.hits.limit)
+	bUsed := uint64(b.hits.n) * uint64(a.hits.limit)
+	if aUsed != bUsed {
+		return aUsed < bUsed
 	}
 	return a.expires < b.expires
 }

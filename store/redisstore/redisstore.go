@@ -384,15 +384,15 @@ func result(cmd *redis.Cmd) (any, error) {
 	return v, err
 }
 
-// windowKey returns the Redis key of key's window under the namespace name:
-// the key alone is hashed for an empty name; otherwise the name's length, a
-// colon, the name and the key, so that no two (name, key) pairs share a
-// window.
+// windowKey returns the Redis key of key's window under the namespace name.
+// An empty name hashes the key alone, under "w:{"; any other hashes the
+// name's length, a colon, the name and the key, under "wn:{", so that no two
+// (name, key) pairs share a window, whatever bytes they hold.
 func (s *Store) windowKey(name, key string) string {
-	if name != "" {
-		key = strconv.Itoa(len(name)) + ":" + name + key
+	if name == "" {
+		return s.redisKey("w:{", key, "}")
 	}
-	return s.redisKey("w:{", key, "}")
+	return s.redisKey("wn:{", strconv.Itoa(len(name))+":"+name+key, "}")
 }
 
 // redisKey returns prefix + open + hex(sha256(key)[:16]) + close.

@@ -778,6 +778,7 @@ func (s suite) testKeys(t *testing.T) {
 		pairs := []struct{ name, key string }{
 			{"", k}, {"a", k}, {"b", k}, {"a:b", k + "c"}, {"a", ":b" + k + "c"},
 			{"ab", k}, {"a", "b" + k}, {"{tag}", k}, {"GET /items/{id}", k},
+			{"api", "x" + k}, {"", "3:apix" + k}, {"", "api:x" + k}, {"", "apix" + k},
 		}
 		for _, p := range pairs {
 			r := store.Rule{Name: p.name, Limit: 1, Window: window}
