@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/store"
@@ -23,6 +24,10 @@ const DefaultStoreTimeout = time.Second
 // releaseBackoff before each attempt.
 const releaseRetries = 6
 
+// maxReleaseRetries bounds the release retry goroutines of one Locker in
+// flight at once.
+const maxReleaseRetries = 256
+
 // releaseBackoff spaces the background release retries: 100ms doubling to
 // 2s, jittered, so that the locks whose releases failed in one stall are not
 // all retried at the same moment.
@@ -38,7 +43,8 @@ type Locker struct {
 	releaseTimeout time.Duration
 	storeTimeout   time.Duration // 0: none
 	maxHold        time.Duration
-	retryDone      func() // tests: called when a release retry goroutine ends
+	retryDone      func()       // tests: called when a release retry goroutine ends
+	retrying       atomic.Int64 // release retry goroutines in flight
 }
 
 // Option configures a Locker in New.
@@ -297,8 +303,16 @@ func (l *Locker) releaseLater(ctx context.Context, key, token string, validUntil
 	if !storeFailure(err) || !time.Now().Before(validUntil) {
 		return
 	}
+	// A long outage fails every release: past maxReleaseRetries goroutines
+	// in flight the lock is left to its TTL rather than adding load to a
+	// store that is recovering.
+	if l.retrying.Add(1) > maxReleaseRetries {
+		l.retrying.Add(-1)
+		return
+	}
 	ctx = context.WithoutCancel(ctx)
 	go func() {
+		defer l.retrying.Add(-1)
 		if l.retryDone != nil {
 			defer l.retryDone()
 		}

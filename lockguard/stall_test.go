@@ -217,3 +217,24 @@ func TestReleaseRetryKeepsOthersLock(t *testing.T) {
 	require.NoError(t, err, "the new owner still holds the lock")
 	assert.Greater(t, d, 50*time.Second)
 }
+
+// TestReleaseRetriesAreBounded fails every release, as a long outage would:
+// no more than MaxReleaseRetries retrying goroutines run at once, and the
+// extra locks are left to their TTL.
+func TestReleaseRetriesAreBounded(t *testing.T) {
+	mem, err := memstore.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = mem.Close() })
+	st := &flakyReleaseStore{LockStore: mem, err: errLostReply, failures: 1 << 30}
+	l := newLocker(t, st)
+	ctx := context.Background()
+	for i := range lockguard.MaxReleaseRetries + 50 {
+		lock, err := l.Obtain(ctx, "job-"+strconv.Itoa(i), 300*time.Millisecond)
+		require.NoError(t, err)
+		require.Error(t, lock.Release(ctx))
+		require.LessOrEqual(t, lockguard.ReleaseRetrying(l), int64(lockguard.MaxReleaseRetries))
+	}
+	assert.Equal(t, int64(lockguard.MaxReleaseRetries), lockguard.ReleaseRetrying(l), "the bound is reached, not passed")
+	require.Eventually(t, func() bool { return lockguard.ReleaseRetrying(l) == 0 },
+		5*time.Second, 10*time.Millisecond, "the retries end with the locks' TTL")
+}
