@@ -56,9 +56,8 @@ func PathValueKey(name string) KeyFunc {
 
 // UnixSocketKey is the key ClientIP gives every peer of a Unix socket: such
 // peers have no address, so they share one quota. They are usually a local
-// reverse proxy; if the clients behind it must not share one quota, key the
-// route by something the proxy passes on and the application trusts (an
-// authenticated user, a validated API key).
+// reverse proxy: TrustedProxyIP("unix") believes its X-Forwarded-For, so
+// that the clients behind it are counted apart.
 const UnixSocketKey = "unix:"
 
 // isUnixPeer reports whether a RemoteAddr is that of a Unix-socket peer: "@"
@@ -84,28 +83,33 @@ func isUnixPeer(addr string) bool {
 // that is not an IP address (one with trailing junk such as "[2001:db8::1]x",
 // or a port that is not a number from 0 to 65535, is not) stops the walk and
 // the request is counted under the hop that handed it over (the entry to its
-// right, or the peer), which the client cannot choose. When every entry is trusted the left-most
-// one is the client. Without X-Forwarded-For, X-Real-IP set by the trusted
-// peer is used if it holds an IP address; otherwise the peer itself is the
-// client. Addresses are grouped as ClientIP groups them. With no trusted
-// entries at all the KeyFunc behaves as ClientIP.
+// right, or the peer), which the client cannot choose. When every entry is
+// trusted the left-most one is the client. Without X-Forwarded-For,
+// X-Real-IP set by the trusted peer is used if it holds an IP address;
+// otherwise the peer itself is the client. Addresses are grouped as ClientIP
+// groups them. The entry "unix" trusts the peers of a Unix socket (a reverse
+// proxy on the same host); untrusted, they share UnixSocketKey as under
+// ClientIP. With no trusted entries at all the KeyFunc behaves as ClientIP.
 func TrustedProxyIP(trusted ...string) (KeyFunc, error) {
-	var nets []netip.Prefix
+	var tp trustedProxies
 	for _, s := range trusted {
 		s = strings.TrimSpace(s)
 		if s == "" {
+			continue
+		}
+		if s == "unix" {
+			tp.unix = true
 			continue
 		}
 		p, err := parsePrefix(s)
 		if err != nil {
 			return nil, fmt.Errorf("%w: trusted proxy %q: not a CIDR prefix or IP address", ErrInvalidConfig, s)
 		}
-		nets = append(nets, p)
+		tp.nets = append(tp.nets, p)
 	}
-	if len(nets) == 0 {
+	if len(tp.nets) == 0 && !tp.unix {
 		return ClientIP, nil
 	}
-	tp := trustedProxies(nets)
 	return tp.key, nil
 }
 
@@ -128,11 +132,16 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-type trustedProxies []netip.Prefix
+// trustedProxies are the hops whose forwarding headers are believed: the
+// prefixes, and with unix the peers of a Unix socket.
+type trustedProxies struct {
+	nets []netip.Prefix
+	unix bool
+}
 
 func (t trustedProxies) contains(a netip.Addr) bool {
 	a = a.Unmap().WithZone("")
-	for _, p := range t {
+	for _, p := range t.nets {
 		if p.Contains(a) {
 			return true
 		}
@@ -142,13 +151,19 @@ func (t trustedProxies) contains(a netip.Addr) bool {
 
 func (t trustedProxies) key(r *http.Request) (string, error) {
 	peer, peerRaw, ok := parseHost(r.RemoteAddr)
-	if !ok {
+	var last string // the key of the nearest hop known to be genuine
+	switch {
+	case ok && !t.contains(peer):
+		return ipKey(peer, peerRaw), nil
+	case ok:
+		last = ipKey(peer, peerRaw)
+	case isUnixPeer(r.RemoteAddr) && !t.unix:
+		return UnixSocketKey, nil
+	case isUnixPeer(r.RemoteAddr):
+		last = UnixSocketKey
+	default:
 		return "", fmt.Errorf("%w: remote address is not an IP address", ErrNoKey)
 	}
-	if !t.contains(peer) {
-		return ipKey(peer, peerRaw), nil
-	}
-	last, lastRaw := peer, peerRaw // the nearest hop known to be genuine
 	lines := r.Header.Values("X-Forwarded-For")
 	seen := false
 	for i := len(lines) - 1; i >= 0; i-- {
@@ -163,12 +178,12 @@ func (t trustedProxies) key(r *http.Request) (string, error) {
 			seen = true
 			a, raw, ok := parseHost(entry)
 			if !ok {
-				return ipKey(last, lastRaw), nil
+				return last, nil
 			}
 			if !t.contains(a) {
 				return ipKey(a, raw), nil
 			}
-			last, lastRaw = a, raw
+			last = ipKey(a, raw)
 		}
 	}
 	if !seen {
@@ -176,7 +191,7 @@ func (t trustedProxies) key(r *http.Request) (string, error) {
 			return ipKey(a, raw), nil
 		}
 	}
-	return ipKey(last, lastRaw), nil
+	return last, nil
 }
 
 // HeaderKey returns a KeyFunc that counts requests by the value of the

@@ -122,8 +122,11 @@ func TestTrustedProxyIP(t *testing.T) {
 		})
 	}
 	t.Run("peer not an IP", func(t *testing.T) {
-		_, err := kf(request("@", "X-Forwarded-For: 203.0.113.1"))
+		_, err := kf(request("not-an-address", "X-Forwarded-For: 203.0.113.1"))
 		require.ErrorIs(t, err, limiter.ErrNoKey)
+		got, err := kf(request("@", "X-Forwarded-For: 203.0.113.1"))
+		require.NoError(t, err)
+		assert.Equal(t, limiter.UnixSocketKey, got, "an untrusted Unix-socket peer, as under ClientIP")
 	})
 }
 
@@ -310,5 +313,35 @@ func TestPathValueKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "param:id:203.0.113.7", got, "never the key of the client 203.0.113.7")
 	_, err = kf(request("192.0.2.1:1"))
+	require.ErrorIs(t, err, limiter.ErrNoKey)
+}
+
+// TrustedProxyIP("unix") believes X-Forwarded-For from a proxy on a Unix
+// socket; without it such peers share UnixSocketKey.
+func TestTrustedProxyIPUnixSocket(t *testing.T) {
+	trusting, err := limiter.TrustedProxyIP("unix", "10.0.0.0/8")
+	require.NoError(t, err)
+	plain, err := limiter.TrustedProxyIP("10.0.0.0/8")
+	require.NoError(t, err)
+	for _, c := range []struct {
+		kf   limiter.KeyFunc
+		xff  string
+		want string
+	}{
+		{trusting, "203.0.113.9", "203.0.113.9"},
+		{trusting, "198.51.100.1, 203.0.113.9, 10.0.0.7", "203.0.113.9"},
+		{trusting, "", limiter.UnixSocketKey},
+		{trusting, "junk", limiter.UnixSocketKey},
+		{plain, "203.0.113.9", limiter.UnixSocketKey},
+	} {
+		r := request("@", "X-Forwarded-For: "+c.xff)
+		if c.xff == "" {
+			r.Header.Del("X-Forwarded-For")
+		}
+		got, err := c.kf(r)
+		require.NoError(t, err)
+		assert.Equal(t, c.want, got, "X-Forwarded-For %q", c.xff)
+	}
+	_, err = trusting(request("not-an-address"))
 	require.ErrorIs(t, err, limiter.ErrNoKey)
 }
