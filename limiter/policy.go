@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/logthrottle"
 	"github.com/sluicehq/sluice/store"
 )
 
@@ -104,9 +105,9 @@ type Policy struct {
 	policyValue string // "name";q=5;w=10
 	rlPrefix    string // "name";r=
 
-	err      error    // the first option out of range
-	storeLog throttle // default log lines of store failures
-	keyLog   throttle // default log lines of requests without a key or cost
+	err      error                // the first option out of range
+	storeLog logthrottle.Throttle // default log lines of store failures
+	keyLog   logthrottle.Throttle // default log lines of requests without a key or cost
 }
 
 // NewPolicy returns the Policy of a route or route group in one call: a
@@ -404,7 +405,7 @@ func (p *Policy) report(ctx context.Context, err error) {
 	if errors.Is(err, ErrNoKey) || errors.Is(err, ErrInvalidCost) {
 		t, level, msg = &p.keyLog, slog.LevelWarn, "sluice: request refused: no key or cost"
 	}
-	ok, suppressed := t.allow()
+	ok, suppressed := t.Allow()
 	if !ok {
 		return
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/logthrottle"
 )
 
 // Messages of the JSON error bodies a Guard sends. They never carry an
@@ -74,17 +76,17 @@ type Guard struct {
 	deny     func(w http.ResponseWriter, r *http.Request, rj *Rejection)
 	err      error // the first option out of range
 
-	storeLog throttle // store failures
-	keyLog   throttle // requests without a key
+	storeLog logthrottle.Throttle // store failures
+	keyLog   logthrottle.Throttle // requests without a key
 }
 
 // log writes one record to the Guard's logger, through t when it is not nil:
 // store failures and requests without a key are each throttled to one line
 // per second per Guard (the line says how many were suppressed), as a Policy
 // throttles its own.
-func (g *Guard) log(ctx context.Context, t *throttle, level slog.Level, msg string, attrs ...slog.Attr) {
+func (g *Guard) log(ctx context.Context, t *logthrottle.Throttle, level slog.Level, msg string, attrs ...slog.Attr) {
 	if t != nil {
-		ok, suppressed := t.allow()
+		ok, suppressed := t.Allow()
 		if !ok {
 			return
 		}
