@@ -249,43 +249,15 @@ func headerKey(name string, valid func(string) bool, fallback KeyFunc) KeyFunc {
 
 // ContextKey returns a KeyFunc that counts requests by a value an earlier
 // middleware stored in the request's context under k, typically the
-// authenticated user's id. The value may be a non-empty string, any integer
-// type (an int64 user id), or a fmt.Stringer; for anything else, or no
+// authenticated user's id. The value may be a fmt.Stringer, a non-empty
+// value of a string type, or of any integer type (an int64 user id); for
+// anything else, or no
 // value, fallback is called (for instance ClientIP for anonymous requests),
 // or the KeyFunc fails with ErrNoKey if fallback is nil. Context keys are
 // namespaced apart from addresses and headers.
 func ContextKey(k any, fallback KeyFunc) KeyFunc {
 	return func(r *http.Request) (string, error) {
-		var v string
-		switch x := r.Context().Value(k).(type) {
-		case string:
-			v = x
-		case int:
-			v = strconv.FormatInt(int64(x), 10)
-		case int8:
-			v = strconv.FormatInt(int64(x), 10)
-		case int16:
-			v = strconv.FormatInt(int64(x), 10)
-		case int32:
-			v = strconv.FormatInt(int64(x), 10)
-		case int64:
-			v = strconv.FormatInt(x, 10)
-		case uint:
-			v = strconv.FormatUint(uint64(x), 10)
-		case uint8:
-			v = strconv.FormatUint(uint64(x), 10)
-		case uint16:
-			v = strconv.FormatUint(uint64(x), 10)
-		case uint32:
-			v = strconv.FormatUint(uint64(x), 10)
-		case uint64:
-			v = strconv.FormatUint(x, 10)
-		case fmt.Stringer:
-			if rv := reflect.ValueOf(x); rv.Kind() != reflect.Pointer || !rv.IsNil() {
-				v = x.String() // a nil pointer is no identity (and may not be callable)
-			}
-		}
-		if v != "" {
+		if v := contextKeyString(r.Context().Value(k)); v != "" {
 			return "ctx:" + v, nil
 		}
 		if fallback != nil {
@@ -293,6 +265,27 @@ func ContextKey(k any, fallback KeyFunc) KeyFunc {
 		}
 		return "", fmt.Errorf("%w: no value in request context", ErrNoKey)
 	}
+}
+
+// contextKeyString returns the key ContextKey reads from a context value: a
+// fmt.Stringer's String (unless it is a nil pointer), the text of a string
+// type, the decimal form of an integer type; "" for anything else.
+func contextKeyString(v any) string {
+	if x, ok := v.(fmt.Stringer); ok {
+		if rv := reflect.ValueOf(x); rv.Kind() == reflect.Pointer && rv.IsNil() {
+			return "" // a nil pointer is no identity (and may not be callable)
+		}
+		return x.String()
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.String:
+		return rv.String()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.FormatInt(rv.Int(), 10)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return strconv.FormatUint(rv.Uint(), 10)
+	}
+	return ""
 }
 
 // parseHost parses an address with or without a port ("192.0.2.1",

@@ -182,7 +182,8 @@ func TestContextKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "ctx:u7", got)
 
-	for _, id := range []any{int64(42), int(42), uint32(42), uint64(42)} {
+	type accountID int64
+	for _, id := range []any{int64(42), int(42), uint32(42), uint64(42), accountID(42)} {
 		got, err = kf(r.WithContext(context.WithValue(r.Context(), userKey{}, id)))
 		require.NoError(t, err)
 		assert.Equal(t, "ctx:42", got, "%T", id)
