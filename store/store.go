@@ -1,6 +1,6 @@
 // Package store defines the storage contract behind sluice's rate limiter and
-// locks: a sliding-window log (WindowStore) and token-checked locks with fencing
-// tokens (LockStore).
+// locks: rate counting by three algorithms (WindowStore) and token-checked
+// locks with fencing tokens (LockStore).
 //
 // Two implementations ship with sluice: store/memstore keeps everything in the
 // process and serves a single instance; store/redisstore runs the same semantics
@@ -8,13 +8,17 @@
 // instance of an application shares one quota and one set of locks. The
 // conformance suite in store/storetest checks both against the rules below.
 //
-// # Sliding window
+// # Rates
 //
-// Hit records cost hits for a key at the store's current time if the number of
-// hits in the window (now-window, now] plus cost stays within the limit; otherwise
-// it records nothing. Two hits in the same millisecond are two hits. The Result
-// tells whether the hits were recorded, how many remain, when to retry and when
-// the window next frees capacity. Undo removes recorded hits again.
+// Hit records cost hits for a key under a Rule if they fit, and otherwise
+// records nothing. The Rule's Algorithm says how hits are counted: the exact
+// sliding log (the default: the hits in (now-window, now] plus cost must stay
+// within the limit; two hits in the same millisecond are two hits), the
+// sliding-window counter, or GCRA; see Algorithm for each one's definition.
+// The Result tells whether the hits were recorded, how many remain, when to
+// retry and when capacity next grows. HitAll decides several rules together
+// (a burst and a daily limit on one route): all of them record, or none.
+// Undo removes recorded hits again.
 //
 // # Locks
 //
@@ -36,6 +40,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -55,21 +60,82 @@ var (
 	ErrClosed = errors.New("store: closed")
 )
 
+// Algorithm selects how a WindowStore counts the hits of a Rule. Every store
+// implements every algorithm with the same semantics; the zero value is
+// SlidingLog. With limit L, window W, cost c and the store's time t:
+type Algorithm uint8
+
+const (
+	// SlidingLog is the exact sliding-window log: a hit of cost c is
+	// recorded iff the hits in (t-W, t] plus c are at most L. It keeps one
+	// entry per hit in the window, so its memory grows with L, and it is
+	// bounded by MaxLimit and MaxCost. Remaining is L minus the hits in the
+	// window; ResetAfter is the time until the oldest hit leaves the window;
+	// RetryAfter is the time until enough old hits have left for c to fit.
+	SlidingLog Algorithm = iota
+
+	// SlidingCounter is the sliding-window counter: O(1) memory, and an
+	// approximation of the log. Time is cut into fixed windows of length W
+	// aligned to multiples of W since the Unix epoch; with prev and curr the
+	// counts of the previous and the current fixed window and e = t minus
+	// the start of the current one, the weighted count is
+	// prev*(W-e)/W + curr, and a hit of cost c is recorded (curr += c) iff
+	// the weighted count plus c is at most L. Remaining is
+	// L - ceil(weighted count), floored at 0; RetryAfter is the earliest time
+	// at which the same request would be recorded if nothing else arrived;
+	// ResetAfter is the time until Remaining next grows (0 when the weighted
+	// count is 0). Limits and costs are bounded by MaxCounterLimit.
+	SlidingCounter
+
+	// GCRA is the generic cell rate algorithm, a token bucket without a
+	// timer: capacity B (Rule.Burst, or L when that is 0) refilled at L
+	// tokens per W, one token every W/L. A hit of cost c is recorded iff the
+	// bucket holds c tokens, and takes them. Remaining is the whole tokens
+	// left; ResetAfter is the time until the bucket is full again (0 when
+	// it is full); RetryAfter is the time until c tokens are there. Limits,
+	// bursts and costs are bounded by MaxCounterLimit.
+	GCRA
+)
+
+// String returns the algorithm's name: "sliding-log", "sliding-counter" or
+// "gcra".
+func (a Algorithm) String() string {
+	switch a {
+	case SlidingLog:
+		return "sliding-log"
+	case SlidingCounter:
+		return "sliding-counter"
+	case GCRA:
+		return "gcra"
+	default:
+		return "Algorithm(" + strconv.Itoa(int(a)) + ")"
+	}
+}
+
 // Bounds of the sliding-window log. Each hit in the window is one entry of
 // the log (a sorted-set member in Redis), and a call writes cost entries and
 // may drop a whole window of them, so the bounds keep every call short: on
 // Redis the slowest call the bounds allow (a full window leaving at once, or
 // a write of MaxCost hits) takes under about 1ms of server time. For larger
-// quotas, split them over a shorter window (100 per minute rather than
-// 144,000 per day) or stack a short and a long policy.
+// quotas, use SlidingCounter or GCRA, whose memory and time per call do not
+// grow with the limit.
 const (
-	// MaxLimit is the largest Rule.Limit: 4096 hits in one window.
+	// MaxLimit is the largest Rule.Limit of a SlidingLog: 4096 hits in one
+	// window.
 	MaxLimit = 4096
-	// MaxCost is the largest cost of one Hit: 256 hits.
+	// MaxCost is the largest cost of one SlidingLog Hit: 256 hits.
 	MaxCost = 256
 )
 
-// Rule is a sliding-window rate: at most Limit hits in any Window.
+// MaxCounterLimit bounds the limit, burst and cost of the O(1) algorithms
+// (SlidingCounter and GCRA): one billion, so that their arithmetic stays
+// exact in the float64 numbers that both stores and Redis's Lua use.
+const MaxCounterLimit = 1_000_000_000
+
+// MaxWindow is the longest Rule.Window: 366 days.
+const MaxWindow = 366 * 24 * time.Hour
+
+// Rule is a rate: at most Limit hits in any Window, counted by Algorithm.
 type Rule struct {
 	// Name is the namespace of the rule's keys, such as a policy's name:
 	// the same key under two names is two windows. Any string will do,
@@ -77,11 +143,26 @@ type Rule struct {
 	// a caller never joins the two. Receipts carry it back to Undo.
 	Name string
 	// Limit is the number of hits allowed in one window; it must be positive
-	// and at most MaxLimit.
+	// and at most MaxLimit for SlidingLog, MaxCounterLimit otherwise.
 	Limit int
-	// Window is the length of the sliding window; it must be at least one
-	// millisecond.
+	// Window is the length of the window; it must be at least one
+	// millisecond and at most MaxWindow.
 	Window time.Duration
+	// Algorithm is how hits are counted; the zero value is SlidingLog. The
+	// same key and Name under two algorithms are two independent states.
+	Algorithm Algorithm
+	// Burst is GCRA's bucket capacity; 0 means Limit. It must be 0 for the
+	// other algorithms, and at most MaxCounterLimit.
+	Burst int
+}
+
+// Capacity returns the most hits one call may take under r: the burst of a
+// GCRA rule, otherwise the limit.
+func (r Rule) Capacity() int {
+	if r.Algorithm == GCRA && r.Burst > 0 {
+		return r.Burst
+	}
+	return r.Limit
 }
 
 // Validate reports whether r is usable, wrapping ErrInvalidArgument if not.
@@ -89,11 +170,29 @@ func (r Rule) Validate() error {
 	if r.Limit <= 0 {
 		return fmt.Errorf("%w: limit %d must be positive", ErrInvalidArgument, r.Limit)
 	}
-	if r.Limit > MaxLimit {
-		return fmt.Errorf("%w: limit %d exceeds the sliding log's bound of %d hits per window (use a shorter window with a smaller limit)", ErrInvalidArgument, r.Limit, MaxLimit)
-	}
 	if r.Window < time.Millisecond {
 		return fmt.Errorf("%w: window %v must be at least 1ms", ErrInvalidArgument, r.Window)
+	}
+	if r.Window > MaxWindow {
+		return fmt.Errorf("%w: window %v exceeds MaxWindow (%v)", ErrInvalidArgument, r.Window, MaxWindow)
+	}
+	switch r.Algorithm {
+	case SlidingLog:
+		if r.Limit > MaxLimit {
+			return fmt.Errorf("%w: limit %d exceeds the sliding log's bound of %d hits per window (use SlidingCounter or GCRA for larger quotas)", ErrInvalidArgument, r.Limit, MaxLimit)
+		}
+	case SlidingCounter, GCRA:
+		if r.Limit > MaxCounterLimit {
+			return fmt.Errorf("%w: limit %d exceeds MaxCounterLimit (%d)", ErrInvalidArgument, r.Limit, MaxCounterLimit)
+		}
+	default:
+		return fmt.Errorf("%w: unknown algorithm %v", ErrInvalidArgument, r.Algorithm)
+	}
+	if r.Burst < 0 || r.Burst > MaxCounterLimit {
+		return fmt.Errorf("%w: burst %d must be between 0 and %d", ErrInvalidArgument, r.Burst, MaxCounterLimit)
+	}
+	if r.Burst != 0 && r.Algorithm != GCRA {
+		return fmt.Errorf("%w: burst %d is only for GCRA, not %v", ErrInvalidArgument, r.Burst, r.Algorithm)
 	}
 	return nil
 }
@@ -110,10 +209,10 @@ func ValidateHit(key string, rule Rule, cost int) error {
 	if cost <= 0 {
 		return fmt.Errorf("%w: cost %d must be positive", ErrInvalidArgument, cost)
 	}
-	if cost > rule.Limit {
-		return fmt.Errorf("%w: cost %d exceeds limit %d", ErrInvalidArgument, cost, rule.Limit)
+	if c := rule.Capacity(); cost > c {
+		return fmt.Errorf("%w: cost %d exceeds capacity %d", ErrInvalidArgument, cost, c)
 	}
-	if cost > MaxCost {
+	if rule.Algorithm == SlidingLog && cost > MaxCost {
 		return fmt.Errorf("%w: cost %d exceeds the sliding log's bound of %d hits per call", ErrInvalidArgument, cost, MaxCost)
 	}
 	return nil
@@ -139,47 +238,74 @@ func ValidateLock(key, token string, ttl time.Duration, needTTL bool) error {
 // be removed with Undo. A Receipt with zero ID and Cost identifies nothing and
 // Undo ignores it.
 type Receipt struct {
-	// ID is unique among the hits recorded through one store value.
+	// ID identifies the call's hits to the store that recorded them: unique
+	// among the SlidingLog hits of one store value, and store-defined for
+	// the other algorithms (which need not tell calls apart).
 	ID uint64
 	// Cost is the number of hits recorded.
 	Cost int
-	// Name is the Rule.Name the hits were recorded under.
-	Name string
+	// Rule is the rule the hits were recorded under.
+	Rule Rule
 }
 
 // IsZero reports whether r identifies nothing: its ID and Cost are zero.
 func (r Receipt) IsZero() bool { return r.ID == 0 && r.Cost == 0 }
 
-// Result is the outcome of WindowStore.Hit.
+// Result is the outcome of WindowStore.Hit. What Remaining, RetryAfter and
+// ResetAfter mean for each algorithm is set out at Algorithm.
 type Result struct {
 	// Allowed reports whether the hits were recorded.
 	Allowed bool
 	// Limit is the rule's limit.
 	Limit int
-	// Remaining is how many more hits the window takes right now, after this
-	// call: Limit minus the hits in the window. It is never negative.
+	// Remaining is how many more hits the rule takes right now, after this
+	// call. It is never negative.
 	Remaining int
-	// RetryAfter is, when denied, the time until enough old hits have left the
-	// window for the requested cost to fit. It is 0 when allowed.
+	// RetryAfter is, when denied, the time until the requested cost would
+	// fit. It is 0 when allowed.
 	RetryAfter time.Duration
-	// ResetAfter is the time until the oldest hit in the window leaves it, that
-	// is, until Remaining next grows. It is 0 for an empty window.
+	// ResetAfter is the time until Remaining next grows (the time until the
+	// bucket is full, for GCRA); 0 when nothing is counted.
 	ResetAfter time.Duration
 	// Receipt identifies what was recorded, for Undo; zero when denied.
 	Receipt Receipt
 }
 
-// WindowStore is a sliding-window log of hits per key.
+// Hit is one rule's part of a stacked decision: HitAll records cost hits for
+// Key under Rule.
+type Hit struct {
+	Key  string
+	Rule Rule
+	Cost int
+}
+
+// WindowStore counts hits per key and rule.
 type WindowStore interface {
-	// Hit records cost hits for key under rule if they fit in the window, and
-	// reports the outcome. Bad input is an error wrapping ErrInvalidArgument;
-	// a denial is not an error.
+	// Hit records cost hits for key under rule if they fit, and reports the
+	// outcome. Bad input is an error wrapping ErrInvalidArgument; a denial
+	// is not an error.
 	Hit(ctx context.Context, key string, rule Rule, cost int) (Result, error)
-	// Undo removes the hits that receipt identifies from the window of key
-	// under receipt.Name. Hits that already left the window, or a zero
-	// receipt (see Receipt.IsZero), are not an error; a receipt with a
-	// negative Cost, or with exactly one of ID and Cost zero, is an error
-	// wrapping ErrInvalidArgument.
+	// HitAll decides a stack of rules together: it records every hit of
+	// hits if each fits under its rule, and none of them otherwise. out
+	// must have len(hits) elements and receives each rule's outcome: when
+	// the stack is admitted every Result is Allowed with a receipt; when it
+	// is denied none is Allowed, no Result carries a receipt, each
+	// Remaining, ResetAfter and Limit is the rule's state as it stands
+	// without this call, and RetryAfter is set on the Results of the rules
+	// that did not fit (0 on the others). Bad input in any element is an
+	// error wrapping ErrInvalidArgument, and records nothing.
+	//
+	// Hits whose keys the store keeps together are decided atomically;
+	// where it cannot (Redis Cluster keys in different slots), the store
+	// records what fits and undoes it before returning when another part
+	// was denied, so that a denied stack is counted nowhere once HitAll has
+	// returned.
+	HitAll(ctx context.Context, hits []Hit, out []Result) error
+	// Undo removes the hits that receipt identifies from key's state under
+	// receipt.Rule. Hits that already left the window, or a zero receipt
+	// (see Receipt.IsZero), are not an error; a receipt with a negative
+	// Cost, or with exactly one of ID and Cost zero, is an error wrapping
+	// ErrInvalidArgument.
 	Undo(ctx context.Context, key string, receipt Receipt) error
 }
 

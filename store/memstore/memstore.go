@@ -304,7 +304,7 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 		count += cost
 		w.expires = newest + win
 		res.Allowed = true
-		res.Receipt = store.Receipt{ID: id, Cost: cost, Name: rule.Name}
+		res.Receipt = store.Receipt{ID: id, Cost: cost, Rule: rule}
 	} else {
 		// The (count+cost-limit)-th oldest hit must leave before cost fits.
 		at := w.hits.oldest()
@@ -346,7 +346,7 @@ func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) err
 	if receipt.ID == 0 || receipt.Cost <= 0 {
 		return fmt.Errorf("%w: receipt %+v", store.ErrInvalidArgument, receipt)
 	}
-	d := s.digest(receipt.Name, key)
+	d := s.digest(receipt.Rule.Name, key)
 	sh := s.shard(d)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

@@ -181,7 +181,7 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 		ResetAfter: time.Duration(v[3]) * time.Microsecond,
 	}
 	if res.Allowed {
-		res.Receipt = store.Receipt{ID: id, Cost: cost, Name: rule.Name}
+		res.Receipt = store.Receipt{ID: id, Cost: cost, Rule: rule}
 	} else {
 		res.RetryAfter = time.Duration(v[2]) * time.Microsecond
 	}
@@ -204,7 +204,7 @@ func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) err
 	if receipt.ID == 0 || receipt.Cost <= 0 {
 		return fmt.Errorf("%w: receipt %+v", store.ErrInvalidArgument, receipt)
 	}
-	reply, err := s.run(ctx, windowUndo, []string{s.windowKey(receipt.Name, key)},
+	reply, err := s.run(ctx, windowUndo, []string{s.windowKey(receipt.Rule.Name, key)},
 		s.hitID(receipt.ID), receipt.Cost)
 	if err != nil {
 		return opError("undo", err)

@@ -791,8 +791,8 @@ func (s suite) testKeys(t *testing.T) {
 		// Undo finds the window through the receipt's name.
 		r := store.Rule{Name: "undo", Limit: 1, Window: window}
 		res := e.hit(k, r, 1)
-		if res.Receipt.Name != "undo" {
-			t.Fatalf("receipt name = %q, want %q", res.Receipt.Name, "undo")
+		if res.Receipt.Rule.Name != "undo" {
+			t.Fatalf("receipt name = %q, want %q", res.Receipt.Rule.Name, "undo")
 		}
 		if err := e.s.Undo(e.ctx, k, res.Receipt); err != nil {
 			t.Fatalf("Undo: %v", err)
