@@ -153,20 +153,25 @@ func DecisionFor(ctx context.Context, name string) (Decision, bool) {
 	return Decision{}, false
 }
 
+// denying reports whether d turned its request away: a denial with a wait.
+// A policy of a Stack that would have admitted a request another policy
+// denied has Allowed false and no wait.
+func (d *Decision) denying() bool { return !d.Allowed && d.RetryAfter > 0 }
+
 // retryAfterSeconds returns RetryAfter in whole seconds, rounded up, and at
-// least 1 for a denial: the value of the Retry-After header. It is 0 for an
-// allowed decision.
+// least 1 for a denial: the value of the Retry-After header. It is 0 for a
+// decision that did not deny.
 func (d Decision) retryAfterSeconds() int64 {
-	if d.Allowed {
+	if !d.denying() {
 		return 0
 	}
 	return max(ceilSeconds(d.RetryAfter), 1)
 }
 
 // resetSeconds returns the seconds, rounded up, until the quota shown in the
-// headers resets: ResetAfter when allowed, retryAfterSeconds when denied.
+// headers resets: retryAfterSeconds for a denial, ResetAfter otherwise.
 func (d Decision) resetSeconds() int64 {
-	if !d.Allowed {
+	if d.denying() {
 		return d.retryAfterSeconds()
 	}
 	return ceilSeconds(d.ResetAfter)
@@ -177,8 +182,8 @@ func (d Decision) resetSeconds() int64 {
 // fit (now + RetryAfter).
 func (d Decision) resetAt(now time.Time) int64 {
 	reset := d.ResetAfter
-	if !d.Allowed {
-		reset = max(d.RetryAfter, time.Nanosecond)
+	if d.denying() {
+		reset = d.RetryAfter
 	}
 	t := now.Add(reset)
 	sec := t.Unix()

@@ -3,10 +3,13 @@ package limiter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/sluicehq/sluice/store"
 )
 
 // Canonical forms of the header names (http.CanonicalHeaderKey), used as
@@ -98,37 +101,20 @@ func (rj *Rejection) Write(w http.ResponseWriter) {
 // (the client closed or half-closed its connection) is rejected under
 // either fail mode, so that hanging up cannot buy an uncounted request.
 func (p *Policy) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (next *http.Request, done func(status int), rj *Rejection) {
+	if p.stack != nil {
+		return p.admitStack(w, r, key)
+	}
 	if p.skip != nil && p.skip(r) {
+		p.observe(Skipped, 0)
 		return r, nil, nil
 	}
-	if key == nil {
-		key = p.key
+	k, cost, rule, rj := p.request(r, key)
+	if rj == errServe {
+		return r, nil, nil
 	}
-	k, keyErr := key(r)
-	if keyErr == nil && k == "" {
-		keyErr = ErrNoKey
+	if rj != nil {
+		return r, nil, rj
 	}
-	if keyErr != nil {
-		if !errors.Is(keyErr, ErrNoKey) {
-			keyErr = errors.Join(ErrNoKey, keyErr)
-		}
-		p.report(r.Context(), keyErr)
-		return r, nil, &Rejection{Status: http.StatusBadRequest, Err: keyErr, p: p, r: r}
-	}
-	cost := p.cost
-	if p.costFn != nil {
-		c, err := p.costFn(r)
-		if err != nil || c < 1 || c > p.maxCost() {
-			if err == nil {
-				err = errors.New("cost " + strconv.Itoa(c) + " outside 1.." + strconv.Itoa(p.maxCost()))
-			}
-			err = errors.Join(ErrInvalidCost, err)
-			p.report(r.Context(), err)
-			return r, nil, &Rejection{Status: http.StatusBadRequest, Err: err, p: p, r: r}
-		}
-		cost = c
-	}
-
 	parent := r.Context()
 	prev := stateOf(parent)
 	if prev.decided(p.lim, k) {
@@ -147,7 +133,7 @@ func (p *Policy) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (nex
 	if p.timeout > 0 && !p.lim.local {
 		ctx, cancel = context.WithTimeout(parent, p.timeout)
 	}
-	d, err := p.lim.allow(ctx, k, cost)
+	d, err := p.lim.decide(ctx, k, cost, rule)
 	if cancel != nil {
 		cancel()
 	}
@@ -183,6 +169,80 @@ func (p *Policy) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (nex
 	return next, done, nil
 }
 
+// request picks r's key (with key, or the policy's KeyFunc when nil), cost
+// and rule. A key or cost that cannot be determined is a 400 Rejection; a
+// limit from WithLimitFunc out of range is reported and follows the fail
+// mode (a nil Rejection under FailOpen with ok false).
+func (p *Policy) request(r *http.Request, key KeyFunc) (k string, cost int, rule store.Rule, rj *Rejection) {
+	if key == nil {
+		key = p.key
+	}
+	k, keyErr := key(r)
+	if keyErr == nil && k == "" {
+		keyErr = ErrNoKey
+	}
+	if keyErr != nil {
+		if !errors.Is(keyErr, ErrNoKey) {
+			keyErr = errors.Join(ErrNoKey, keyErr)
+		}
+		return "", 0, rule, p.badRequestRejection(r, keyErr)
+	}
+	rule = p.lim.rule
+	if p.limitFn != nil {
+		if n := p.limitFn(r); n != 0 {
+			rule.Limit = n
+			if err := rule.Validate(); err != nil {
+				return "", 0, rule, p.storeFailure(r, fmt.Errorf("%w: limit function: %w", ErrInvalidConfig, err))
+			}
+		}
+	}
+	cost = p.cost
+	if p.costFn != nil {
+		c, err := p.costFn(r)
+		if err != nil || c < 1 || c > maxCost(rule) {
+			if err == nil {
+				err = errors.New("cost " + strconv.Itoa(c) + " outside 1.." + strconv.Itoa(maxCost(rule)))
+			}
+			return "", 0, rule, p.badRequestRejection(r, errors.Join(ErrInvalidCost, err))
+		}
+		cost = c
+	} else if cost > maxCost(rule) {
+		return "", 0, rule, p.storeFailure(r, fmt.Errorf("%w: cost %d exceeds %d under the request's limit", ErrInvalidConfig, cost, maxCost(rule)))
+	}
+	return k, cost, rule, nil
+}
+
+// badRequestRejection reports a request whose key or cost could not be
+// determined and returns its 400 Rejection.
+func (p *Policy) badRequestRejection(r *http.Request, err error) *Rejection {
+	p.observe(BadRequest, 0)
+	p.report(r.Context(), err)
+	return &Rejection{Status: http.StatusBadRequest, Err: err, p: p, r: r}
+}
+
+// storeFailure reports err, a failure to decide that is not the client's,
+// and returns the 503 Rejection of FailClosed, or errServe under FailOpen.
+func (p *Policy) storeFailure(r *http.Request, err error) *Rejection {
+	p.observe(StoreError, 0)
+	p.report(r.Context(), err)
+	if p.fail == FailClosed {
+		return &Rejection{Status: http.StatusServiceUnavailable, Err: err, p: p, r: r}
+	}
+	return errServe
+}
+
+// errServe is the sentinel Rejection with which request tells Admit to serve
+// the request unlimited (a fault under FailOpen); Admit never returns it.
+var errServe = &Rejection{}
+
+// observe tells the policy's Observer about an outcome that did not reach
+// the store.
+func (p *Policy) observe(o Outcome, cost int) {
+	if obs := p.lim.obs; obs != nil {
+		obs.ObserveDecision(DecisionEvent{Policy: p.lim.name, Outcome: o, Cost: cost})
+	}
+}
+
 // undoer returns the done function of an admitted request under
 // WithSkipSuccessful or WithSkipFailed. (A closure made in Admit itself
 // would move Admit's decision to the heap on every request.)
@@ -216,9 +276,13 @@ func (p *Policy) finish(r *http.Request, d Decision, status int) {
 // decision (a denial, else the lowest remaining, else the latest reset).
 func (p *Policy) setHeaders(h http.Header, st *reqState, i int) {
 	d := &st.decs[i]
+	limitValue, policyValue := p.limitValue, p.policyValue
+	if d.Limit != p.lim.rule.Limit { // a limit chosen for the request
+		limitValue, policyValue = st.itoa(int64(d.Limit)), p.policyMember(d.Limit)
+	}
 	if p.headers&LegacyHeaders != 0 && (st.legacy < 0 || stricter(d, &st.decs[st.legacy])) {
 		st.legacy = i
-		h[hdrLimit] = st.slot(p.limitValue)
+		h[hdrLimit] = st.slot(limitValue)
 		h[hdrRemaining] = st.slot(st.itoa(int64(d.Remaining)))
 		h[hdrReset] = st.slot(st.itoa(d.resetAt(p.now())))
 	}
@@ -229,7 +293,7 @@ func (p *Policy) setHeaders(h http.Header, st *reqState, i int) {
 		b = append(b, ";t="...)
 		b = strconv.AppendInt(b, d.resetSeconds(), 10)
 		rl := st.bytes(b)
-		h[hdrPolicy] = st.slot(appendMember(h[hdrPolicy], p.policyValue))
+		h[hdrPolicy] = st.slot(appendMember(h[hdrPolicy], policyValue))
 		h[hdrRateLimit] = st.slot(appendMember(h[hdrRateLimit], rl))
 	}
 }
@@ -244,8 +308,8 @@ func appendMember(old []string, member string) string {
 
 // stricter reports whether d should replace cur in the legacy headers.
 func stricter(d, cur *Decision) bool {
-	if d.Allowed != cur.Allowed {
-		return !d.Allowed
+	if d.denying() != cur.denying() {
+		return d.denying()
 	}
 	if d.Remaining != cur.Remaining {
 		return d.Remaining < cur.Remaining

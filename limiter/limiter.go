@@ -39,21 +39,22 @@ var (
 // MaxNameLen is the longest name a Limiter may have.
 const MaxNameLen = 64
 
-// Limiter is a named sliding-window rule (at most Limit hits in any Window)
-// over a store.WindowStore, counted per key. Create it with New; the zero
-// value is not usable. A Limiter is safe for concurrent use.
+// Limiter is a named rate rule (at most Limit hits per key in any Window,
+// counted by the rule's algorithm) over a store.WindowStore. Create it with
+// New; the zero value is not usable. A Limiter is safe for concurrent use.
 //
 // The name identifies the limiter's counters in the store (it is the
 // store.Rule's Name, the namespace of the client keys) and appears in
-// response headers, so two
-// open limiters over one store cannot share a name. The name is released by
-// Close and by nothing else: a Limiter that is dropped without Close keeps
-// its name taken for the life of the process.
+// response headers, so two open limiters over one store cannot share a name.
+// The name is released by Close and by nothing else: a Limiter that is
+// dropped without Close keeps its name taken for the life of the process.
 type Limiter struct {
 	name  string
 	rule  store.Rule // Name is the limiter's name
 	st    store.WindowStore
-	local bool // st answers in-process: no deadline needed
+	local bool       // st answers in-process: no deadline, no deny cache
+	deny  *denyCache // nil: every decision asks the store
+	obs   Observer   // nil: no events
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -65,22 +66,24 @@ type Limiter struct {
 type Decision struct {
 	// Policy is the name of the Limiter that decided.
 	Policy string
-	// Limit is the number of hits the limiter allows in one window.
+	// Limit is the number of hits allowed in one window: the limiter's, or
+	// the one chosen for the request (see WithLimitFunc).
 	Limit int
-	// Window is the length of the sliding window.
+	// Window is the length of the window.
 	Window time.Duration
 	// Cost is the number of hits the call asked for.
 	Cost int
 	// Allowed reports whether the hits were recorded.
 	Allowed bool
-	// Remaining is how many more hits the key's window takes right now,
-	// after this call. It is never negative.
+	// Remaining is how many more hits the key takes right now, after this
+	// call. It is never negative.
 	Remaining int
-	// RetryAfter is, when denied, how long until enough old hits have left
-	// the window for Cost to fit. It is 0 when allowed.
+	// RetryAfter is, when denied, how long until the request's Cost would
+	// fit. It is 0 when allowed, and 0 for a policy of a stack (see Stack)
+	// that would have admitted the request when another policy denied it.
 	RetryAfter time.Duration
-	// ResetAfter is how long until the oldest hit in the window leaves it,
-	// that is, until Remaining next grows; 0 for an empty window.
+	// ResetAfter is how long until Remaining next grows (for GCRA: until
+	// the bucket is full again); 0 when nothing is counted.
 	ResetAfter time.Duration
 
 	lim     *Limiter
@@ -89,22 +92,41 @@ type Decision struct {
 }
 
 // New returns a Limiter named name that allows limit hits per key in any
-// sliding window of length window, counted in s.
+// window of length window, counted in s by the sliding log unless
+// WithAlgorithm chooses another algorithm.
 //
 // The name must be 1 to MaxNameLen bytes of printable ASCII, such as "api",
 // "login:v2" or "GET /items/{id}" (it is quoted, and escaped, in response
 // headers and bodies, and the store hashes it with each client's key), limit
-// must be positive and at most store.MaxLimit,
-// window at least one millisecond, and s neither nil nor a nil pointer (such
-// as a (*memstore.Store)(nil)); otherwise the error wraps ErrInvalidConfig. A
-// second open Limiter with the same name over the same store is an error
-// wrapping ErrNameInUse: Close the first one to reuse its name. Two stores that share a backend (two redisstore.Store values with the
-// same Redis and prefix) are different stores to this check.
-func New(name string, limit int, window time.Duration, s store.WindowStore) (*Limiter, error) {
+// must be positive and at most store.MaxLimit for the sliding log
+// (store.MaxCounterLimit for the other algorithms), window between one
+// millisecond and store.MaxWindow, and s neither nil nor a nil pointer (such
+// as a (*memstore.Store)(nil)); otherwise the error wraps ErrInvalidConfig.
+// Of the options, New takes those that shape the count (WithAlgorithm,
+// WithBurst, WithDenyCache, WithObserver); an option that only a Policy
+// uses, such as WithKey, is an error wrapping ErrInvalidConfig.
+//
+// A second open Limiter with the same name over the same store is an error
+// wrapping ErrNameInUse: Close the first one to reuse its name. Two stores
+// that share a backend (two redisstore.Store values with the same Redis and
+// prefix) are different stores to this check.
+func New(name string, limit int, window time.Duration, s store.WindowStore, opts ...Option) (*Limiter, error) {
+	p, err := configure(opts)
+	if err != nil {
+		return nil, fmt.Errorf("limiter %q: %w", name, err)
+	}
+	if p.httpOnly != "" {
+		return nil, fmt.Errorf("%w: limiter %q: %s applies to a Policy (NewPolicy), not to a Limiter", ErrInvalidConfig, name, p.httpOnly)
+	}
+	return newLimiter(name, limit, window, s, p)
+}
+
+// newLimiter builds the Limiter of the configuration p.
+func newLimiter(name string, limit int, window time.Duration, s store.WindowStore, p *Policy) (*Limiter, error) {
 	if err := validName(name); err != nil {
 		return nil, err
 	}
-	rule := store.Rule{Name: name, Limit: limit, Window: window}
+	rule := store.Rule{Name: name, Limit: limit, Window: window, Algorithm: p.algorithm, Burst: p.burst}
 	if err := rule.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: limiter %q: %w", ErrInvalidConfig, name, err)
 	}
@@ -116,6 +138,10 @@ func New(name string, limit int, window time.Duration, s store.WindowStore) (*Li
 		rule:  rule,
 		st:    s,
 		local: inProcess(s),
+		obs:   p.observer,
+	}
+	if size := p.denyCacheSize; size > 0 && !l.local {
+		l.deny = newDenyCache(size)
 	}
 	if err := register(l); err != nil {
 		return nil, err
@@ -175,43 +201,88 @@ func (l *Limiter) Name() string { return l.name }
 // Limit returns the number of hits allowed in one window.
 func (l *Limiter) Limit() int { return l.rule.Limit }
 
-// Window returns the length of the sliding window.
+// Window returns the length of the window.
 func (l *Limiter) Window() time.Duration { return l.rule.Window }
 
-// Allow records one hit for key if it fits in key's window. It is AllowN with
-// n = 1.
+// Algorithm returns the algorithm that counts the limiter's hits.
+func (l *Limiter) Algorithm() store.Algorithm { return l.rule.Algorithm }
+
+// Allow records one hit for key if it fits. It is AllowN with n = 1.
 func (l *Limiter) Allow(ctx context.Context, key string) (Decision, error) {
 	return l.AllowN(ctx, key, 1)
 }
 
-// AllowN records n hits for key if they fit in key's window, and reports the
-// outcome; a denial is not an error. An empty key or n outside 1..Limit is an
-// error wrapping store.ErrInvalidArgument, a call after Close is ErrClosed,
-// and a store failure is returned as the store reported it (the Decision is
-// then zero). The key is hashed by the store, so its length does not matter.
+// AllowN records n hits for key if they fit, and reports the outcome; a
+// denial is not an error. An empty key or n outside 1..Limit (1..Burst for
+// GCRA with a burst) is an error wrapping store.ErrInvalidArgument, a call
+// after Close is ErrClosed, and a store failure is returned as the store
+// reported it (the Decision is then zero). The key is hashed by the store,
+// so its length does not matter.
 func (l *Limiter) AllowN(ctx context.Context, key string, n int) (Decision, error) {
 	if key == "" {
 		return Decision{}, fmt.Errorf("limiter %q: %w: empty key", l.name, store.ErrInvalidArgument)
 	}
-	return l.allow(ctx, key, n)
+	return l.decide(ctx, key, n, l.rule)
 }
 
-// allow decides for a client key that is not empty.
-func (l *Limiter) allow(ctx context.Context, key string, n int) (Decision, error) {
+// ruleFor returns the limiter's rule with limit in place of its own; limit
+// 0 keeps the limiter's.
+func (l *Limiter) ruleFor(limit int) store.Rule {
+	r := l.rule
+	if limit > 0 {
+		r.Limit = limit
+	}
+	return r
+}
+
+// decide asks the deny cache, then the store, for n hits of a key that is
+// not empty under rule (the limiter's, or one with a per-request limit).
+func (l *Limiter) decide(ctx context.Context, key string, n int, rule store.Rule) (Decision, error) {
 	if l.closed.Load() {
 		return Decision{}, ErrClosed
 	}
-	if n <= 0 || n > l.rule.Limit {
-		return Decision{}, fmt.Errorf("limiter %q: %w: cost %d outside 1..%d", l.name, store.ErrInvalidArgument, n, l.rule.Limit)
+	if c := rule.Capacity(); n <= 0 || n > c {
+		return Decision{}, fmt.Errorf("limiter %q: %w: cost %d outside 1..%d", l.name, store.ErrInvalidArgument, n, c)
 	}
-	res, err := l.st.Hit(ctx, key, l.rule, n)
+	if l.deny != nil {
+		if d, ok := l.deny.lookup(l, key, n, rule.Limit); ok {
+			if l.obs != nil {
+				l.obs.ObserveDecision(DecisionEvent{Policy: l.name, Outcome: Denied, Cost: n, Cached: true})
+			}
+			return d, nil
+		}
+	}
+	var start time.Time
+	if l.obs != nil {
+		start = time.Now()
+	}
+	res, err := l.st.Hit(ctx, key, rule, n)
+	if l.obs != nil {
+		ev := DecisionEvent{Policy: l.name, Outcome: StoreError, Cost: n, Latency: time.Since(start)}
+		if err == nil {
+			ev.Outcome = Allowed
+			if !res.Allowed {
+				ev.Outcome = Denied
+			}
+		}
+		l.obs.ObserveDecision(ev)
+	}
 	if err != nil {
 		return Decision{}, err
 	}
+	d := l.decision(key, n, rule, res)
+	if !d.Allowed && l.deny != nil {
+		l.deny.add(key, d)
+	}
+	return d, nil
+}
+
+// decision turns a store result into a Decision.
+func (l *Limiter) decision(key string, n int, rule store.Rule, res store.Result) Decision {
 	d := Decision{
 		Policy:     l.name,
-		Limit:      l.rule.Limit,
-		Window:     l.rule.Window,
+		Limit:      rule.Limit,
+		Window:     rule.Window,
 		Cost:       n,
 		Allowed:    res.Allowed,
 		Remaining:  max(res.Remaining, 0),
@@ -224,7 +295,7 @@ func (l *Limiter) allow(ctx context.Context, key string, n int) (Decision, error
 		d.receipt = res.Receipt
 		d.RetryAfter = 0
 	}
-	return d, nil
+	return d
 }
 
 // MarshalJSON encodes d with snake_case field names and its durations as
@@ -256,6 +327,9 @@ func (l *Limiter) Undo(ctx context.Context, d Decision) error {
 	}
 	if d.lim != l {
 		return fmt.Errorf("limiter %q: %w: decision of limiter %q", l.name, store.ErrInvalidArgument, d.Policy)
+	}
+	if l.deny != nil {
+		l.deny.remove(d.key) // the key has room again: ask the store next time
 	}
 	return l.st.Undo(ctx, d.key, d.receipt)
 }

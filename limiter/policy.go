@@ -99,6 +99,16 @@ type Policy struct {
 	onError    ErrorHandler
 	logger     *slog.Logger
 	now        func() time.Time
+	limitFn    func(*http.Request) int
+
+	// What shapes the Limiter's count (see New).
+	algorithm     store.Algorithm
+	burst         int
+	denyCacheSize int
+	observer      Observer
+
+	httpOnly string    // the first option given that only a Policy uses
+	stack    []*Policy // the policies of a Stack; nil for a single policy
 
 	// Precomputed header values.
 	limitValue  string // "5"
@@ -122,63 +132,116 @@ type Policy struct {
 // The Policy holds its Limiter's name on st until Close. To share one quota
 // between two routes, mount the same Policy on both.
 func NewPolicy(name string, limit int, window time.Duration, st store.WindowStore, opts ...Option) (*Policy, error) {
-	l, err := New(name, limit, window, st)
+	p, err := configure(opts)
+	if err != nil {
+		return nil, fmt.Errorf("policy %q: %w", name, err)
+	}
+	l, err := newLimiter(name, limit, window, st, p)
 	if err != nil {
 		return nil, err
 	}
-	p, err := newPolicy(l, opts)
-	if err != nil {
+	p.lim = l
+	if err := p.validate(); err != nil {
 		_ = l.Close()
 		return nil, err
 	}
 	return p, nil
 }
 
+// newPolicy returns a Policy over an existing Limiter; the options that
+// shape the count do not apply (the Limiter is built).
 func newPolicy(l *Limiter, opts []Option) (*Policy, error) {
+	p, err := configure(opts)
+	if err != nil {
+		return nil, fmt.Errorf("policy %q: %w", l.name, err)
+	}
+	p.lim = l
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// configure applies opts over the defaults.
+func configure(opts []Option) (*Policy, error) {
 	p := &Policy{
-		lim:        l,
-		key:        ClientIP,
-		cost:       1,
-		success:    defaultSuccess,
-		headers:    AllHeaders,
-		fail:       FailOpen,
-		timeout:    DefaultTimeout,
-		deny:       DenyJSON,
-		badRequest: badRequestJSON,
-		logger:     slog.Default(),
-		now:        time.Now,
+		key:           ClientIP,
+		cost:          1,
+		success:       defaultSuccess,
+		headers:       AllHeaders,
+		fail:          FailOpen,
+		timeout:       DefaultTimeout,
+		deny:          DenyJSON,
+		badRequest:    badRequestJSON,
+		logger:        slog.Default(),
+		now:           time.Now,
+		denyCacheSize: DefaultDenyCacheSize,
 	}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(p)
 		}
 	}
-	if p.err != nil {
-		return nil, fmt.Errorf("policy %q: %w", l.name, p.err)
-	}
+	return p, p.err
+}
+
+// validate checks the options against the Limiter and precomputes the
+// policy's header values.
+func (p *Policy) validate() error {
+	l := p.lim
 	if p.skipOK && p.skipFailed {
-		return nil, fmt.Errorf("%w: policy %q: WithSkipSuccessful and WithSkipFailed together would count no request", ErrInvalidConfig, l.name)
+		return fmt.Errorf("%w: policy %q: WithSkipSuccessful and WithSkipFailed together would count no request", ErrInvalidConfig, l.name)
 	}
 	if p.cost > p.maxCost() {
-		return nil, fmt.Errorf("%w: policy %q: cost %d exceeds %d (the limit, and at most store.MaxCost)", ErrInvalidConfig, l.name, p.cost, p.maxCost())
+		return fmt.Errorf("%w: policy %q: cost %d exceeds %d (the capacity, and at most store.MaxCost for the sliding log)", ErrInvalidConfig, l.name, p.cost, p.maxCost())
 	}
 	p.limitValue = strconv.Itoa(l.rule.Limit)
-	name := quoted(l.name)
-	p.policyValue = `"` + name + `";q=` + p.limitValue + ";w=" + strconv.FormatInt(ceilSeconds(l.rule.Window), 10)
-	p.rlPrefix = `"` + name + `";r=`
-	return p, nil
+	p.policyValue = p.policyMember(l.rule.Limit)
+	p.rlPrefix = `"` + quoted(l.name) + `";r=`
+	return nil
+}
+
+// policyMember returns the policy's RateLimit-Policy list member under
+// limit: "name";q=<limit>;w=<window in seconds>.
+func (p *Policy) policyMember(limit int) string {
+	return `"` + quoted(p.lim.name) + `";q=` + strconv.Itoa(limit) + ";w=" + strconv.FormatInt(ceilSeconds(p.lim.rule.Window), 10)
 }
 
 // Close releases the policy's name on its store (see Limiter.Close); a
 // request that reaches the Policy afterwards meets a store failure and its
-// fail mode. Close is safe to call more than once and always returns nil.
-func (p *Policy) Close() error { return p.lim.Close() }
+// fail mode. Closing a Stack closes each of its policies. Close is safe to
+// call more than once and always returns nil.
+func (p *Policy) Close() error {
+	for _, m := range p.stack {
+		_ = m.Close()
+	}
+	if p.lim != nil {
+		_ = p.lim.Close()
+	}
+	return nil
+}
 
 func defaultSuccess(status int) bool { return status < 400 }
 
-// maxCost returns the largest cost a request may have: the limit, and at
-// most store.MaxCost.
-func (p *Policy) maxCost() int { return min(p.lim.rule.Limit, store.MaxCost) }
+// maxCost returns the largest cost a request may have under the policy's
+// own limit: the capacity, and at most store.MaxCost for the sliding log.
+func (p *Policy) maxCost() int { return maxCost(p.lim.rule) }
+
+// maxCost returns the largest cost one call may take under rule.
+func maxCost(rule store.Rule) int {
+	if rule.Algorithm == store.SlidingLog {
+		return min(rule.Capacity(), store.MaxCost)
+	}
+	return rule.Capacity()
+}
+
+// markHTTP records that an option only a Policy uses was given, so that New
+// can refuse it.
+func (p *Policy) markHTTP(option string) {
+	if p.httpOnly == "" {
+		p.httpOnly = option
+	}
+}
 
 // setErr records the first error of an option.
 func (p *Policy) setErr(err error) {
@@ -196,6 +259,7 @@ func invalid(format string, args ...any) error {
 // TrustedProxyIP.
 func WithKey(fn KeyFunc) Option {
 	return func(p *Policy) {
+		p.markHTTP("WithKey")
 		if fn == nil {
 			p.setErr(invalid("nil KeyFunc"))
 			return
@@ -208,6 +272,7 @@ func WithKey(fn KeyFunc) Option {
 // and the limit (and at most store.MaxCost). The default is 1.
 func WithCost(n int) Option {
 	return func(p *Policy) {
+		p.markHTTP("WithCost")
 		if n < 1 {
 			p.setErr(invalid("cost %d must be positive", n))
 			return
@@ -222,6 +287,7 @@ func WithCost(n int) Option {
 // without counting it. The default is the fixed cost of WithCost, 1.
 func WithCostFunc(fn func(r *http.Request) (int, error)) Option {
 	return func(p *Policy) {
+		p.markHTTP("WithCostFunc")
 		if fn == nil {
 			p.setErr(invalid("nil cost function"))
 			return
@@ -234,6 +300,7 @@ func WithCostFunc(fn func(r *http.Request) (int, error)) Option {
 // and get no rate-limit headers. The default exempts nothing.
 func WithSkip(fn func(r *http.Request) bool) Option {
 	return func(p *Policy) {
+		p.markHTTP("WithSkip")
 		if fn == nil {
 			p.setErr(invalid("nil skip function"))
 			return
@@ -250,6 +317,7 @@ func WithSkip(fn func(r *http.Request) bool) Option {
 // request. It cannot be combined with WithSkipFailed.
 func WithSkipSuccessful() Option {
 	return func(p *Policy) {
+		p.markHTTP("WithSkipSuccessful")
 		p.skipOK = true
 	}
 }
@@ -260,6 +328,7 @@ func WithSkipSuccessful() Option {
 // the pair as an error wrapping ErrInvalidConfig.
 func WithSkipFailed() Option {
 	return func(p *Policy) {
+		p.markHTTP("WithSkipFailed")
 		p.skipFailed = true
 	}
 }
@@ -268,6 +337,7 @@ func WithSkipFailed() Option {
 // and WithSkipFailed. The default is status < 400.
 func WithSuccess(fn func(status int) bool) Option {
 	return func(p *Policy) {
+		p.markHTTP("WithSuccess")
 		if fn == nil {
 			p.setErr(invalid("nil success function"))
 			return
@@ -280,6 +350,7 @@ func WithSuccess(fn func(status int) bool) Option {
 // IETFHeaders, both (AllHeaders, the default) or NoHeaders.
 func WithHeaders(h Headers) Option {
 	return func(p *Policy) {
+		p.markHTTP("WithHeaders")
 		if h&^AllHeaders != 0 {
 			p.setErr(invalid("unknown header families %#x", uint8(h)))
 			return
@@ -292,6 +363,7 @@ func WithHeaders(h Headers) Option {
 // default) or FailClosed.
 func WithFailMode(m FailMode) Option {
 	return func(p *Policy) {
+		p.markHTTP("WithFailMode")
 		if m != FailOpen && m != FailClosed {
 			p.setErr(invalid("unknown fail mode %d", int(m)))
 			return
@@ -308,6 +380,7 @@ func WithFailMode(m FailMode) Option {
 // never block and get no deadline, which spares them a timer per request.
 func WithTimeout(d time.Duration) Option {
 	return func(p *Policy) {
+		p.markHTTP("WithTimeout")
 		if d < 0 {
 			p.setErr(invalid("negative timeout %v", d))
 			return
@@ -320,6 +393,7 @@ func WithTimeout(d time.Duration) Option {
 // request.
 func WithDenyHandler(h DenyHandler) Option {
 	return func(p *Policy) {
+		p.markHTTP("WithDenyHandler")
 		if h == nil {
 			p.setErr(invalid("nil deny handler"))
 			return
@@ -333,6 +407,7 @@ func WithDenyHandler(h DenyHandler) Option {
 // {"error":"cannot identify client"} or {"error":"invalid request cost"}.
 func WithRequestErrorHandler(h RequestErrorHandler) Option {
 	return func(p *Policy) {
+		p.markHTTP("WithRequestErrorHandler")
 		if h == nil {
 			p.setErr(invalid("nil request error handler"))
 			return
@@ -349,6 +424,7 @@ func WithRequestErrorHandler(h RequestErrorHandler) Option {
 // outage or a flood of bad requests does not flood the log.
 func WithErrorHandler(h ErrorHandler) Option {
 	return func(p *Policy) {
+		p.markHTTP("WithErrorHandler")
 		if h == nil {
 			p.setErr(invalid("nil error handler"))
 			return
@@ -363,6 +439,7 @@ func WithErrorHandler(h ErrorHandler) Option {
 // slog.Default(); a nil logger discards the records.
 func WithLogger(l *slog.Logger) Option {
 	return func(p *Policy) {
+		p.markHTTP("WithLogger")
 		if l == nil {
 			l = slog.New(slog.DiscardHandler)
 		}
@@ -375,6 +452,7 @@ func WithLogger(l *slog.Logger) Option {
 // tests pass the same clock as the store's.
 func WithClock(now func() time.Time) Option {
 	return func(p *Policy) {
+		p.markHTTP("WithClock")
 		if now == nil {
 			p.setErr(invalid("nil clock"))
 			return
@@ -383,16 +461,97 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// Name returns the policy's name, which is its Limiter's; "" for a Policy
-// not made by NewPolicy.
+// WithAlgorithm chooses how hits are counted: store.SlidingLog (the
+// default, exact, memory O(limit) per client and limit at most
+// store.MaxLimit), store.SlidingCounter (O(1), approximate) or store.GCRA
+// (O(1), a token bucket; see WithBurst). See store.Algorithm for what each
+// admits and what its headers mean.
+func WithAlgorithm(a store.Algorithm) Option {
+	return func(p *Policy) {
+		if a != store.SlidingLog && a != store.SlidingCounter && a != store.GCRA {
+			p.setErr(invalid("unknown algorithm %v", a))
+			return
+		}
+		p.algorithm = a
+	}
+}
+
+// WithBurst sets the bucket capacity of a store.GCRA limiter: up to n hits
+// at once, refilled at limit per window. The default, 0, is the limit. Other
+// algorithms refuse a burst.
+func WithBurst(n int) Option {
+	return func(p *Policy) {
+		if n < 0 {
+			p.setErr(invalid("burst %d must not be negative", n))
+			return
+		}
+		p.burst = n
+	}
+}
+
+// WithDenyCache sets how many denied clients a Limiter over a remote store
+// (one that does I/O, such as Redis) remembers, so that a client that keeps
+// sending requests after a denial is answered in-process, with the same
+// headers and body, until its retry-after has passed, instead of costing a
+// store call each. The least recently denied client is forgotten first. The
+// default is DefaultDenyCacheSize; 0 turns the cache off. Stores that
+// answer in-process (store/memstore) never use one.
+//
+// The cache never admits a request. It may deny one that the store would
+// now admit only when another instance gave hits back (WithSkipSuccessful
+// or WithSkipFailed undoing a request there) before the cached retry-after
+// has passed; an undo on this instance forgets the client at once.
+func WithDenyCache(size int) Option {
+	return func(p *Policy) {
+		if size < 0 {
+			p.setErr(invalid("deny cache size %d must not be negative", size))
+			return
+		}
+		p.denyCacheSize = size
+	}
+}
+
+// WithObserver sets an Observer told about every decision (and, for a
+// Policy, every skipped request and request without a key or cost), for
+// metrics. The default, nil, observes nothing and costs nothing.
+func WithObserver(o Observer) Option {
+	return func(p *Policy) { p.observer = o }
+}
+
+// WithLimitFunc chooses the limit of each request, for plans and tiers
+// (free 100 per hour, pro 10,000 per hour, under one policy): fn returns
+// the request's limit, or 0 for the policy's own. The headers and the
+// Decision then show that limit. A value out of the algorithm's range (see
+// NewPolicy) is a server fault: it is reported and the fail mode applies.
+// Under the sliding log, a client whose limit drops keeps the hits it has
+// in the window; under GCRA the refill rate follows the limit. The default
+// uses the policy's limit for every request.
+func WithLimitFunc(fn func(r *http.Request) int) Option {
+	return func(p *Policy) {
+		p.markHTTP("WithLimitFunc")
+		if fn == nil {
+			p.setErr(invalid("nil limit function"))
+			return
+		}
+		p.limitFn = fn
+	}
+}
+
+// Name returns the policy's name, which is its Limiter's; for a Stack its
+// policies' names joined by "+"; "" for a Policy not made by NewPolicy.
 func (p *Policy) Name() string {
-	if p == nil || p.lim == nil {
+	switch {
+	case p == nil:
+		return ""
+	case p.stack != nil:
+		return p.stackName()
+	case p.lim == nil:
 		return ""
 	}
 	return p.lim.name
 }
 
-// Limiter returns the policy's Limiter.
+// Limiter returns the policy's Limiter; nil for a Stack.
 func (p *Policy) Limiter() *Limiter { return p.lim }
 
 // report passes a store failure to the error handler.

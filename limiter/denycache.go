@@ -1,0 +1,184 @@
+package limiter
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// DefaultDenyCacheSize is the number of denied keys a Limiter over a remote
+// store remembers unless WithDenyCache sets another.
+const DefaultDenyCacheSize = 4096
+
+// denyCache remembers, per client key, a denial until its retry-after has
+// passed, so that a client that keeps knocking is answered without a store
+// call. It holds at most len(entries) keys; the least recently used goes
+// first. Keys are kept as 64-bit digests, so a client's key costs no memory
+// beyond its entry whatever its length.
+type denyCache struct {
+	seed maphash.Seed
+
+	mu      sync.Mutex
+	index   map[uint64]int32 // digest -> position in entries
+	entries []denyEntry
+	head    int32 // most recently used; -1 when empty
+	tail    int32 // least recently used; -1 when empty
+}
+
+type denyEntry struct {
+	digest     uint64
+	until      time.Time // monotonic: the denial holds before it
+	cost       int       // the denied cost: smaller costs ask the store
+	limit      int       // the limit the denial was made under
+	prev, next int32
+}
+
+func newDenyCache(size int) *denyCache {
+	return &denyCache{
+		seed:    maphash.MakeSeed(),
+		index:   make(map[uint64]int32, size),
+		entries: make([]denyEntry, 0, size),
+		head:    -1,
+		tail:    -1,
+	}
+}
+
+// lookup returns the denial cached for key when it still holds for a
+// request of cost n under limit: the same or a larger cost, the same or a
+// smaller limit, before the cached retry-after has passed. The cache never
+// admits: no entry, or one that does not apply, sends the request to the
+// store.
+func (c *denyCache) lookup(l *Limiter, key string, n, limit int) (Decision, bool) {
+	h := maphash.String(c.seed, key)
+	now := time.Now()
+	c.mu.Lock()
+	i, ok := c.index[h]
+	if !ok {
+		c.mu.Unlock()
+		return Decision{}, false
+	}
+	e := &c.entries[i]
+	wait := e.until.Sub(now)
+	if wait <= 0 {
+		c.unlink(i)
+		c.free(i)
+		c.mu.Unlock()
+		return Decision{}, false
+	}
+	if n < e.cost || limit > e.limit {
+		c.mu.Unlock()
+		return Decision{}, false
+	}
+	c.unlink(i)
+	c.pushFront(i)
+	c.mu.Unlock()
+	return Decision{
+		Policy:     l.name,
+		Limit:      limit,
+		Window:     l.rule.Window,
+		Cost:       n,
+		Remaining:  0,
+		RetryAfter: wait,
+		ResetAfter: wait,
+		lim:        l,
+		key:        key,
+	}, true
+}
+
+// add remembers d, a denial of key, until its RetryAfter has passed.
+func (c *denyCache) add(key string, d Decision) {
+	if d.RetryAfter <= 0 {
+		return
+	}
+	h := maphash.String(c.seed, key)
+	e := denyEntry{digest: h, until: time.Now().Add(d.RetryAfter), cost: d.Cost, limit: d.Limit}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i, ok := c.index[h]; ok {
+		c.unlink(i)
+		e.cost = min(e.cost, c.entries[i].cost)
+		c.entries[i] = e
+		c.pushFront(i)
+		return
+	}
+	var i int32
+	if len(c.entries) < cap(c.entries) {
+		c.entries = append(c.entries, e)
+		i = int32(len(c.entries) - 1)
+	} else {
+		i = c.tail // evict the least recently used
+		c.unlink(i)
+		delete(c.index, c.entries[i].digest)
+		c.entries[i] = e
+	}
+	c.index[h] = i
+	c.pushFront(i)
+}
+
+// remove forgets key: this instance gave some of its hits back.
+func (c *denyCache) remove(key string) {
+	h := maphash.String(c.seed, key)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i, ok := c.index[h]; ok {
+		c.unlink(i)
+		c.free(i)
+	}
+}
+
+// free drops the unlinked entry i and moves the last entry into its place
+// (keeping its place in the recency list), so that entries stay dense.
+func (c *denyCache) free(i int32) {
+	delete(c.index, c.entries[i].digest)
+	last := int32(len(c.entries) - 1)
+	if i != last {
+		m := c.entries[last]
+		c.entries[i] = m
+		if m.prev >= 0 {
+			c.entries[m.prev].next = i
+		} else {
+			c.head = i
+		}
+		if m.next >= 0 {
+			c.entries[m.next].prev = i
+		} else {
+			c.tail = i
+		}
+		c.index[m.digest] = i
+	}
+	c.entries = c.entries[:last]
+}
+
+func (c *denyCache) unlink(i int32) {
+	e := &c.entries[i]
+	if e.prev >= 0 {
+		c.entries[e.prev].next = e.next
+	} else {
+		c.head = e.next
+	}
+	if e.next >= 0 {
+		c.entries[e.next].prev = e.prev
+	} else {
+		c.tail = e.prev
+	}
+	e.prev, e.next = -1, -1
+}
+
+func (c *denyCache) pushFront(i int32) {
+	e := &c.entries[i]
+	e.prev, e.next = -1, c.head
+	if c.head >= 0 {
+		c.entries[c.head].prev = i
+	}
+	c.head = i
+	if c.tail < 0 {
+		c.tail = i
+	}
+}
+
+// len returns the number of keys remembered.
+func (c *denyCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}
