@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/limiter"
+	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/memstore"
 )
 
@@ -175,4 +176,61 @@ func limitedHandler(p *limiter.Policy, next func(w http.ResponseWriter, r *http.
 		status = next(w, r)
 		// snippet:end
 	}
+}
+
+// docs/ratelimit.md, "Algorithms".
+func ExampleWithAlgorithm() {
+	now := func() time.Time { return time.Unix(1_900_000_000, 0) } // 17:46:40 UTC
+	st, _ := memstore.New(memstore.WithClock(now))
+	defer st.Close()
+
+	// snippet:begin ratelimit-algorithms
+	// 10,000 a day per client in O(1) memory: the sliding-window counter.
+	daily, _ := limiter.NewPolicy("daily", 10_000, 24*time.Hour, st,
+		limiter.WithAlgorithm(store.SlidingCounter))
+	// 10 a second on average, bursts of up to 50: GCRA, a token bucket.
+	bursty, _ := limiter.NewPolicy("bursty", 10, time.Second, st,
+		limiter.WithAlgorithm(store.GCRA), limiter.WithBurst(50))
+	// snippet:end
+	defer daily.Close()
+	defer bursty.Close()
+
+	for _, p := range []*limiter.Policy{daily, bursty} {
+		d, _ := p.Limiter().AllowN(context.Background(), "client", 5)
+		fmt.Printf("%s (%v): allowed=%v remaining=%d reset=%v\n", p.Name(), p.Limiter().Algorithm(), d.Allowed, d.Remaining, d.ResetAfter)
+	}
+	// Output:
+	// daily (sliding-counter): allowed=true remaining=9995 reset=11h1m20s
+	// bursty (gcra): allowed=true remaining=45 reset=500ms
+}
+
+// docs/ratelimit.md, "Plans: a limit per request".
+func ExampleWithLimitFunc() {
+	st, _ := memstore.New()
+	defer st.Close()
+
+	// snippet:begin ratelimit-plans
+	plans := map[string]int{"free": 100, "pro": 10_000} // per hour
+	perPlan := func(r *http.Request) int {
+		return plans[r.Header.Get("X-Plan")] // from your auth layer; 0: the policy's own limit
+	}
+	api, _ := limiter.NewPolicy("api", 100, time.Hour, st,
+		limiter.WithAlgorithm(store.GCRA), limiter.WithLimitFunc(perPlan))
+	// snippet:end
+	defer api.Close()
+
+	for _, plan := range []string{"free", "pro"} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "/api/hello", nil)
+		r.Header.Set("X-Plan", plan)
+		r.RemoteAddr = "192.0.2.1:1234"
+		if plan == "pro" {
+			r.RemoteAddr = "192.0.2.2:1234"
+		}
+		api.Admit(w, r, nil)
+		fmt.Println(plan, w.Header().Get("RateLimit-Policy"), w.Header().Get("X-RateLimit-Remaining"))
+	}
+	// Output:
+	// free "api";q=100;w=3600 99
+	// pro "api";q=10000;w=3600 9999
 }

@@ -58,6 +58,7 @@ func ExampleRateLimit_stacked() {
 	api := snippetPolicy(st, "api", 5, 10*time.Second)
 	burst := snippetPolicy(st, "burst", 5, time.Second)
 	daily := snippetPolicy(st, "daily", 1000, 24*time.Hour)
+	limits, _ := limiter.Stack(burst, daily) // decided together
 	hello := func(c echo.Context) error { return c.String(http.StatusOK, "hello") }
 	search := func(c echo.Context) error { return c.String(http.StatusOK, "results") }
 	e := echo.New()
@@ -66,7 +67,7 @@ func ExampleRateLimit_stacked() {
 	e.GET("/api/hello", hello, echomw.RateLimit(api))
 	// snippet:end
 	// snippet:begin ratelimit-stack-echo
-	e.GET("/api/search", search, echomw.RateLimit(burst), echomw.RateLimit(daily))
+	e.GET("/api/search", search, echomw.RateLimit(limits))
 	// snippet:end
 
 	srv := httptest.NewServer(e)

@@ -58,6 +58,7 @@ func ExampleRateLimit_stacked() {
 	api := snippetPolicy(st, "api", 5, 10*time.Second)
 	burst := snippetPolicy(st, "burst", 5, time.Second)
 	daily := snippetPolicy(st, "daily", 1000, 24*time.Hour)
+	limits, _ := limiter.Stack(burst, daily) // decided together
 	hello := func(c *gin.Context) { c.String(http.StatusOK, "hello") }
 	search := func(c *gin.Context) { c.String(http.StatusOK, "results") }
 	r := gin.New()
@@ -66,7 +67,7 @@ func ExampleRateLimit_stacked() {
 	r.GET("/api/hello", ginmw.RateLimit(api), hello)
 	// snippet:end
 	// snippet:begin ratelimit-stack-gin
-	r.GET("/api/search", ginmw.RateLimit(burst), ginmw.RateLimit(daily), search)
+	r.GET("/api/search", ginmw.RateLimit(limits), search)
 	// snippet:end
 
 	srv := httptest.NewServer(r)

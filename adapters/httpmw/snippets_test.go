@@ -182,12 +182,12 @@ func ExampleRateLimit_stacked() {
 	mux := http.NewServeMux()
 
 	// snippet:begin ratelimit-stack
-	burst, _ := limiter.NewPolicy("burst", 5, time.Second, st) // "burst": 5 per second
-	defer burst.Close()
+	burst, _ := limiter.NewPolicy("burst", 5, time.Second, st)     // "burst": 5 per second
 	daily, _ := limiter.NewPolicy("daily", 1000, 24*time.Hour, st) // "daily": 1000 per day
-	defer daily.Close()
+	limits, _ := limiter.Stack(burst, daily)                       // decided together
+	defer limits.Close()                                           // closes both
 
-	mux.Handle("GET /api/search", httpmw.RateLimit(burst)(httpmw.RateLimit(daily)(http.HandlerFunc(search))))
+	mux.Handle("GET /api/search", httpmw.RateLimit(limits)(http.HandlerFunc(search)))
 	// snippet:end
 
 	srv := httptest.NewServer(mux)
@@ -206,7 +206,7 @@ func ExampleRateLimit_stacked() {
 	// 200 "burst";r=2;t=1, "daily";r=997;t=86400
 	// 200 "burst";r=1;t=1, "daily";r=996;t=86400
 	// 200 "burst";r=0;t=1, "daily";r=995;t=86400
-	// 429 "burst";r=0;t=1
+	// 429 "burst";r=0;t=1, "daily";r=995;t=86400
 }
 
 // docs/ratelimit.md, "Counting only failures (the login pattern)".
