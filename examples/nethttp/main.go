@@ -28,6 +28,12 @@
 //	                               it is one of API_KEYS, else per client IP
 //	                               (an unknown key counts against the IP);
 //	                               fail-open
+//	GET  /api/daily                policy "daily": 1000 per 24 h per client IP,
+//	                               sliding-window counter; fail-open
+//	GET  /api/burst                policies "burst" (3 per 10 s) and "hourly"
+//	                               (5 per hour) per client IP, decided together:
+//	                               a request either denies counts against
+//	                               neither; fail-open
 //	POST /login                    {"user":..,"password":..}; "correct" gives 200,
 //	                               else 401; policy "login": 3 failed attempts per
 //	                               60 s per client IP; fail-closed
@@ -129,6 +135,27 @@ func routes(st store.Store, clientIP limiter.KeyFunc, apiKeys map[string]bool) (
 	if err != nil {
 		return nil, err
 	}
+	// 1000 a day per client in O(1) memory per client: the sliding-window
+	// counter (the sliding log keeps one entry per hit).
+	daily, err := policy(st, "daily", 1000, 24*time.Hour, limiter.WithKey(clientIP),
+		limiter.WithAlgorithm(store.SlidingCounter))
+	if err != nil {
+		return nil, err
+	}
+	// A burst limit and an hourly one decided together: a request that
+	// either denies counts against neither.
+	burst, err := policy(st, "burst", 3, 10*time.Second, limiter.WithKey(clientIP))
+	if err != nil {
+		return nil, err
+	}
+	hourly, err := policy(st, "hourly", 5, time.Hour, limiter.WithKey(clientIP))
+	if err != nil {
+		return nil, err
+	}
+	burstHourly, err := limiter.Stack(burst, hourly)
+	if err != nil {
+		return nil, err
+	}
 	locker, err := lockguard.New(st)
 	if err != nil {
 		return nil, err
@@ -144,6 +171,8 @@ func routes(st store.Store, clientIP limiter.KeyFunc, apiKeys map[string]bool) (
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.Handle("GET /api/hello", httpmw.RateLimit(api)(http.HandlerFunc(hello)))
+	mux.Handle("GET /api/daily", httpmw.RateLimit(daily)(http.HandlerFunc(hello)))
+	mux.Handle("GET /api/burst", httpmw.RateLimit(burstHourly)(http.HandlerFunc(hello)))
 	mux.Handle("POST /login", httpmw.RateLimit(login)(http.HandlerFunc(loginHandler)))
 	// validWork runs before the guard, so that a bad request never takes the lock.
 	mux.Handle("POST /orders/{id}/pay", validWork(httpmw.Guard(orders)(http.HandlerFunc(pay))))
