@@ -27,9 +27,11 @@ type denyCache struct {
 
 type denyEntry struct {
 	digest     uint64
-	until      time.Time // monotonic: the denial holds before it
-	cost       int       // the denied cost: smaller costs ask the store
-	limit      int       // the limit the denial was made under
+	until      time.Time  // monotonic: the denial holds before it
+	cost       int        // the denied cost: smaller costs ask the store
+	limit      int        // the limit the denial was made under
+	decs       []Decision // a Stack's decisions, as the store gave them
+	at         time.Time  // when decs were made
 	prev, next int32
 }
 
@@ -90,13 +92,21 @@ func (c *denyCache) add(key string, d Decision) {
 	if d.RetryAfter <= 0 {
 		return
 	}
-	h := maphash.String(c.seed, key)
-	e := denyEntry{digest: h, until: time.Now().Add(d.RetryAfter), cost: d.Cost, limit: d.Limit}
+	e := denyEntry{digest: maphash.String(c.seed, key), until: time.Now().Add(d.RetryAfter), cost: d.Cost, limit: d.Limit}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if i, ok := c.index[e.digest]; ok && c.entries[i].decs == nil {
+		e.cost = min(e.cost, c.entries[i].cost)
+	}
+	c.put(e)
+}
+
+// put stores e, replacing the entry of its digest or, when the cache is
+// full, the least recently used one. c.mu must be held.
+func (c *denyCache) put(e denyEntry) {
+	h := e.digest
 	if i, ok := c.index[h]; ok {
 		c.unlink(i)
-		e.cost = min(e.cost, c.entries[i].cost)
 		c.entries[i] = e
 		c.pushFront(i)
 		return
@@ -113,6 +123,76 @@ func (c *denyCache) add(key string, d Decision) {
 	}
 	c.index[h] = i
 	c.pushFront(i)
+}
+
+// addStack remembers the decisions of a denied stacked request under key
+// (its parts' keys joined) until the longest wait has passed.
+func (c *denyCache) addStack(key string, decs []Decision) {
+	var wait time.Duration
+	for i := range decs {
+		if decs[i].denying() {
+			wait = max(wait, decs[i].RetryAfter)
+		}
+	}
+	if wait <= 0 {
+		return
+	}
+	kept := make([]Decision, len(decs))
+	for i, d := range decs {
+		d.key = "" // a client's key may be long: the cache keeps digests only
+		kept[i] = d
+	}
+	now := time.Now()
+	e := denyEntry{digest: maphash.String(c.seed, key), until: now.Add(wait), decs: kept, at: now}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.put(e)
+}
+
+// lookupStack returns the decisions cached for a stacked request under key
+// (each given its part's key back),
+// with their waits counted down, when every part asks for the same cost
+// under the same limit as then and a denying part still has to wait.
+func (c *denyCache) lookupStack(key string, parts []stackPart) ([]Decision, bool) {
+	h := maphash.String(c.seed, key)
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i, ok := c.index[h]
+	if !ok {
+		return nil, false
+	}
+	e := &c.entries[i]
+	if len(e.decs) != len(parts) {
+		return nil, false
+	}
+	elapsed := now.Sub(e.at)
+	out := make([]Decision, len(e.decs))
+	denied := false
+	for j, d := range e.decs {
+		if d.lim != parts[j].p.lim || d.Cost != parts[j].cost || d.Limit != parts[j].rule.Limit {
+			return nil, false
+		}
+		d.key = parts[j].key
+		d.ResetAfter = max(d.ResetAfter-elapsed, 0)
+		if d.denying() {
+			d.RetryAfter -= elapsed
+			if d.RetryAfter <= 0 { // this part has room again: no longer denying
+				d.RetryAfter = 0
+			} else {
+				denied = true
+			}
+		}
+		out[j] = d
+	}
+	if !denied {
+		c.unlink(i)
+		c.free(i)
+		return nil, false
+	}
+	c.unlink(i)
+	c.pushFront(i)
+	return out, true
 }
 
 // remove forgets key: this instance gave some of its hits back.

@@ -95,3 +95,26 @@ func TestDenyCacheOff(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, m.CommandCount()-before, 10)
 }
+
+// A denied stacked request is remembered as a whole: the flood that follows
+// costs no store call and carries every policy's headers.
+func TestDenyCacheStack(t *testing.T) {
+	m, st := miniStore(t, nil)
+	burst := mustPolicy(t, "burst", 2, time.Minute, st)
+	hourly := mustPolicy(t, "hourly", 10, time.Hour, st)
+	h := chain(ok, mustStack(t, burst, hourly))
+	for range 2 {
+		require.Equal(t, 200, serve(h, httptest.NewRequest("GET", "/", nil)).Code)
+	}
+	first := serve(h, httptest.NewRequest("GET", "/", nil))
+	require.Equal(t, 429, first.Code)
+	before := m.CommandCount()
+	for range 100 {
+		w := serve(h, httptest.NewRequest("GET", "/", nil))
+		require.Equal(t, 429, w.Code)
+		assert.Equal(t, first.Header().Get("RateLimit-Policy"), w.Header().Get("RateLimit-Policy"))
+		assert.Regexp(t, `^"burst";r=0;t=\d+, "hourly";r=8;t=\d+$`, w.Header().Get("RateLimit"))
+		assert.Equal(t, first.Body.String(), w.Body.String())
+	}
+	assert.Zero(t, m.CommandCount()-before, "denied requests reached the store")
+}

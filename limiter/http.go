@@ -251,14 +251,15 @@ func (p *Policy) undoer(r *http.Request, d Decision) func(status int) {
 }
 
 // finish undoes the hits of d, an allowed decision on r, when the final
-// status says so under WithSkipSuccessful or WithSkipFailed.
-func (p *Policy) finish(r *http.Request, d Decision, status int) {
+// status says so under WithSkipSuccessful or WithSkipFailed, and reports
+// whether it did.
+func (p *Policy) finish(r *http.Request, d Decision, status int) bool {
 	if status == 0 {
 		status = http.StatusOK
 	}
 	ok := p.success(status)
 	if (ok && !p.skipOK) || (!ok && !p.skipFailed) {
-		return
+		return false
 	}
 	ctx := context.WithoutCancel(r.Context())
 	if p.timeout > 0 && !p.lim.local {
@@ -269,6 +270,7 @@ func (p *Policy) finish(r *http.Request, d Decision, status int) {
 	if err := p.lim.Undo(ctx, d); err != nil {
 		p.report(ctx, err)
 	}
+	return true
 }
 
 // setHeaders writes the quota headers of st.decs[i] to h: the IETF fields

@@ -107,8 +107,9 @@ type Policy struct {
 	denyCacheSize int
 	observer      Observer
 
-	httpOnly string    // the first option given that only a Policy uses
-	stack    []*Policy // the policies of a Stack; nil for a single policy
+	httpOnly  string     // the first option given that only a Policy uses
+	stack     []*Policy  // the policies of a Stack; nil for a single policy
+	stackDeny *denyCache // a Stack's deny cache; nil when off
 
 	// Precomputed header values.
 	limitValue  string // "5"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,7 +54,11 @@ func Stack(policies ...*Policy) (*Policy, error) {
 		}
 		names[p.lim.name] = true
 	}
-	return &Policy{stack: append([]*Policy(nil), policies...)}, nil
+	s := &Policy{stack: append([]*Policy(nil), policies...)}
+	if l := policies[0].lim; !l.local && policies[0].denyCacheSize > 0 {
+		s.stackDeny = newDenyCache(policies[0].denyCacheSize)
+	}
+	return s, nil
 }
 
 // sameStore reports whether a and b are one store.
@@ -99,7 +104,7 @@ func (s *Policy) admitStack(w http.ResponseWriter, r *http.Request, key KeyFunc)
 		return r, nil, nil
 	}
 
-	parts, decs, err := s.decideStack(parent, parts)
+	decs, err := s.decideStack(parent, parts)
 	if err != nil {
 		if errors.Is(parent.Err(), context.Canceled) {
 			return r, nil, &Rejection{Status: http.StatusServiceUnavailable, Err: err, p: parts[0].p, r: r, cancelled: true}
@@ -149,9 +154,15 @@ func (s *Policy) admitStack(w http.ResponseWriter, r *http.Request, key KeyFunc)
 	if undo == nil {
 		return next, nil, nil
 	}
+	var cacheKey string
+	if s.stackDeny != nil {
+		cacheKey = stackKey(parts)
+	}
 	return next, func(status int) {
 		for _, u := range undo {
-			u.p.finish(next, u.d, status)
+			if u.p.finish(next, u.d, status) && s.stackDeny != nil {
+				s.stackDeny.remove(cacheKey) // hits given back: ask the store next time
+			}
 		}
 	}, nil
 }
@@ -163,39 +174,27 @@ type stackUndo struct {
 	d Decision
 }
 
-// decideStack asks the deny caches, then the store, about parts together,
-// and returns the parts decided with their decisions. A denial served from
-// deny caches returns only the policies whose cache answered: the others
-// were not asked, so their headers are left out.
-func (s *Policy) decideStack(parent context.Context, parts []stackPart) ([]stackPart, []Decision, error) {
+// decideStack asks the stack's deny cache, then the store, about parts
+// together, and returns their decisions.
+func (s *Policy) decideStack(parent context.Context, parts []stackPart) ([]Decision, error) {
+	for _, part := range parts {
+		if part.p.lim.closed.Load() {
+			return nil, ErrClosed
+		}
+	}
+	var cacheKey string
+	if s.stackDeny != nil {
+		cacheKey = stackKey(parts)
+		if decs, ok := s.stackDeny.lookupStack(cacheKey, parts); ok {
+			for i, part := range parts {
+				if l := part.p.lim; l.obs != nil && decs[i].denying() {
+					l.obs.ObserveDecision(DecisionEvent{Policy: l.name, Outcome: Denied, Cost: part.cost, Cached: true})
+				}
+			}
+			return decs, nil
+		}
+	}
 	decs := make([]Decision, len(parts))
-	cached := false
-	for i, part := range parts {
-		l := part.p.lim
-		if l.closed.Load() {
-			return nil, nil, ErrClosed
-		}
-		if l.deny == nil {
-			continue
-		}
-		if d, ok := l.deny.lookup(l, part.key, part.cost, part.rule.Limit); ok {
-			decs[i] = d
-			cached = true
-			if l.obs != nil {
-				l.obs.ObserveDecision(DecisionEvent{Policy: l.name, Outcome: Denied, Cost: part.cost, Cached: true})
-			}
-		}
-	}
-	if cached {
-		j := 0
-		for i, part := range parts {
-			if decs[i].lim != nil {
-				parts[j], decs[j] = part, decs[i]
-				j++
-			}
-		}
-		return parts[:j], decs[:j], nil
-	}
 
 	first := parts[0].p
 	ctx := parent
@@ -246,14 +245,27 @@ func (s *Policy) decideStack(parent context.Context, parts []stackPart) ([]stack
 		l.obs.ObserveDecision(ev)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	for i, part := range parts {
-		if d := decs[i]; d.denying() && part.p.lim.deny != nil {
-			part.p.lim.deny.add(part.key, d)
-		}
+	if s.stackDeny != nil {
+		s.stackDeny.addStack(cacheKey, decs)
 	}
-	return parts, decs, nil
+	return decs, nil
+}
+
+// stackKey joins the names and keys of a stacked request's parts: the key
+// of its deny-cache entry.
+func stackKey(parts []stackPart) string {
+	var b strings.Builder
+	for _, part := range parts {
+		b.WriteString(strconv.Itoa(len(part.p.lim.name)))
+		b.WriteByte(':')
+		b.WriteString(part.p.lim.name)
+		b.WriteString(strconv.Itoa(len(part.key)))
+		b.WriteByte(':')
+		b.WriteString(part.key)
+	}
+	return b.String()
 }
 
 // stackName is the name a Stack reports: its policies' names joined by

@@ -118,6 +118,8 @@ func TestContract(t *testing.T) {
 func runContract(t *testing.T, in *instance, behindProxy bool, apiKey string) {
 	t.Run("hello", func(t *testing.T) { checkHello(t, in, behindProxy, apiKey) })
 	t.Run("login", func(t *testing.T) { checkLogin(t, in, behindProxy) })
+	t.Run("daily", func(t *testing.T) { checkDaily(t, in, behindProxy) })
+	t.Run("burst", func(t *testing.T) { checkBurst(t, in, behindProxy) })
 	t.Run("pay", func(t *testing.T) { checkPay(t, in) })
 	t.Run("healthz", func(t *testing.T) { checkHealthz(t, in) })
 }
@@ -771,6 +773,55 @@ func assertErrorJSON(t *testing.T, r response) {
 }
 
 // assertQuota checks both families of rate-limit headers.
+// checkDaily: 1000 per day per client IP, counted by the sliding-window
+// counter, whose reset is when the remaining quota next grows: at most two
+// windows ahead.
+func checkDaily(t *testing.T, in *instance, behindProxy bool) {
+	c := newClient(behindProxy)
+	for i := 1; i <= 3; i++ {
+		r := in.do(t, http.MethodGet, "/api/daily", "", c...)
+		require.Equal(t, http.StatusOK, r.status, "request %d: %s", i, r.body)
+		assert.Equal(t, "1000", r.header.Get("X-RateLimit-Limit"))
+		assert.Equal(t, strconv.Itoa(1000-i), r.header.Get("X-RateLimit-Remaining"))
+		assert.Equal(t, `"daily";q=1000;w=86400`, r.header.Get("RateLimit-Policy"))
+		m := regexp.MustCompile(`^"daily";r=(\d+);t=(\d+)$`).FindStringSubmatch(r.header.Get("RateLimit"))
+		if assert.NotNil(t, m, "RateLimit: %q", r.header.Get("RateLimit")) {
+			assert.Equal(t, strconv.Itoa(1000-i), m[1])
+			reset, _ := strconv.Atoi(m[2])
+			assert.True(t, reset >= 1 && reset <= 2*86400, "RateLimit t=%d", reset)
+		}
+	}
+}
+
+// checkBurst: "burst" (3 per 10 s) and "hourly" (5 per hour) decided
+// together: the requests "burst" denies leave "hourly" uncounted.
+func checkBurst(t *testing.T, in *instance, behindProxy bool) {
+	c := newClient(behindProxy)
+	rl := regexp.MustCompile(`^"burst";r=(\d+);t=(\d+), "hourly";r=(\d+);t=(\d+)$`)
+	for i := 1; i <= 3; i++ {
+		r := in.do(t, http.MethodGet, "/api/burst", "", c...)
+		require.Equal(t, http.StatusOK, r.status, "request %d: %s", i, r.body)
+		assert.Equal(t, `"burst";q=3;w=10, "hourly";q=5;w=3600`, r.header.Get("RateLimit-Policy"))
+		m := rl.FindStringSubmatch(r.header.Get("RateLimit"))
+		if assert.NotNil(t, m, "RateLimit: %q", r.header.Get("RateLimit")) {
+			assert.Equal(t, []string{strconv.Itoa(3 - i), strconv.Itoa(5 - i)}, []string{m[1], m[3]})
+		}
+		// The legacy fields show the most restrictive policy: burst.
+		assert.Equal(t, "3", r.header.Get("X-RateLimit-Limit"))
+	}
+	for i := 4; i <= 6; i++ {
+		r := in.do(t, http.MethodGet, "/api/burst", "", c...)
+		require.Equal(t, http.StatusTooManyRequests, r.status, "request %d: %s", i, r.body)
+		assert.Contains(t, r.body, `"policy":"burst"`)
+		retryAfter(t, r, 10)
+		m := rl.FindStringSubmatch(r.header.Get("RateLimit"))
+		if assert.NotNil(t, m, "RateLimit: %q", r.header.Get("RateLimit")) {
+			assert.Equal(t, "0", m[1], "burst remaining")
+			assert.Equal(t, "2", m[3], "a request burst denied was counted by hourly")
+		}
+	}
+}
+
 func assertQuota(t *testing.T, r response, policy string, limit, window, remaining int) {
 	t.Helper()
 	h := r.header
