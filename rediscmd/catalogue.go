@@ -20,9 +20,9 @@ import (
 // with details, so test with errors.Is.
 var (
 	// ErrInvalidArgument reports a call whose arguments cannot be used: an
-	// empty key, a number outside its documented range, mismatched lengths, too
-	// many keys, or an option the command does not take. Every function
-	// checks its arguments before sending anything to Redis.
+	// empty key, a number outside its documented range, mismatched lengths or too
+	// many keys. Every function checks its arguments before sending anything
+	// to Redis.
 	ErrInvalidArgument = errors.New("rediscmd: invalid argument")
 
 	// ErrWrongValue reports a key that holds a value the command cannot use:
@@ -66,102 +66,13 @@ const MaxKeys = 1000
 // exactly, so no arithmetic inside a script ever rounds.
 const MaxInt = 1<<53 - 1
 
-// Option changes one call of a command. Each command's doc lists the options
-// it takes; passing any other is an ErrInvalidArgument error. The zero Option
-// changes nothing.
-type Option struct {
-	kind  optionKind
-	ttl   time.Duration
-	field string
-	at    time.Time
-}
-
-type optionKind int
-
-const (
-	optNone optionKind = iota
-	optTTL
-	optField
-	optTime
-)
-
-func (k optionKind) String() string {
-	switch k {
-	case optTTL:
-		return "WithTTL"
-	case optField:
-		return "WithField"
-	case optTime:
-		return "WithTime"
+// ttlMillis checks a call's ttl and returns it in whole milliseconds,
+// rounded up: 0 leaves expiries alone, a negative ttl is an error.
+func ttlMillis(fn string, ttl time.Duration) (int64, error) {
+	if ttl < 0 {
+		return 0, fmt.Errorf("%w: %s: negative TTL %v", ErrInvalidArgument, fn, ttl)
 	}
-	return "Option"
-}
-
-// WithTTL gives the key a call updates an expiry of d if it exists without one
-// after the call; an expiry the key already has is kept, so a counter created
-// with WithTTL(24*time.Hour) expires a day after its first write however often
-// it is written later (a fixed window, not a sliding one). Without it (or with
-// d == 0) expiries are left alone and new keys never expire. d is rounded up
-// to whole milliseconds; a negative d is an error. Taken by CappedIncr,
-// LeaderboardAdd and RecordSample.
-func WithTTL(d time.Duration) Option { return Option{kind: optTTL, ttl: d} }
-
-// WithField names the hash field WeightedAverage reads; the default is
-// "value".
-func WithField(name string) Option { return Option{kind: optField, field: name} }
-
-// WithTime sets the achievement time LeaderboardAdd records, which breaks ties
-// between equal scores (earlier first). The default is the Redis server's
-// TIME, so every application instance uses one clock. t must lie between the
-// Unix epoch and 2286-11-20 (Unix milliseconds 0 to 9999999999999).
-func WithTime(t time.Time) Option { return Option{kind: optTime, at: t} }
-
-// callOptions is the result of applying a call's options.
-type callOptions struct {
-	ttlMS    int64
-	field    string
-	at       time.Time
-	hasField bool
-	hasTime  bool
-}
-
-// applyOptions applies opts for the command fn, which accepts only the kinds
-// in allowed.
-func applyOptions(fn string, opts []Option, allowed ...optionKind) (callOptions, error) {
-	var co callOptions
-	for _, o := range opts {
-		if o.kind == optNone {
-			continue
-		}
-		ok := false
-		for _, a := range allowed {
-			if o.kind == a {
-				ok = true
-			}
-		}
-		if !ok {
-			return co, fmt.Errorf("%w: %s does not take %s", ErrInvalidArgument, fn, o.kind)
-		}
-		switch o.kind {
-		case optTTL:
-			if o.ttl < 0 {
-				return co, fmt.Errorf("%w: %s: negative TTL %v", ErrInvalidArgument, fn, o.ttl)
-			}
-			co.ttlMS = int64((o.ttl + time.Millisecond - 1) / time.Millisecond)
-		case optField:
-			if o.field == "" {
-				return co, fmt.Errorf("%w: %s: empty field name", ErrInvalidArgument, fn)
-			}
-			co.field, co.hasField = o.field, true
-		case optTime:
-			ms := o.at.UnixMilli()
-			if o.at.IsZero() || ms < 0 || ms > maxTimeMS {
-				return co, fmt.Errorf("%w: %s: time %v outside 1970-01-01..2286-11-20 (Unix ms 0..%d)", ErrInvalidArgument, fn, o.at, int64(maxTimeMS))
-			}
-			co.at, co.hasTime = o.at, true
-		}
-	}
-	return co, nil
+	return int64((ttl + time.Millisecond - 1) / time.Millisecond), nil
 }
 
 var (

@@ -30,21 +30,21 @@ func TestWeightedAverage(t *testing.T) {
 			name    string
 			keys    []string
 			weights []float64
-			opts    []rediscmd.Option
+			field   string
 			want    float64
 		}{
-			{"keeps decimals", []string{a, b}, []float64{1, 2}, nil, 5.0 / 3.0},
-			{"fractional weights and values", []string{a, b}, []float64{0.5, 1.5}, []rediscmd.Option{rediscmd.WithField("price")}, (10.5*0.5 + 20.25*1.5) / 2},
-			{"one key", []string{b}, []float64{3}, nil, 2},
-			{"zero weights give 0", []string{a, b}, []float64{0, 0}, nil, 0},
-			{"a zero weight drops the key", []string{a, b}, []float64{0, 4}, nil, 2},
-			{"missing hash counts as 0 with its weight", []string{b, missing}, []float64{1, 1}, nil, 1},
-			{"missing field counts as 0 with its weight", []string{b, c}, []float64{1, 3}, nil, 0.5},
-			{"only missing", []string{missing}, []float64{1}, nil, 0},
+			{"keeps decimals", []string{a, b}, []float64{1, 2}, "value", 5.0 / 3.0},
+			{"fractional weights and values", []string{a, b}, []float64{0.5, 1.5}, "price", (10.5*0.5 + 20.25*1.5) / 2},
+			{"one key", []string{b}, []float64{3}, "value", 2},
+			{"zero weights give 0", []string{a, b}, []float64{0, 0}, "value", 0},
+			{"a zero weight drops the key", []string{a, b}, []float64{0, 4}, "value", 2},
+			{"missing hash counts as 0 with its weight", []string{b, missing}, []float64{1, 1}, "value", 1},
+			{"missing field counts as 0 with its weight", []string{b, c}, []float64{1, 3}, "value", 0.5},
+			{"only missing", []string{missing}, []float64{1}, "value", 0},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				got, err := rediscmd.WeightedAverage(ctx, tg.Client, tc.keys, tc.weights, tc.opts...)
+				got, err := rediscmd.WeightedAverage(ctx, tg.Client, tc.keys, tc.weights, tc.field)
 				require.NoError(t, err)
 				assert.Equal(t, tc.want, got)
 			})
@@ -58,7 +58,7 @@ func TestWeightedAverage(t *testing.T) {
 				weights[i] = 1
 			}
 			require.NoError(t, tg.Client.HSet(ctx, keys[0], "value", strconv.Itoa(rediscmd.MaxKeys)).Err())
-			got, err := rediscmd.WeightedAverage(ctx, tg.Client, keys, weights)
+			got, err := rediscmd.WeightedAverage(ctx, tg.Client, keys, weights, "value")
 			require.NoError(t, err)
 			assert.Equal(t, 1.0, got)
 		})
@@ -66,14 +66,14 @@ func TestWeightedAverage(t *testing.T) {
 		t.Run("non-numeric field", func(t *testing.T) {
 			bad := tg.Key("bad")
 			require.NoError(t, tg.Client.HSet(ctx, bad, "value", "twelve").Err())
-			_, err := rediscmd.WeightedAverage(ctx, tg.Client, []string{a, bad}, []float64{1, 1})
+			_, err := rediscmd.WeightedAverage(ctx, tg.Client, []string{a, bad}, []float64{1, 1}, "value")
 			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		})
 
 		t.Run("not a hash", func(t *testing.T) {
 			str := tg.Key("string")
 			require.NoError(t, tg.Client.Set(ctx, str, "1", 0).Err())
-			_, err := rediscmd.WeightedAverage(ctx, tg.Client, []string{str}, []float64{1})
+			_, err := rediscmd.WeightedAverage(ctx, tg.Client, []string{str}, []float64{1}, "value")
 			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		})
 
@@ -95,11 +95,11 @@ func TestWeightedAverage(t *testing.T) {
 			}
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
-					got, err := rediscmd.WeightedAverage(ctx, tg.Client, tc.keys, tc.weights)
+					got, err := rediscmd.WeightedAverage(ctx, tg.Client, tc.keys, tc.weights, "value")
 					assert.ErrorIs(t, err, rediscmd.ErrOutOfRange, "got %v", got)
 				})
 			}
-			got, err := rediscmd.WeightedAverage(ctx, tg.Client, []string{big, half}, []float64{1, 1})
+			got, err := rediscmd.WeightedAverage(ctx, tg.Client, []string{big, half}, []float64{1, 1}, "value")
 			require.NoError(t, err)
 			assert.Equal(t, (1.5e308+0.5)/2, got, "large but finite")
 		})
@@ -108,10 +108,10 @@ func TestWeightedAverage(t *testing.T) {
 			t.Run("keys in different slots", func(t *testing.T) {
 				keys := catCrossSlotKeys(tg)
 				counting := &redistest.Counting{Next: tg.Client}
-				_, err := rediscmd.WeightedAverage(ctx, counting, keys, []float64{1, 1})
+				_, err := rediscmd.WeightedAverage(ctx, counting, keys, []float64{1, 1}, "value")
 				assert.ErrorIs(t, err, rediscmd.ErrCrossSlot, "the server's CROSSSLOT answer")
 
-				_, err = rediscmd.WeightedAverage(ctx, tg.Client, keys, []float64{1, 1})
+				_, err = rediscmd.WeightedAverage(ctx, tg.Client, keys, []float64{1, 1}, "value")
 				assert.ErrorIs(t, err, rediscmd.ErrCrossSlot, "checked before sending")
 				assert.Contains(t, err.Error(), "hash tag")
 			})
@@ -142,22 +142,21 @@ func TestWeightedAverageInvalidArguments(t *testing.T) {
 		name    string
 		keys    []string
 		weights []float64
-		opts    []rediscmd.Option
+		field   string
 	}{
-		{"no keys", nil, nil, nil},
-		{"more weights than keys", []string{"a"}, []float64{1, 2}, nil},
-		{"more keys than weights", []string{"a", "b"}, []float64{1}, nil},
-		{"empty key", []string{"a", ""}, []float64{1, 1}, nil},
-		{"negative weight", []string{"a"}, []float64{-1}, nil},
-		{"NaN weight", []string{"a"}, []float64{math.NaN()}, nil},
-		{"infinite weight", []string{"a"}, []float64{math.Inf(1)}, nil},
-		{"too many keys", many, manyWeights, nil},
-		{"empty field", []string{"a"}, []float64{1}, []rediscmd.Option{rediscmd.WithField("")}},
-		{"option it does not take", []string{"a"}, []float64{1}, []rediscmd.Option{rediscmd.WithTTL(time.Second)}},
+		{"no keys", nil, nil, "value"},
+		{"more weights than keys", []string{"a"}, []float64{1, 2}, "value"},
+		{"more keys than weights", []string{"a", "b"}, []float64{1}, "value"},
+		{"empty key", []string{"a", ""}, []float64{1, 1}, "value"},
+		{"negative weight", []string{"a"}, []float64{-1}, "value"},
+		{"NaN weight", []string{"a"}, []float64{math.NaN()}, "value"},
+		{"infinite weight", []string{"a"}, []float64{math.Inf(1)}, "value"},
+		{"too many keys", many, manyWeights, "value"},
+		{"empty field", []string{"a"}, []float64{1}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := rediscmd.WeightedAverage(ctx, client, tc.keys, tc.weights, tc.opts...)
+			_, err := rediscmd.WeightedAverage(ctx, client, tc.keys, tc.weights, tc.field)
 			assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 		})
 	}
@@ -268,7 +267,7 @@ func TestRecordSample(t *testing.T) {
 		key := tg.Key("latency")
 		var n int64
 		for _, v := range []float64{12.5, 3, 12.5, 40, 3} {
-			got, err := rediscmd.RecordSample(ctx, tg.Client, key, v, rediscmd.WithTTL(time.Minute))
+			got, err := rediscmd.RecordSample(ctx, tg.Client, key, v, time.Minute)
 			require.NoError(t, err)
 			n++
 			assert.Equal(t, n, got, "equal values are separate samples")
@@ -280,9 +279,9 @@ func TestRecordSample(t *testing.T) {
 		assert.Greater(t, ttl, time.Duration(0))
 		assert.LessOrEqual(t, ttl, time.Minute)
 
-		_, err = rediscmd.RecordSample(ctx, tg.Client, key, math.NaN())
+		_, err = rediscmd.RecordSample(ctx, tg.Client, key, math.NaN(), 0)
 		assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
-		_, err = rediscmd.RecordSample(ctx, tg.Client, key, 1, rediscmd.WithTime(time.Now()))
+		_, err = rediscmd.RecordSample(ctx, tg.Client, key, 1, -time.Second)
 		assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 	})
 }
@@ -292,7 +291,7 @@ func TestRecordSampleExtremes(t *testing.T) {
 		ctx := context.Background()
 		key := tg.Key("extremes")
 		for _, v := range []float64{math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64, -0.5} {
-			_, err := rediscmd.RecordSample(ctx, tg.Client, key, v)
+			_, err := rediscmd.RecordSample(ctx, tg.Client, key, v, 0)
 			require.NoError(t, err, "%v is finite", v)
 		}
 		for _, tc := range []struct{ p, want float64 }{
@@ -315,7 +314,7 @@ func TestRecordSampleConcurrent(t *testing.T) {
 		errs := make(chan error, 50)
 		for range 50 {
 			go func() {
-				_, err := rediscmd.RecordSample(ctx, tg.Client, key, 1)
+				_, err := rediscmd.RecordSample(ctx, tg.Client, key, 1, 0)
 				errs <- err
 			}()
 		}
@@ -333,21 +332,21 @@ func TestValidationBeforeNetwork(t *testing.T) {
 	t.Cleanup(func() { _ = client.Close() })
 	ctx := context.Background()
 
-	_, err := rediscmd.CappedIncr(ctx, client, "k", 1, 10)
+	_, err := rediscmd.CappedIncr(ctx, client, "k", 1, 10, 0)
 	require.Error(t, err)
 	require.NotErrorIs(t, err, rediscmd.ErrInvalidArgument, "a valid call reaches the network")
 	var netErr interface{ Timeout() bool }
 	require.True(t, errors.As(err, &netErr), "a connection error: %v", err)
 
 	calls := map[string]func() error{
-		"CappedIncr": func() error { _, err := rediscmd.CappedIncr(ctx, client, "k", -1, 10); return err },
+		"CappedIncr": func() error { _, err := rediscmd.CappedIncr(ctx, client, "k", -1, 10, 0); return err },
 		"WeightedAverage": func() error {
-			_, err := rediscmd.WeightedAverage(ctx, client, []string{"a", "b"}, []float64{1})
+			_, err := rediscmd.WeightedAverage(ctx, client, []string{"a", "b"}, []float64{1}, "value")
 			return err
 		},
 		"Percentile":     func() error { _, err := rediscmd.Percentile(ctx, client, "k", 0); return err },
-		"RecordSample":   func() error { _, err := rediscmd.RecordSample(ctx, client, "k", math.Inf(1)); return err },
-		"LeaderboardAdd": func() error { _, err := rediscmd.LeaderboardAdd(ctx, client, "lb", "", 1); return err },
+		"RecordSample":   func() error { _, err := rediscmd.RecordSample(ctx, client, "k", math.Inf(1), 0); return err },
+		"LeaderboardAdd": func() error { _, err := rediscmd.LeaderboardAdd(ctx, client, "lb", "", 1, time.Time{}, 0); return err },
 		"LeaderboardGet": func() error { _, err := rediscmd.LeaderboardGet(ctx, client, "", "m"); return err },
 		"LeaderboardTop": func() error { _, err := rediscmd.LeaderboardTop(ctx, client, "lb", 0); return err },
 		"Reserve": func() error {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -38,7 +39,7 @@ func BenchmarkCappedIncr(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := rediscmd.CappedIncr(ctx, c, prefix+"n", 1, rediscmd.MaxInt); err != nil {
+		if _, err := rediscmd.CappedIncr(ctx, c, prefix+"n", 1, rediscmd.MaxInt, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -66,7 +67,7 @@ func BenchmarkLeaderboardAdd(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		if _, err := rediscmd.LeaderboardAdd(ctx, c, prefix+"board", "p"+strconv.Itoa(i%1000), 1); err != nil {
+		if _, err := rediscmd.LeaderboardAdd(ctx, c, prefix+"board", "p"+strconv.Itoa(i%1000), 1, time.Time{}, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -76,7 +77,7 @@ func BenchmarkPercentile(b *testing.B) {
 	c, prefix := catBenchClient(b)
 	ctx := context.Background()
 	for i := range 1000 {
-		if _, err := rediscmd.RecordSample(ctx, c, prefix+"lat", float64(i)); err != nil {
+		if _, err := rediscmd.RecordSample(ctx, c, prefix+"lat", float64(i), 0); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -41,7 +41,7 @@ func TestCappedIncr(t *testing.T) {
 				if tc.initial != "" {
 					require.NoError(t, tg.Client.Set(ctx, key, tc.initial, 0).Err())
 				}
-				got, err := rediscmd.CappedIncr(ctx, tg.Client, key, tc.by, tc.max)
+				got, err := rediscmd.CappedIncr(ctx, tg.Client, key, tc.by, tc.max, 0)
 				require.NoError(t, err)
 				assert.Equal(t, tc.want, got)
 				stored, err := tg.Client.Get(ctx, key).Result()
@@ -58,7 +58,7 @@ func TestCappedIncr(t *testing.T) {
 			key := tg.Key("repeat")
 			var got int64
 			for range 5 {
-				v, err := rediscmd.CappedIncr(ctx, tg.Client, key, 4, 10)
+				v, err := rediscmd.CappedIncr(ctx, tg.Client, key, 4, 10, 0)
 				require.NoError(t, err)
 				assert.GreaterOrEqual(t, v, got)
 				assert.LessOrEqual(t, v, int64(10))
@@ -71,7 +71,7 @@ func TestCappedIncr(t *testing.T) {
 			for i, bad := range []string{"abc", "1.5", "007", " 5", "+5", "-0", "", "9007199254740992", "-9007199254740992", "1e3"} {
 				key := tg.Key("bad:" + strconv.Itoa(i))
 				require.NoError(t, tg.Client.Set(ctx, key, bad, 0).Err())
-				_, err := rediscmd.CappedIncr(ctx, tg.Client, key, 1, 100)
+				_, err := rediscmd.CappedIncr(ctx, tg.Client, key, 1, 100, 0)
 				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "value %q", bad)
 				stored, err := tg.Client.Get(ctx, key).Result()
 				require.NoError(t, err)
@@ -82,13 +82,13 @@ func TestCappedIncr(t *testing.T) {
 		t.Run("wrong type", func(t *testing.T) {
 			key := tg.Key("hash")
 			require.NoError(t, tg.Client.HSet(ctx, key, "f", 1).Err())
-			_, err := rediscmd.CappedIncr(ctx, tg.Client, key, 1, 100)
+			_, err := rediscmd.CappedIncr(ctx, tg.Client, key, 1, 100, 0)
 			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		})
 
 		t.Run("TTL", func(t *testing.T) {
 			key := tg.Key("ttl:new")
-			_, err := rediscmd.CappedIncr(ctx, tg.Client, key, 1, 10, rediscmd.WithTTL(time.Hour))
+			_, err := rediscmd.CappedIncr(ctx, tg.Client, key, 1, 10, time.Hour)
 			require.NoError(t, err)
 			ttl := tg.Client.PTTL(ctx, key).Val()
 			assert.Greater(t, ttl, 59*time.Minute)
@@ -96,31 +96,31 @@ func TestCappedIncr(t *testing.T) {
 
 			kept := tg.Key("ttl:kept")
 			require.NoError(t, tg.Client.Set(ctx, kept, "1", 10*time.Second).Err())
-			_, err = rediscmd.CappedIncr(ctx, tg.Client, kept, 1, 10, rediscmd.WithTTL(time.Hour))
+			_, err = rediscmd.CappedIncr(ctx, tg.Client, kept, 1, 10, time.Hour)
 			require.NoError(t, err)
 			ttl = tg.Client.PTTL(ctx, kept).Val()
 			assert.Greater(t, ttl, time.Duration(0))
 			assert.LessOrEqual(t, ttl, 10*time.Second, "an existing expiry is kept")
 
-			_, err = rediscmd.CappedIncr(ctx, tg.Client, kept, 1, 10)
+			_, err = rediscmd.CappedIncr(ctx, tg.Client, kept, 1, 10, 0)
 			require.NoError(t, err)
 			assert.Greater(t, tg.Client.PTTL(ctx, kept).Val(), time.Duration(0), "INCRBY keeps the expiry")
 
 			none := tg.Key("ttl:none")
-			_, err = rediscmd.CappedIncr(ctx, tg.Client, none, 1, 10)
+			_, err = rediscmd.CappedIncr(ctx, tg.Client, none, 1, 10, 0)
 			require.NoError(t, err)
-			assert.Equal(t, time.Duration(-1), tg.Client.PTTL(ctx, none).Val(), "no expiry without WithTTL")
+			assert.Equal(t, time.Duration(-1), tg.Client.PTTL(ctx, none).Val(), "no expiry with ttl 0")
 
 			atMax := tg.Key("ttl:atmax")
 			require.NoError(t, tg.Client.Set(ctx, atMax, "10", 0).Err())
-			got, err := rediscmd.CappedIncr(ctx, tg.Client, atMax, 1, 10, rediscmd.WithTTL(time.Minute))
+			got, err := rediscmd.CappedIncr(ctx, tg.Client, atMax, 1, 10, time.Minute)
 			require.NoError(t, err)
 			assert.Equal(t, int64(10), got)
 			assert.Greater(t, tg.Client.PTTL(ctx, atMax).Val(), time.Duration(0), "a full counter gets the expiry too")
 
 			if tg.Mini != nil {
 				tg.Mini.FastForward(time.Hour)
-				got, err := rediscmd.CappedIncr(ctx, tg.Client, key, 1, 10, rediscmd.WithTTL(time.Hour))
+				got, err := rediscmd.CappedIncr(ctx, tg.Client, key, 1, 10, time.Hour)
 				require.NoError(t, err)
 				assert.Equal(t, int64(1), got, "the counter restarts after it expired")
 			}
@@ -135,19 +135,18 @@ func TestCappedIncrInvalidArguments(t *testing.T) {
 		name    string
 		key     string
 		by, max int64
-		opts    []rediscmd.Option
+		ttl     time.Duration
 	}{
-		{"empty key", "", 1, 10, nil},
-		{"negative by", "k", -1, 10, nil},
-		{"by past MaxInt", "k", rediscmd.MaxInt + 1, rediscmd.MaxInt, nil},
-		{"negative max", "k", 1, -1, nil},
-		{"max past MaxInt", "k", 1, rediscmd.MaxInt + 1, nil},
-		{"negative TTL", "k", 1, 10, []rediscmd.Option{rediscmd.WithTTL(-time.Second)}},
-		{"option it does not take", "k", 1, 10, []rediscmd.Option{rediscmd.WithField("x")}},
+		{"empty key", "", 1, 10, 0},
+		{"negative by", "k", -1, 10, 0},
+		{"by past MaxInt", "k", rediscmd.MaxInt + 1, rediscmd.MaxInt, 0},
+		{"negative max", "k", 1, -1, 0},
+		{"max past MaxInt", "k", 1, rediscmd.MaxInt + 1, 0},
+		{"negative TTL", "k", 1, 10, -time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := rediscmd.CappedIncr(ctx, client, tc.key, tc.by, tc.max, tc.opts...)
+			_, err := rediscmd.CappedIncr(ctx, client, tc.key, tc.by, tc.max, tc.ttl)
 			assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 		})
 	}

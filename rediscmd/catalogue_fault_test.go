@@ -48,31 +48,31 @@ var catOps = []struct {
 	call func(ctx context.Context, c *redis.Client, s redis.Scripter) (any, error)
 }{
 	{"CappedIncr", func(ctx context.Context, _ *redis.Client, s redis.Scripter) (any, error) {
-		return rediscmd.CappedIncr(ctx, s, "n", 1, 10)
+		return rediscmd.CappedIncr(ctx, s, "n", 1, 10, 0)
 	}},
 	{"WeightedAverage", func(ctx context.Context, c *redis.Client, s redis.Scripter) (any, error) {
 		c.HSet(ctx, "h", "value", "1.5")
-		return rediscmd.WeightedAverage(ctx, s, []string{"h"}, []float64{1})
+		return rediscmd.WeightedAverage(ctx, s, []string{"h"}, []float64{1}, "value")
 	}},
 	{"Percentile", func(ctx context.Context, c *redis.Client, s redis.Scripter) (any, error) {
 		c.ZAdd(ctx, "z", redis.Z{Score: 1, Member: "a"}, redis.Z{Score: 2, Member: "b"}, redis.Z{Score: 3, Member: "c"})
 		return rediscmd.Percentile(ctx, s, "z", 50)
 	}},
 	{"RecordSample", func(ctx context.Context, _ *redis.Client, s redis.Scripter) (any, error) {
-		return rediscmd.RecordSample(ctx, s, "samples", 1)
+		return rediscmd.RecordSample(ctx, s, "samples", 1, 0)
 	}},
 	{"LeaderboardAdd", func(ctx context.Context, _ *redis.Client, s redis.Scripter) (any, error) {
-		return rediscmd.LeaderboardAdd(ctx, s, "lb", "ann", 5, rediscmd.WithTime(time.UnixMilli(1000)))
+		return rediscmd.LeaderboardAdd(ctx, s, "lb", "ann", 5, time.UnixMilli(1000), 0)
 	}},
 	{"LeaderboardGet", func(ctx context.Context, c *redis.Client, s redis.Scripter) (any, error) {
-		if _, err := rediscmd.LeaderboardAdd(ctx, c, "lb", "ann", 5, rediscmd.WithTime(time.UnixMilli(1000))); err != nil {
+		if _, err := rediscmd.LeaderboardAdd(ctx, c, "lb", "ann", 5, time.UnixMilli(1000), 0); err != nil {
 			return nil, err
 		}
 		return rediscmd.LeaderboardGet(ctx, s, "lb", "ann")
 	}},
 	{"LeaderboardTop", func(ctx context.Context, c *redis.Client, s redis.Scripter) (any, error) {
 		for _, m := range []string{"ann", "bob"} {
-			if _, err := rediscmd.LeaderboardAdd(ctx, c, "lb", m, 5, rediscmd.WithTime(time.UnixMilli(1000))); err != nil {
+			if _, err := rediscmd.LeaderboardAdd(ctx, c, "lb", m, 5, time.UnixMilli(1000), 0); err != nil {
 				return nil, err
 			}
 		}
@@ -171,7 +171,7 @@ func TestClientErrorsPassThrough(t *testing.T) {
 		c := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		_, err := rediscmd.CappedIncr(cctx, c, "n", 1, 10)
+		_, err := rediscmd.CappedIncr(cctx, c, "n", 1, 10, 0)
 		assert.ErrorIs(t, err, context.Canceled)
 	})
 }
@@ -184,7 +184,7 @@ func TestRingKeysMustShareATag(t *testing.T) {
 
 	_, err := rediscmd.Reserve(ctx, ring, []rediscmd.Item{{Key: rediscmd.StockKey("east", "x"), Quantity: 1}, {Key: rediscmd.StockKey("west", "y"), Quantity: 1}})
 	assert.ErrorIs(t, err, rediscmd.ErrCrossSlot)
-	_, err = rediscmd.WeightedAverage(ctx, ring, []string{"a", "b"}, []float64{1, 1})
+	_, err = rediscmd.WeightedAverage(ctx, ring, []string{"a", "b"}, []float64{1, 1}, "value")
 	assert.ErrorIs(t, err, rediscmd.ErrCrossSlot)
 
 	a, b := rediscmd.StockKey("east", "x"), rediscmd.StockKey("east", "y")

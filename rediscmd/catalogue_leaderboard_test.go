@@ -45,7 +45,7 @@ func TestLeaderboardTieBreak(t *testing.T) {
 					}
 					wantRank := map[string]int64{"c": 1, "a": 1, "b": 2}
 					for _, o := range order {
-						e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, key, o.member, score, rediscmd.WithTime(o.at))
+						e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, key, o.member, score, o.at, 0)
 						require.NoError(t, err)
 						assert.Equal(t, score, e.Score)
 						assert.Equal(t, wantRank[o.member], e.Rank, "rank of %s when added", o.member)
@@ -70,11 +70,11 @@ func TestLeaderboard(t *testing.T) {
 		ctx := context.Background()
 		key := tg.Key("board")
 		t0 := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
-		at := func(ms int) rediscmd.Option { return rediscmd.WithTime(t0.Add(time.Duration(ms) * time.Millisecond)) }
+		at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 
-		add := func(member string, by int64, opts ...rediscmd.Option) rediscmd.LeaderboardEntry {
+		add := func(member string, by int64, at time.Time) rediscmd.LeaderboardEntry {
 			t.Helper()
-			e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, key, member, by, opts...)
+			e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, key, member, by, at, 0)
 			require.NoError(t, err)
 			return e
 		}
@@ -118,7 +118,7 @@ func TestLeaderboard(t *testing.T) {
 		t.Run("member ids with separators", func(t *testing.T) {
 			k := tg.Key("ids")
 			for i, id := range []string{"a:b", "9999999999999:x", " ", "ü"} {
-				_, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, id, int64(10-i), at(i))
+				_, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, id, int64(10-i), at(i), 0)
 				require.NoError(t, err)
 			}
 			top, err := rediscmd.LeaderboardTop(ctx, tg.Client, k, 10)
@@ -128,18 +128,18 @@ func TestLeaderboard(t *testing.T) {
 
 		t.Run("score range", func(t *testing.T) {
 			k := tg.Key("range")
-			_, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "max", rediscmd.MaxInt, at(0))
+			_, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "max", rediscmd.MaxInt, at(0), 0)
 			require.NoError(t, err)
-			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "max", 1, at(1))
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "max", 1, at(1), 0)
 			assert.ErrorIs(t, err, rediscmd.ErrOutOfRange)
 			e, err := rediscmd.LeaderboardGet(ctx, tg.Client, k, "max")
 			require.NoError(t, err)
 			assert.Equal(t, int64(rediscmd.MaxInt), e.Score, "unchanged")
 			assert.True(t, t0.Equal(e.AchievedAt), "unchanged")
 
-			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "min", -rediscmd.MaxInt, at(0))
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "min", -rediscmd.MaxInt, at(0), 0)
 			require.NoError(t, err)
-			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "min", -1, at(1))
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "min", -1, at(1), 0)
 			assert.ErrorIs(t, err, rediscmd.ErrOutOfRange)
 		})
 
@@ -148,13 +148,13 @@ func TestLeaderboard(t *testing.T) {
 			if tg.Mini != nil {
 				now := time.Date(2032, 3, 4, 5, 6, 7, 891_234_000, time.UTC)
 				tg.Mini.SetTime(now)
-				e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "x", 1)
+				e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "x", 1, time.Time{}, 0)
 				require.NoError(t, err)
 				assert.Equal(t, now.Truncate(time.Millisecond), e.AchievedAt)
 				return
 			}
 			before := time.Now()
-			e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "x", 1)
+			e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "x", 1, time.Time{}, 0)
 			require.NoError(t, err)
 			// The server shares this machine's clock; allow for skew, not speed.
 			assert.WithinDuration(t, before, e.AchievedAt, time.Minute)
@@ -164,7 +164,7 @@ func TestLeaderboard(t *testing.T) {
 			k := tg.Key("weekly")
 			times, err := rediscmd.LeaderboardTimesKey(k)
 			require.NoError(t, err)
-			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "x", 1, rediscmd.WithTTL(time.Hour))
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "x", 1, time.Time{}, time.Hour)
 			require.NoError(t, err)
 			boardTTL := tg.Client.PTTL(ctx, k).Val()
 			timesTTL := tg.Client.PTTL(ctx, times).Val()
@@ -172,7 +172,7 @@ func TestLeaderboard(t *testing.T) {
 			assert.LessOrEqual(t, boardTTL, time.Hour)
 			assert.Greater(t, timesTTL, 59*time.Minute, "the times hash expires with the board")
 
-			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "y", 1)
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "y", 1, time.Time{}, 0)
 			require.NoError(t, err)
 			assert.Greater(t, tg.Client.PTTL(ctx, k).Val(), time.Duration(0), "later calls keep the expiry")
 
@@ -190,7 +190,7 @@ func TestLeaderboard(t *testing.T) {
 
 			str := tg.Key("string")
 			require.NoError(t, tg.Client.Set(ctx, str, "1", 0).Err())
-			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, str, "x", 1)
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, str, "x", 1, time.Time{}, 0)
 			assert.ErrorIs(t, err, rediscmd.ErrWrongValue)
 		})
 
@@ -203,7 +203,7 @@ func TestLeaderboard(t *testing.T) {
 		if tg.Cluster {
 			t.Run("untagged key on Cluster", func(t *testing.T) {
 				k := tg.Untagged("board")
-				_, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "x", 1)
+				_, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "x", 1, time.Time{}, 0)
 				require.NoError(t, err, "the times hash is tagged with the whole key")
 				e, err := rediscmd.LeaderboardGet(ctx, tg.Client, k, "x")
 				require.NoError(t, err)
@@ -218,20 +218,20 @@ func TestLeaderboard(t *testing.T) {
 func TestLeaderboardMalformedData(t *testing.T) {
 	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		ctx := context.Background()
-		at := rediscmd.WithTime(time.UnixMilli(1000))
+		at := time.UnixMilli(1000)
 
 		t.Run("time not a decimal integer", func(t *testing.T) {
 			for i, bad := range []string{"0x10", " 16", "1.6e1", "16.0", "-16", "x"} {
 				k := tg.Key("badtime:" + strconv.Itoa(i))
 				times, err := rediscmd.LeaderboardTimesKey(k)
 				require.NoError(t, err)
-				_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "ann", 5, rediscmd.WithTime(time.UnixMilli(16)))
+				_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "ann", 5, time.UnixMilli(16), 0)
 				require.NoError(t, err)
 				require.NoError(t, tg.Client.HSet(ctx, times, "ann", bad).Err())
 
 				_, err = rediscmd.LeaderboardGet(ctx, tg.Client, k, "ann")
 				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardGet, time %q", bad)
-				_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "ann", 1, at)
+				_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "ann", 1, at, 0)
 				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardAdd, time %q", bad)
 				assert.Equal(t, bad, tg.Client.HGet(ctx, times, "ann").Val(), "unchanged")
 			}
@@ -240,7 +240,7 @@ func TestLeaderboardMalformedData(t *testing.T) {
 		t.Run("score not an integer", func(t *testing.T) {
 			for i, bad := range []float64{1.5, 1e300, math.Inf(1)} {
 				k := tg.Key("badscore:" + strconv.Itoa(i))
-				e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "ann", 5, at)
+				e, err := rediscmd.LeaderboardAdd(ctx, tg.Client, k, "ann", 5, at, 0)
 				require.NoError(t, err)
 				member := tg.Client.ZRange(ctx, k, 0, 0).Val()[0]
 				require.NoError(t, tg.Client.ZAdd(ctx, k, redis.Z{Score: bad, Member: member}).Err())
@@ -249,7 +249,7 @@ func TestLeaderboardMalformedData(t *testing.T) {
 				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardGet, score %v", bad)
 				_, err = rediscmd.LeaderboardTop(ctx, tg.Client, k, 10)
 				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardTop, score %v", bad)
-				_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "ann", 1, at)
+				_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, k, "ann", 1, at, 0)
 				assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardAdd, score %v", bad)
 				assert.Equal(t, int64(1), e.Rank)
 			}
@@ -265,22 +265,21 @@ func TestLeaderboardInvalidArguments(t *testing.T) {
 		key    string
 		member string
 		by     int64
-		opts   []rediscmd.Option
+		at     time.Time
+		ttl    time.Duration
 	}{
-		{"empty key", "", "m", 1, nil},
-		{"key with '}' and no tag", "lb}x", "m", 1, nil},
-		{"empty member", "lb", "", 1, nil},
-		{"by past MaxInt", "lb", "m", rediscmd.MaxInt + 1, nil},
-		{"by below -MaxInt", "lb", "m", -rediscmd.MaxInt - 1, nil},
-		{"time before 1970", "lb", "m", 1, []rediscmd.Option{rediscmd.WithTime(time.UnixMilli(-1))}},
-		{"time after 2286", "lb", "m", 1, []rediscmd.Option{rediscmd.WithTime(time.UnixMilli(9999999999999 + 1))}},
-		{"zero time", "lb", "m", 1, []rediscmd.Option{rediscmd.WithTime(time.Time{})}},
-		{"negative TTL", "lb", "m", 1, []rediscmd.Option{rediscmd.WithTTL(-1)}},
-		{"option it does not take", "lb", "m", 1, []rediscmd.Option{rediscmd.WithField("f")}},
+		{"empty key", "", "m", 1, time.Time{}, 0},
+		{"key with '}' and no tag", "lb}x", "m", 1, time.Time{}, 0},
+		{"empty member", "lb", "", 1, time.Time{}, 0},
+		{"by past MaxInt", "lb", "m", rediscmd.MaxInt + 1, time.Time{}, 0},
+		{"by below -MaxInt", "lb", "m", -rediscmd.MaxInt - 1, time.Time{}, 0},
+		{"time before 1970", "lb", "m", 1, time.UnixMilli(-1), 0},
+		{"time after 2286", "lb", "m", 1, time.UnixMilli(9999999999999 + 1), 0},
+		{"negative TTL", "lb", "m", 1, time.Time{}, -1},
 	}
 	for _, tc := range addTests {
 		t.Run("Add/"+tc.name, func(t *testing.T) {
-			_, err := rediscmd.LeaderboardAdd(ctx, client, tc.key, tc.member, tc.by, tc.opts...)
+			_, err := rediscmd.LeaderboardAdd(ctx, client, tc.key, tc.member, tc.by, tc.at, tc.ttl)
 			assert.ErrorIs(t, err, rediscmd.ErrInvalidArgument)
 		})
 	}

@@ -107,7 +107,7 @@ func TestNumberRuleStoredValues(t *testing.T) {
 				assert.Equal(t, tc.ok, goOK, "the Go side reads it by the same rule")
 				h := tg.Key("h:" + strconv.Itoa(i))
 				require.NoError(t, tg.Client.HSet(ctx, h, "value", tc.s).Err())
-				got, err := rediscmd.WeightedAverage(ctx, tg.Client, []string{h}, []float64{1})
+				got, err := rediscmd.WeightedAverage(ctx, tg.Client, []string{h}, []float64{1}, "value")
 				if tc.ok {
 					want, perr := strconv.ParseFloat(tc.s, 64)
 					require.NoError(t, perr)
@@ -122,7 +122,7 @@ func TestNumberRuleStoredValues(t *testing.T) {
 				isInt := catInt(tc.s, -rediscmd.MaxInt, rediscmd.MaxInt)
 				c := tg.Key("c:" + strconv.Itoa(i))
 				require.NoError(t, tg.Client.Set(ctx, c, tc.s, 0).Err())
-				_, err = rediscmd.CappedIncr(ctx, tg.Client, c, 0, 10)
+				_, err = rediscmd.CappedIncr(ctx, tg.Client, c, 0, 10, 0)
 				assert.Equal(t, !isInt, errors.Is(err, rediscmd.ErrWrongValue), "CappedIncr: %v", err)
 				_, err = rediscmd.Reserve(ctx, tg.Client, []rediscmd.Item{{Key: c, Quantity: 1}})
 				assert.Equal(t, !isInt, errors.Is(err, rediscmd.ErrWrongValue), "Reserve: %v", err)
@@ -141,7 +141,7 @@ func TestNumberRuleStoredValues(t *testing.T) {
 				} else {
 					assert.ErrorIs(t, err, rediscmd.ErrWrongValue, "LeaderboardGet")
 				}
-				_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, board, "x", 1, rediscmd.WithTime(time.UnixMilli(1)))
+				_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, board, "x", 1, time.UnixMilli(1), 0)
 				assert.Equal(t, !isTime, errors.Is(err, rediscmd.ErrWrongValue), "LeaderboardAdd: %v", err)
 			})
 		}

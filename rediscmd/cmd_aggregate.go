@@ -11,18 +11,14 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// DefaultField is the hash field WeightedAverage reads unless WithField names
-// another.
-const DefaultField = "value"
-
 // WeightedAverage returns sum(value_i * weights[i]) / sum(weights) where
-// value_i is a numeric field of the hash keys[i], read in one atomic script
-// (weighted_avg.lua). The field is DefaultField ("value") unless WithField
-// names another; WeightedAverage takes only WithField.
+// value_i is the numeric field field of the hash keys[i], read in one atomic
+// script (weighted_avg.lua).
 //
 // A missing hash or field counts as 0 and still contributes its weight (to
 // leave a key out, leave it out of keys). When the weights sum to 0 the result
@@ -33,15 +29,14 @@ const DefaultField = "value"
 // that overflows a float64 is an ErrOutOfRange error, never an infinite or
 // zero result.
 //
-// keys and weights must have the same length, between 1 and MaxKeys; keys must
-// be non-empty and weights finite and >= 0. On Redis Cluster all keys must
+// keys and weights must have the same length, between 1 and MaxKeys; keys and
+// field must be non-empty and weights finite and >= 0. On Redis Cluster all keys must
 // share a {hash tag} (build them with lua.TagKey); a *redis.ClusterClient is
 // checked before sending, and any CROSSSLOT answer becomes ErrCrossSlot.
-func WeightedAverage(ctx context.Context, client redis.Scripter, keys []string, weights []float64, opts ...Option) (float64, error) {
+func WeightedAverage(ctx context.Context, client redis.Scripter, keys []string, weights []float64, field string) (float64, error) {
 	const fn = "WeightedAverage"
-	co, err := applyOptions(fn, opts, optField)
-	if err != nil {
-		return 0, err
+	if field == "" {
+		return 0, fmt.Errorf("%w: %s: empty field name", ErrInvalidArgument, fn)
 	}
 	if err := checkKeys(fn, keys); err != nil {
 		return 0, err
@@ -50,10 +45,6 @@ func WeightedAverage(ctx context.Context, client redis.Scripter, keys []string, 
 		return 0, fmt.Errorf("%w: %s: %d keys but %d weights", ErrInvalidArgument, fn, len(keys), len(weights))
 	}
 	args := make([]any, 0, len(weights)+1)
-	field := DefaultField
-	if co.hasField {
-		field = co.field
-	}
 	args = append(args, field)
 	for i, w := range weights {
 		if !finite(w) || w < 0 {
@@ -144,13 +135,15 @@ func nearestRank(p float64, n int64) int64 {
 // of its own, unique across processes; two equal values are two samples.
 // value must be finite (±math.MaxFloat64 included).
 //
-// RecordSample takes only WithTTL. To keep percentiles over a recent window,
-// record into one key per period, for example
-// lua.TagKey("latency", route, strconv.FormatInt(time.Now().Unix()/60, 10)) with
-// WithTTL(10*time.Minute), and read the current or previous period's key.
-func RecordSample(ctx context.Context, client redis.Scripter, key string, value float64, opts ...Option) (int64, error) {
+// A ttl above 0 gives the set expiry ttl when it has none after the call (an
+// expiry it has is kept); with 0 expiries are left alone. ttl is rounded up
+// to whole milliseconds; a negative ttl is an ErrInvalidArgument error. To
+// keep percentiles over a recent window, record into one key per period, for
+// example lua.TagKey("latency", route, strconv.FormatInt(time.Now().Unix()/60, 10))
+// with ttl 10*time.Minute, and read the current or previous period's key.
+func RecordSample(ctx context.Context, client redis.Scripter, key string, value float64, ttl time.Duration) (int64, error) {
 	const fn = "RecordSample"
-	co, err := applyOptions(fn, opts, optTTL)
+	ttlMS, err := ttlMillis(fn, ttl)
 	if err != nil {
 		return 0, err
 	}
@@ -160,7 +153,7 @@ func RecordSample(ctx context.Context, client redis.Scripter, key string, value 
 	if !finite(value) {
 		return 0, fmt.Errorf("%w: %s: value %v is not finite", ErrInvalidArgument, fn, value)
 	}
-	v, err := runScript(ctx, client, recordSample, []string{key}, formatFloat(value), sampleMember(), formatInt(co.ttlMS))
+	v, err := runScript(ctx, client, recordSample, []string{key}, formatFloat(value), sampleMember(), formatInt(ttlMS))
 	if err != nil {
 		return 0, err
 	}

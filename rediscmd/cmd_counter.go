@@ -2,6 +2,7 @@ package rediscmd
 
 import (
 	"context"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -18,12 +19,16 @@ import (
 // written as INCRBY writes one ("42", "-7"; not "042", "+7" or "4.2e1") is an
 // ErrWrongValue error, not a silent 0, and a key of another type too.
 //
-// The counter is written with INCRBY, so it keeps any expiry it has;
-// WithTTL(d) gives it expiry d when it has none, for counters that should
-// reset, such as a daily cap. CappedIncr takes only WithTTL.
-func CappedIncr(ctx context.Context, client redis.Scripter, key string, by, max int64, opts ...Option) (int64, error) {
+// The counter is written with INCRBY, so it keeps any expiry it has. A ttl
+// above 0 gives it expiry ttl when it has none after the call, for counters
+// that should reset, such as a daily cap: a counter written with ttl
+// 24*time.Hour expires a day after its first write however often it is
+// written later (a fixed window, not a sliding one). With ttl 0 expiries are
+// left alone and a new counter never expires. ttl is rounded up to whole
+// milliseconds; a negative ttl is an ErrInvalidArgument error.
+func CappedIncr(ctx context.Context, client redis.Scripter, key string, by, max int64, ttl time.Duration) (int64, error) {
 	const fn = "CappedIncr"
-	co, err := applyOptions(fn, opts, optTTL)
+	ttlMS, err := ttlMillis(fn, ttl)
 	if err != nil {
 		return 0, err
 	}
@@ -36,7 +41,7 @@ func CappedIncr(ctx context.Context, client redis.Scripter, key string, by, max 
 	if err := checkInt(fn, "max", max, 0, MaxInt); err != nil {
 		return 0, err
 	}
-	v, err := runScript(ctx, client, cappedIncr, []string{key}, formatInt(by), formatInt(max), formatInt(co.ttlMS))
+	v, err := runScript(ctx, client, cappedIncr, []string{key}, formatInt(by), formatInt(max), formatInt(ttlMS))
 	if err != nil {
 		return 0, err
 	}

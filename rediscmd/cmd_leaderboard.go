@@ -43,20 +43,25 @@ type LeaderboardEntry struct {
 // LeaderboardTop and LeaderboardGet, and change it only with LeaderboardAdd.
 //
 // by is in [-MaxInt, MaxInt]; negative points lower the score. Any change sets
-// the achievement time: WithTime(t) if given, else the Redis server's TIME, so
-// every application instance uses one clock. A call with by == 0 on a member
-// already on the board changes nothing; on a new member it adds it with score
-// 0. A new score outside [-MaxInt, MaxInt] is an ErrOutOfRange error and
-// changes nothing. member must be non-empty. WithTTL(d) sets expiry d on a
-// board that has none (a weekly board); the companion hash always expires
-// with the board. LeaderboardAdd takes WithTime and WithTTL.
+// the achievement time: at if it is not the zero time.Time, else the Redis
+// server's TIME, so every application instance uses one clock; a non-zero at
+// must lie between the Unix epoch and 2286-11-20 (Unix milliseconds 0 to
+// 9999999999999). A call with by == 0 on a member already on the board changes
+// nothing; on a new member it adds it with score 0. A new score outside
+// [-MaxInt, MaxInt] is an ErrOutOfRange error and changes nothing. member must
+// be non-empty.
+//
+// A ttl above 0 gives the board expiry ttl when it has none after the call (a
+// weekly board; an expiry it has is kept); with 0 expiries are left alone.
+// The companion hash always expires with the board. ttl is rounded up to whole
+// milliseconds; a negative ttl is an ErrInvalidArgument error.
 //
 // On Redis Cluster the board and its companion hash must share a slot:
 // LeaderboardTimesKey derives one that does from any key that has a {hash tag}
 // or contains no '}'; other keys are ErrInvalidArgument errors.
-func LeaderboardAdd(ctx context.Context, client redis.Scripter, key, member string, by int64, opts ...Option) (LeaderboardEntry, error) {
+func LeaderboardAdd(ctx context.Context, client redis.Scripter, key, member string, by int64, at time.Time, ttl time.Duration) (LeaderboardEntry, error) {
 	const fn = "LeaderboardAdd"
-	co, err := applyOptions(fn, opts, optTime, optTTL)
+	ttlMS, err := ttlMillis(fn, ttl)
 	if err != nil {
 		return LeaderboardEntry{}, err
 	}
@@ -70,11 +75,15 @@ func LeaderboardAdd(ctx context.Context, client redis.Scripter, key, member stri
 	if err := checkInt(fn, "by", by, -MaxInt, MaxInt); err != nil {
 		return LeaderboardEntry{}, err
 	}
-	at := ""
-	if co.hasTime {
-		at = formatInt(co.at.UnixMilli())
+	atMS := ""
+	if !at.IsZero() {
+		ms := at.UnixMilli()
+		if ms < 0 || ms > maxTimeMS {
+			return LeaderboardEntry{}, fmt.Errorf("%w: %s: time %v outside 1970-01-01..2286-11-20 (Unix ms 0..%d)", ErrInvalidArgument, fn, at, int64(maxTimeMS))
+		}
+		atMS = formatInt(ms)
 	}
-	v, err := runScript(ctx, client, leaderboardAdd, []string{key, times}, member, formatInt(by), at, formatInt(co.ttlMS))
+	v, err := runScript(ctx, client, leaderboardAdd, []string{key, times}, member, formatInt(by), atMS, formatInt(ttlMS))
 	if err != nil {
 		return LeaderboardEntry{}, err
 	}

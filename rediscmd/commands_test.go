@@ -64,7 +64,7 @@ func TestCommandsRecoverFromNoScript(t *testing.T) {
 		require.NoError(t, rediscmd.Preload(ctx, tg.Client))
 
 		redistest.FlushScripts(t, tg.Client)
-		n, err := rediscmd.CappedIncr(ctx, tg.Client, tg.Key("capped"), 2, 10)
+		n, err := rediscmd.CappedIncr(ctx, tg.Client, tg.Key("capped"), 2, 10, 0)
 		require.NoError(t, err, "calls recover from NOSCRIPT")
 		assert.Equal(t, int64(2), n)
 		redistest.FlushScripts(t, tg.Client)

@@ -35,7 +35,7 @@ func ExampleCappedIncr() {
 	// At most 100 bonus points per user and day.
 	key := "bonus:{user42}:2026-01-31"
 	for _, points := range []int64{60, 30, 30} {
-		total, err := rediscmd.CappedIncr(ctx, client, key, points, 100, rediscmd.WithTTL(24*time.Hour))
+		total, err := rediscmd.CappedIncr(ctx, client, key, points, 100, 24*time.Hour)
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -63,7 +63,7 @@ func ExampleWeightedAverage() {
 	client.HSet(ctx, keys[1], "stars", "3")
 	// keys[2] has no rating yet: it counts as 0 with its weight.
 
-	avg, err := rediscmd.WeightedAverage(ctx, client, keys, []float64{2, 1, 1}, rediscmd.WithField("stars"))
+	avg, err := rediscmd.WeightedAverage(ctx, client, keys, []float64{2, 1, 1}, "stars")
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -107,7 +107,7 @@ func ExampleRecordSample() {
 	minute := time.Date(2026, 1, 31, 12, 30, 0, 0, time.UTC).Unix() / 60
 	key := lua.TagKey("latency", "GET /checkout", fmt.Sprint(minute))
 	for _, ms := range []float64{12, 15, 11, 250, 14, 13, 12, 16, 15, 14} {
-		if _, err := rediscmd.RecordSample(ctx, client, key, ms, rediscmd.WithTTL(10*time.Minute)); err != nil {
+		if _, err := rediscmd.RecordSample(ctx, client, key, ms, 10*time.Minute); err != nil {
 			fmt.Println(err)
 			return
 		}
@@ -135,7 +135,7 @@ func ExampleLeaderboardAdd() {
 		{"cat", 999_999, 0},
 	}
 	for _, p := range plays {
-		e, err := rediscmd.LeaderboardAdd(ctx, client, board, p.player, p.points, rediscmd.WithTime(start.Add(p.after)))
+		e, err := rediscmd.LeaderboardAdd(ctx, client, board, p.player, p.points, start.Add(p.after), 0)
 		if err != nil {
 			fmt.Println(err)
 			return

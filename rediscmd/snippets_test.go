@@ -46,7 +46,7 @@ func recordLatency(ctx context.Context, c redis.Scripter, route string, elapsed 
 	// snippet:begin commands-latency-record
 	minute := time.Now().Unix() / 60
 	key := lua.TagKey("latency", route, strconv.FormatInt(minute, 10))
-	_, err := rediscmd.RecordSample(ctx, c, key, float64(elapsed.Microseconds())/1000, rediscmd.WithTTL(10*time.Minute))
+	_, err := rediscmd.RecordSample(ctx, c, key, float64(elapsed.Microseconds())/1000, 10*time.Minute)
 	// snippet:end
 	return key, err
 }
@@ -78,7 +78,7 @@ func leaderboard(ctx context.Context, c redis.Scripter) error {
 	// snippet:begin commands-leaderboard
 	board := lua.TagKey("board", "season-1", "scores") // board:{season-1}:scores
 
-	e, err := rediscmd.LeaderboardAdd(ctx, c, board, "ann", 120) // POST /scores
+	e, err := rediscmd.LeaderboardAdd(ctx, c, board, "ann", 120, time.Time{}, 0) // POST /scores
 	if err != nil {
 		return err
 	}

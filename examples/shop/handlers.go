@@ -253,11 +253,11 @@ func (s *shop) handleScores(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "points out of range")
 		return
 	}
-	opts := []rediscmd.Option{rediscmd.WithTTL(s.cfg.boardTTL)}
+	var at time.Time // zero: the Redis server's clock
 	if s.cfg.now != nil {
-		opts = append(opts, rediscmd.WithTime(s.cfg.now()))
+		at = s.cfg.now()
 	}
-	e, err := rediscmd.LeaderboardAdd(r.Context(), s.client, s.board, body.Player, *body.Points, opts...)
+	e, err := rediscmd.LeaderboardAdd(r.Context(), s.client, s.board, body.Player, *body.Points, at, s.cfg.boardTTL)
 	switch {
 	case errors.Is(err, rediscmd.ErrOutOfRange):
 		writeError(w, http.StatusConflict, "score would leave the range ±(2^53-1)")
