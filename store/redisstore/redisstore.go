@@ -49,8 +49,12 @@ type Store struct {
 	fenceTTL time.Duration
 
 	inline   bool          // the client applies context deadlines itself
+	reload   *slotReloader // nil unless the client has a Cluster slot map
 	idPrefix string        // random, per Store: keeps hit ids of different Stores apart
 	seq      atomic.Uint64 // last hit id issued
+
+	ackReplicas int           // WithReplicaAck: replicas Acquire waits for; 0: none
+	ackTimeout  time.Duration // WithReplicaAck: how long it waits for them
 }
 
 var _ store.Store = (*Store)(nil)
@@ -60,6 +64,9 @@ type config struct {
 	timeout  time.Duration
 	clock    func() time.Time
 	fenceTTL time.Duration
+
+	ackReplicas int
+	ackTimeout  time.Duration
 }
 
 // Option configures a Store in New.
@@ -139,6 +146,9 @@ func New(client redis.Scripter, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("%w: redisstore: fence ttl %v must be at least %v (MinFenceTTL)",
 			store.ErrInvalidArgument, cfg.fenceTTL, MinFenceTTL)
 	}
+	if err := ackConfig(client, cfg.ackReplicas, cfg.ackTimeout); err != nil {
+		return nil, err
+	}
 	var rnd [idPrefixBytes]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, fmt.Errorf("redisstore: hit id prefix: %w", err)
@@ -150,7 +160,11 @@ func New(client redis.Scripter, opts ...Option) (*Store, error) {
 		clock:    cfg.clock,
 		fenceTTL: cfg.fenceTTL,
 		inline:   appliesDeadlines(client),
+		reload:   newSlotReloader(client),
 		idPrefix: base64.RawURLEncoding.EncodeToString(rnd[:]),
+
+		ackReplicas: cfg.ackReplicas,
+		ackTimeout:  cfg.ackTimeout,
 	}, nil
 }
 
@@ -291,7 +305,8 @@ func (s *Store) TTL(ctx context.Context, key, token string) (time.Duration, erro
 // run sends one script call, honouring ctx and the Store's timeout. A client
 // that applies context deadlines to its socket runs the call inline;
 // otherwise the call runs in a goroutine that the Store stops waiting for
-// when ctx is done.
+// when ctx is done. A call that fails as calls to a failed Cluster node fail
+// makes the client reload its slot map (see slotReloader).
 func (s *Store) run(ctx context.Context, cmd *lua.Command, keys []string, args ...any) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -302,7 +317,7 @@ func (s *Store) run(ctx context.Context, cmd *lua.Command, keys []string, args .
 		defer cancel()
 	}
 	if s.inline || ctx.Done() == nil {
-		v, err := result(cmd.Run(ctx, s.client, keys, args...))
+		v, err := s.send(ctx, cmd, keys, args)
 		return v, explain(ctx, err)
 	}
 	type reply struct {
@@ -311,7 +326,7 @@ func (s *Store) run(ctx context.Context, cmd *lua.Command, keys []string, args .
 	}
 	done := make(chan reply, 1)
 	go func() {
-		v, err := result(cmd.Run(ctx, s.client, keys, args...))
+		v, err := s.send(ctx, cmd, keys, args)
 		done <- reply{v, err}
 	}()
 	select {
@@ -325,6 +340,22 @@ func (s *Store) run(ctx context.Context, cmd *lua.Command, keys []string, args .
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// send sends one script call (with WAIT for the lock acquire under
+// WithReplicaAck) and notes its failure.
+func (s *Store) send(ctx context.Context, cmd *lua.Command, keys []string, args []any) (any, error) {
+	var v any
+	var err error
+	if cmd == lockAcquire && s.ackReplicas > 0 {
+		v, err = s.acquireAcked(ctx, keys, args...)
+	} else {
+		v, err = result(cmd.Run(ctx, s.client, keys, args...))
+	}
+	if err != nil {
+		s.reload.failed(err)
+	}
+	return v, err
 }
 
 // appliesDeadlines reports whether client is a go-redis client that applies
