@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"math"
 	"math/bits"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,7 @@ type Store struct {
 
 	keySeed  maphash.Seed
 	nameSeed maphash.Seed
+	algSalt  [4]uint64 // by store.Algorithm; 0 for the sliding log
 	tokSeeds [2]maphash.Seed
 
 	clock     func() time.Time // nil: the monotonic clock below
@@ -181,6 +183,9 @@ func New(opts ...Option) (*Store, error) {
 		fenceTTL:   int64(cfg.fenceTTL),
 	}
 	s.baseNanos = s.base.UnixNano()
+	for a := store.SlidingCounter; a <= store.GCRA; a++ {
+		s.algSalt[a] = rand.Uint64() | 1
+	}
 	for i := range s.shards {
 		s.shards[i].init(uint64(i))
 	}
@@ -258,8 +263,8 @@ func (s *Store) check(ctx context.Context) error {
 	return nil
 }
 
-// Hit records cost hits for key under rule if they fit in the sliding window.
-// See store.WindowStore.
+// Hit records cost hits for key under rule if they fit, counted by the
+// rule's algorithm. See store.WindowStore.
 func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) (store.Result, error) {
 	if err := s.check(ctx); err != nil {
 		return store.Result{}, err
@@ -267,8 +272,7 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	if err := store.ValidateHit(key, rule, cost); err != nil {
 		return store.Result{}, err
 	}
-	win := int64(rule.Window / time.Microsecond)
-	d := s.digest(rule.Name, key)
+	d := s.digest(rule.Name, key, rule.Algorithm)
 	sh := s.shard(d)
 
 	sh.mu.Lock()
@@ -280,10 +284,33 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	// The clock is read under the lock, so a shard records its hits in time
 	// order even under concurrency.
 	nowNanos := s.nowNanos()
-	now := nowNanos / 1e3 // the log is kept in microseconds, like the Lua script
 	if w == nil {
-		w = sh.addWindow(d, nowNanos, s.shardKeys)
+		w = sh.addWindow(d, nowNanos, s.shardKeys, rule.Algorithm, nil)
 	}
+	// Time is kept in microseconds, like the Lua scripts.
+	res, _ := s.decide(sh, w, nowNanos/1e3, rule, cost, true)
+	sh.mu.Unlock()
+	return res, nil
+}
+
+// decide decides a hit of cost on w at now (microseconds) under rule, by the
+// rule's algorithm, and if record is set and the hit fits, records it. It
+// returns the Result and whether the hit fits. A Result that records nothing
+// describes the state as it stands, with RetryAfter set if the hit does not
+// fit. The rule and cost must have been validated, and sh must be locked.
+func (s *Store) decide(sh *shard, w *window, now int64, rule store.Rule, cost int, record bool) (store.Result, bool) {
+	switch rule.Algorithm {
+	case store.SlidingCounter:
+		return hitCounter(w, now, rule, cost, record)
+	case store.GCRA:
+		return hitGCRA(w, now, rule, cost, record)
+	}
+	return s.hitLog(sh, w, now, rule, cost, record)
+}
+
+// hitLog is decide for the sliding log.
+func (s *Store) hitLog(sh *shard, w *window, now int64, rule store.Rule, cost int, record bool) (store.Result, bool) {
+	win := int64(rule.Window / time.Microsecond)
 	if w.expires <= now {
 		w.hits.reset() // every hit has left: skip the pruning
 	} else {
@@ -293,7 +320,9 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	w.hits.limit = uint32(limit)
 	count := w.hits.len()
 	res := store.Result{Limit: limit}
-	if count+cost <= limit {
+	fits := count+cost <= limit
+	switch {
+	case fits && record:
 		sh.seq++
 		id := sh.seq<<s.shardBits | sh.id
 		w.hits.fit(count+cost, limit)
@@ -305,7 +334,7 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 		w.expires = newest + win
 		res.Allowed = true
 		res.Receipt = store.Receipt{ID: id, Cost: cost, Rule: rule}
-	} else {
+	case !fits:
 		// The (count+cost-limit)-th oldest hit must leave before cost fits.
 		at := w.hits.oldest()
 		if rank := count + cost - limit - 1; rank > 0 {
@@ -316,10 +345,8 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	if count > 0 {
 		res.ResetAfter = leaves(w.hits.oldest(), win, now)
 	}
-	sh.mu.Unlock()
-
 	res.Remaining = max(limit-count, 0)
-	return res, nil
+	return res, fits
 }
 
 // leaves returns how long until a hit at the given time leaves a window of
@@ -329,9 +356,10 @@ func leaves(at, win, now int64) time.Duration {
 	return time.Duration(d) * time.Microsecond
 }
 
-// Undo removes the hits that receipt identifies from key's window. A zero
-// receipt, or hits that already left the window, are no-ops. Any other
-// receipt without both an ID and a positive cost is an error wrapping
+// Undo removes the hits that receipt identifies from key's state under
+// receipt.Rule. A zero receipt, or hits that no longer count, are no-ops.
+// Any other receipt without both an ID and a positive cost, or whose rule is
+// not valid for an O(1) algorithm, is an error wrapping
 // store.ErrInvalidArgument. See store.WindowStore.
 func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) error {
 	if err := s.check(ctx); err != nil {
@@ -346,33 +374,54 @@ func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) err
 	if receipt.ID == 0 || receipt.Cost <= 0 {
 		return fmt.Errorf("%w: receipt %+v", store.ErrInvalidArgument, receipt)
 	}
-	d := s.digest(receipt.Rule.Name, key)
+	rule := receipt.Rule
+	if rule.Algorithm != store.SlidingLog {
+		// The log needs only the receipt's ID; GCRA needs the rule's rate.
+		if err := rule.Validate(); err != nil {
+			return err
+		}
+	}
+	d := s.digest(rule.Name, key, rule.Algorithm)
 	sh := s.shard(d)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	if w := sh.windows.find(d); w != nil {
+	w := sh.windows.find(d)
+	if w == nil {
+		return nil
+	}
+	switch rule.Algorithm {
+	case store.SlidingCounter:
+		undoCounter(w, receipt.ID, receipt.Cost)
+	case store.GCRA:
+		undoGCRA(&sh.windows, d, w, s.nowNanos()/1e3, rule, receipt.Cost)
+	default:
 		w.hits.remove(receipt.ID, receipt.Cost)
 	}
 	return nil
 }
 
-// digest returns the 64-bit digest of key under the namespace name: the
-// key's digest alone for an empty name, else mixed with the name's digest
-// under a second seed. The name is hashed apart from the key, never joined
-// to it, so a decision allocates nothing.
-func (s *Store) digest(name, key string) uint64 {
+// digest returns the 64-bit digest of key under the namespace name and the
+// algorithm alg (which must be valid): the key's digest alone for an empty
+// name under the sliding log, else mixed with the digest of the name, in
+// which a random salt per algorithm other than the log is folded. The name
+// is hashed apart from the key, never joined to it, so a decision allocates
+// nothing.
+func (s *Store) digest(name, key string, alg store.Algorithm) uint64 {
 	d := maphash.String(s.keySeed, key)
-	if name == "" {
+	n := s.algSalt[alg&3]
+	if name != "" {
+		n ^= maphash.String(s.nameSeed, name)
+	}
+	if n == 0 {
 		return d
 	}
 	// A multiply-xorshift step (as in splitmix64) mixes the two: for one
-	// name it is a bijection of the key's digest, so keys of one name
-	// collide only when their digests do; across names the seeds are secret,
-	// so no collision can be aimed at.
-	n := maphash.String(s.nameSeed, name)
+	// name and algorithm it is a bijection of the key's digest, so their
+	// keys collide only when their digests do; across names and algorithms
+	// the seeds and salts are secret, so no collision can be aimed at.
 	x := (d ^ n) * 0xbf58476d1ce4e5b9
 	x ^= x >> 31
 	return x ^ n

@@ -3,16 +3,73 @@ package memstore
 import (
 	"sync"
 	"unsafe"
+
+	"github.com/sluicehq/sluice/store"
 )
 
 // evictSample is how many windows a full shard samples to pick a victim.
 const evictSample = 8
 
-// window is one key's sliding-window log: 64 bytes, one cache line.
+// window is one key's state under one rule name and algorithm: 64 bytes, one
+// cache line. The sliding log keeps its hits in hits. The O(1) algorithms keep
+// their few numbers in the scalar fields of hits (see counter.go and gcra.go),
+// with its buffer nil and its length 0, so that their state reads as an empty
+// log if ever taken for one.
+//
+// hits.limit holds the limit of the rule last applied in its low algShift
+// bits (the capacity, for GCRA) and the algorithm in the two bits above: the
+// log writes its limit alone there, so a window the log last wrote is a
+// SlidingLog window, and an O(1) algorithm takes a window for its own only
+// when it finds its algorithm there.
 type window struct {
 	digest  uint64 // the key's digest (never 0: see slotDigest)
-	expires int64  // microseconds: when the newest hit leaves the window
+	expires int64  // microseconds: when the state is empty (the newest hit leaves the window, for the log)
 	hits    ring
+}
+
+// algShift is the position of the algorithm in window.hits.limit.
+const algShift = 30
+
+// Every limit and capacity fits below algShift, and every algorithm in the
+// two bits above.
+const (
+	_ = uint(1<<algShift - 1 - store.MaxCounterLimit)
+	_ = uint(1<<algShift - 1 - store.MaxLimit)
+	_ = uint(3 - store.GCRA)
+)
+
+// algorithm returns the algorithm that last wrote w.
+func (w *window) algorithm() store.Algorithm {
+	return store.Algorithm(w.hits.limit >> algShift)
+}
+
+// limit returns the limit (GCRA: the capacity) of the rule last applied to w.
+func (w *window) limit() int64 {
+	return int64(w.hits.limit & (1<<algShift - 1))
+}
+
+// holds reports whether w holds state of alg, an O(1) algorithm.
+func (w *window) holds(alg store.Algorithm) bool {
+	return w.algorithm() == alg && w.hits.buf == nil
+}
+
+// used returns the share of its limit that w has used at now (microseconds):
+// hits in the log (counting those not pruned yet), the weighted count of the
+// sliding-window counter, the tokens taken from GCRA's bucket.
+func (w *window) used(now int64) float64 {
+	limit := float64(w.limit())
+	if limit == 0 {
+		return 0
+	}
+	switch w.algorithm() {
+	case store.SlidingCounter:
+		return counterUsed(w, now) / limit
+	case store.GCRA:
+		tat, interval := w.gcra()
+		return max(tat-float64(now), 0) / interval / limit
+	default:
+		return float64(w.hits.n) / limit
+	}
 }
 
 // lock is one key's lock and fence counter.
@@ -82,12 +139,14 @@ func (sh *shardState) len() int {
 	return sh.windows.n + len(sh.locks)
 }
 
-// addWindow adds an empty window for key digest d, which must be new, making
-// room under bound first: a new window always finds room. The pointer is
-// valid while the shard stays locked and unchanged.
-func (sh *shardState) addWindow(d uint64, nowNanos int64, bound int) *window {
-	sh.makeWindowRoom(nowNanos, bound)
-	w := sh.windows.insert(d)
+// addWindow adds an empty window for key digest d, which must be new, for
+// algorithm alg, making room under bound first without evicting the windows
+// whose slot digests are in keep: a new window always finds room, unless
+// every window of the shard is in keep. The pointer is valid while the shard
+// stays locked and unchanged.
+func (sh *shardState) addWindow(d uint64, nowNanos int64, bound int, alg store.Algorithm, keep []uint64) *window {
+	sh.makeWindowRoom(nowNanos, bound, keep)
+	w := sh.windows.insert(d, alg == store.SlidingLog)
 	sh.windowsAdded++
 	sh.peak = max(sh.peak, sh.len())
 	return w
@@ -109,14 +168,19 @@ func (sh *shardState) dropLock(d uint64, l lock) {
 }
 
 // makeWindowRoom ensures the shard can take one more window under bound. It
-// drops the windows whose hits have all left (at most once per bound/4
+// drops the windows whose state has emptied (at most once per bound/4
 // windows added, so the cost per window stays constant), then evicts one
 // window from a random sample: one that has emptied if the sample holds one,
-// else the one that has used the smallest share of its limit, and among
-// those the one that empties soonest. A window at its limit is therefore
-// evicted only when every sampled window is at its limit too: a flood of new
-// one-hit keys cannot give a client that used up its quota its quota back.
-func (sh *shardState) makeWindowRoom(nowNanos int64, bound int) {
+// else the one that has used the smallest share of its limit (see
+// window.used), and among those the one that empties soonest. A window at
+// its limit is therefore evicted only when every sampled window is at its
+// limit too: a flood of new one-hit keys cannot give a client that used up
+// its quota its quota back.
+//
+// Windows whose slot digests are in keep (the parts of a stack being
+// recorded) are never evicted; if the shard holds nothing else, it goes over
+// bound by the new window.
+func (sh *shardState) makeWindowRoom(nowNanos int64, bound int, keep []uint64) {
 	t := &sh.windows
 	if t.n < bound {
 		return
@@ -129,17 +193,39 @@ func (sh *shardState) makeWindowRoom(nowNanos int64, bound int) {
 			return
 		}
 	}
-	victim := t.sample()
-	for range evictSample - 1 {
-		if i := t.sample(); evictBefore(&t.slots[i], &t.slots[victim], now) {
+	victim := -1
+	for range evictSample {
+		i := t.sample()
+		if kept(keep, t.slots[i].digest) {
+			continue
+		}
+		if victim < 0 || evictBefore(&t.slots[i], &t.slots[victim], now) {
 			victim = i
 		}
 	}
-	t.removeAt(victim)
+	if victim < 0 {
+		victim = t.other(keep)
+	}
+	if victim >= 0 {
+		t.removeAt(victim)
+	}
+}
+
+// kept reports whether slot digest d is in keep.
+func kept(keep []uint64, d uint64) bool {
+	for _, k := range keep {
+		if k == d {
+			return true
+		}
+	}
+	return false
 }
 
 // evictBefore reports whether window a is a better eviction victim than b at
-// now (microseconds).
+// now (microseconds): an emptied one, else the one that has used the
+// smaller share of its limit, else the one that empties sooner. Hits of a log
+// that left the window but were not pruned yet count as hits, which only
+// makes a window look closer to its limit than it is.
 func evictBefore(a, b *window, now int64) bool {
 	aGone, bGone := a.expires <= now, b.expires <= now
 	if aGone != bGone {
@@ -148,13 +234,7 @@ func evictBefore(a, b *window, now int64) bool {
 	if aGone {
 		return false
 	}
-	// The share of its limit a window has used: a's is below b's iff
-	// a.n/a.limit < b.n/b.limit. Hits that left the window but were not
-	// pruned yet count as hits, which only makes a window look closer to its
-	// limit than it is.
-	aUsed := uint64(a.hits.n) * uint64(b.hits.limit)
-	bUsed := uint64(b.hits.n) * uint64(a.hits.limit)
-	if aUsed != bUsed {
+	if aUsed, bUsed := a.used(now), b.used(now); aUsed != bUsed {
 		return aUsed < bUsed
 	}
 	return a.expires < b.expires

@@ -2,12 +2,124 @@ package memstore
 
 import (
 	"context"
-	"errors"
+	"fmt"
 
 	"github.com/sluicehq/sluice/store"
 )
 
-// HitAll decides a stack of rules together. See store.WindowStore.
+// maxStack is the most rules one HitAll decides.
+const maxStack = 16
+
+// HitAll decides a stack of rules together, atomically: it locks the shards
+// of every part (in ascending order, so that stacks never deadlock), reads
+// the clock once, checks every part against the state as it stands, and
+// records every part or none. A one-part stack decides exactly as Hit. See
+// store.WindowStore.
+//
+// Recording a part never evicts another part of the same stack; a store
+// whose WithMaxKeys is smaller than a stack may hold that stack's windows
+// beyond the bound until they are evicted or swept.
 func (s *Store) HitAll(ctx context.Context, hits []store.Hit, out []store.Result) error {
-	return errors.New("memstore: HitAll: not implemented yet")
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := validateStack(hits, out); err != nil {
+		return err
+	}
+	var (
+		digests [maxStack]uint64 // of each part
+		keep    [maxStack]uint64 // slot digests of the parts, kept from eviction
+		locked  [maxStack]int    // indexes of the distinct shards, ascending
+		nlocked int
+	)
+	for i, h := range hits {
+		d := s.digest(h.Rule.Name, h.Key, h.Rule.Algorithm)
+		digests[i], keep[i] = d, slotDigest(d)
+		// Insert the part's shard into locked, kept sorted and distinct.
+		k := s.shardIndex(d)
+		j := nlocked
+		for j > 0 && locked[j-1] > k {
+			j--
+		}
+		if j > 0 && locked[j-1] == k {
+			continue
+		}
+		copy(locked[j+1:nlocked+1], locked[j:nlocked])
+		locked[j] = k
+		nlocked++
+	}
+	for _, k := range locked[:nlocked] {
+		s.shards[k].mu.Lock()
+	}
+	defer func() {
+		for _, k := range locked[:nlocked] {
+			s.shards[k].mu.Unlock()
+		}
+	}()
+	if s.closed.Load() { // Close may have cleared a shard since check
+		return store.ErrClosed
+	}
+	nowNanos := s.nowNanos() // once, under every lock, for every part
+	now := nowNanos / 1e3
+
+	// Check every part against the state as it stands. A part without a
+	// window is checked against an empty one, so that a denied stack
+	// adds no window.
+	all := true
+	for i, h := range hits {
+		sh := s.shard(digests[i])
+		w := sh.windows.find(digests[i])
+		var empty window
+		if w == nil {
+			w = &empty
+		}
+		var fits bool
+		out[i], fits = s.decide(sh, w, now, h.Rule, h.Cost, false)
+		all = all && fits
+	}
+	if !all {
+		return nil
+	}
+	// Record every part. Nothing else runs on these shards meanwhile, so
+	// each part finds the state it was checked against (an emptied window
+	// that a sweep dropped is as good as none), and adding a window never
+	// evicts another part's.
+	for i, h := range hits {
+		sh := s.shard(digests[i])
+		w := sh.windows.find(digests[i])
+		if w == nil {
+			w = sh.addWindow(digests[i], nowNanos, s.shardKeys, h.Rule.Algorithm, keep[:len(hits)])
+		}
+		out[i], _ = s.decide(sh, w, now, h.Rule, h.Cost, true)
+	}
+	return nil
+}
+
+// shardIndex returns the index of the shard holding a key digest.
+func (s *Store) shardIndex(d uint64) int {
+	return int(d >> s.shardShift & uint64(len(s.shards)-1))
+}
+
+// validateStack checks the arguments of HitAll, wrapping
+// store.ErrInvalidArgument if they are unusable.
+func validateStack(hits []store.Hit, out []store.Result) error {
+	switch {
+	case len(hits) == 0:
+		return fmt.Errorf("%w: empty stack", store.ErrInvalidArgument)
+	case len(hits) > maxStack:
+		return fmt.Errorf("%w: stack of %d rules, more than %d", store.ErrInvalidArgument, len(hits), maxStack)
+	case len(out) != len(hits):
+		return fmt.Errorf("%w: %d results for %d rules", store.ErrInvalidArgument, len(out), len(hits))
+	}
+	for i, h := range hits {
+		if err := store.ValidateHit(h.Key, h.Rule, h.Cost); err != nil {
+			return fmt.Errorf("stack part %d: %w", i, err)
+		}
+		for j, o := range hits[:i] {
+			if o.Key == h.Key && o.Rule.Name == h.Rule.Name && o.Rule.Algorithm == h.Rule.Algorithm {
+				return fmt.Errorf("%w: stack parts %d and %d have the same key, rule name and algorithm", store.ErrInvalidArgument, j, i)
+			}
+		}
+	}
+	return nil
 }

@@ -48,8 +48,9 @@ func (t *table) find(d uint64) *window {
 }
 
 // insert adds an empty window for digest d, which must not be present, and
-// returns it. The pointer is valid until the table next changes.
-func (t *table) insert(d uint64) *window {
+// returns it; a window for the log (log true) takes a spare buffer if the
+// table has one. The pointer is valid until the table next changes.
+func (t *table) insert(d uint64, log bool) *window {
 	if (t.n+1)*8 > len(t.slots)*7 { // keep the load at most 7/8
 		t.resize(max(8, 2*len(t.slots)))
 	}
@@ -61,7 +62,7 @@ func (t *table) insert(d uint64) *window {
 	}
 	w := &t.slots[i]
 	*w = window{digest: d}
-	if k := len(t.spare); k > 0 {
+	if k := len(t.spare); k > 0 && log {
 		w.hits.buf = t.spare[k-1]
 		t.spare[k-1] = nil
 		t.spare = t.spare[:k-1]
@@ -105,6 +106,38 @@ func (t *table) removeAt(i int) {
 	t.n--
 }
 
+// remove frees the slot of digest d, if present.
+func (t *table) remove(d uint64) {
+	if t.n == 0 {
+		return
+	}
+	d = slotDigest(d)
+	mask := uint64(len(t.slots) - 1)
+	for i := d & mask; t.slots[i].digest != 0; i = (i + 1) & mask {
+		if t.slots[i].digest == d {
+			t.removeAt(int(i))
+			return
+		}
+	}
+}
+
+// other returns the slot of a window whose digest is not in keep, starting
+// the search at a random slot, or -1 if there is none.
+func (t *table) other(keep []uint64) int {
+	if t.n == 0 {
+		return -1
+	}
+	mask := len(t.slots) - 1
+	start := t.sample()
+	for k := range len(t.slots) {
+		i := (start + k) & mask
+		if d := t.slots[i].digest; d != 0 && !kept(keep, d) {
+			return i
+		}
+	}
+	return -1
+}
+
 // sample returns the slot of a window picked at random; the table must not
 // be empty.
 func (t *table) sample() int {
@@ -116,7 +149,7 @@ func (t *table) sample() int {
 	return i
 }
 
-// sweep removes the windows whose newest hit left the window before now.
+// sweep removes the windows whose state emptied at or before now.
 func (t *table) sweep(now int64) {
 	for i := 0; i < len(t.slots); {
 		if w := &t.slots[i]; w.digest != 0 && w.expires <= now {

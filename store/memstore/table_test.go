@@ -54,7 +54,7 @@ func TestTableAgainstMap(t *testing.T) {
 			if _, ok := ref[d]; ok {
 				continue
 			}
-			w := tab.insert(d)
+			w := tab.insert(d, true)
 			w.expires = int64(r.IntN(1000))
 			ref[d] = w.expires
 		case op < 9 && tab.n > 0: // remove a random window
@@ -86,7 +86,7 @@ func TestTableAgainstMap(t *testing.T) {
 
 func TestTableZeroDigest(t *testing.T) {
 	var tab table
-	tab.insert(0).expires = 7
+	tab.insert(0, true).expires = 7
 	if w := tab.find(0); w == nil || w.expires != 7 {
 		t.Fatalf("digest 0 not found: %v", w)
 	}
@@ -95,7 +95,7 @@ func TestTableZeroDigest(t *testing.T) {
 func TestTableCompact(t *testing.T) {
 	var tab table
 	for d := uint64(1); d <= 1000; d++ {
-		tab.insert(d * 0x9e3779b97f4a7c15).expires = int64(d)
+		tab.insert(d*0x9e3779b97f4a7c15, true).expires = int64(d)
 	}
 	big := len(tab.slots)
 	tab.sweep(990) // keeps 10

@@ -1,0 +1,106 @@
+package memstore
+
+import (
+	"math"
+	"time"
+
+	"github.com/sluicehq/sluice/store"
+)
+
+// GCRA (store.GCRA) keeps, in a window's ring: one.id, the bits of the
+// theoretical arrival time tat (float64 µs since the Unix epoch); one.at, the
+// bits of the emission interval T = W/L (float64 µs per token), which
+// eviction reads; limit, the bucket's capacity B and the algorithm. The
+// window's expiry is tat rounded up, when the bucket is full again. The
+// arithmetic is the one the Redis script does, in the same order, so that
+// both stores decide alike; products are converted explicitly so that the
+// compiler never fuses them with an addition.
+
+// gcra returns the GCRA state held by w.
+func (w *window) gcra() (tat, interval float64) {
+	return math.Float64frombits(w.hits.one.id), math.Float64frombits(uint64(w.hits.one.at))
+}
+
+// setGCRA stores a GCRA state in w.
+func (w *window) setGCRA(tat, interval float64, capacity int) {
+	w.hits = ring{
+		limit: uint32(capacity) | uint32(store.GCRA)<<algShift,
+		one:   hit{at: int64(math.Float64bits(interval)), id: math.Float64bits(tat)},
+	}
+}
+
+// interval returns the emission interval of rule: W/L µs per token.
+func interval(rule store.Rule) float64 {
+	return float64(int64(rule.Window/time.Microsecond)) / float64(rule.Limit)
+}
+
+// hitGCRA decides a hit of cost on w's GCRA state at now (µs) under rule
+// and, if record is set and the hit fits, records it. It returns the Result
+// and whether the hit fits; a Result that records nothing describes the
+// state as it stands (RetryAfter set if the hit does not fit).
+func hitGCRA(w *window, now int64, rule store.Rule, cost int, record bool) (store.Result, bool) {
+	t := interval(rule)
+	capacity := rule.Capacity()
+	nowF := float64(now)
+	tat0 := nowF
+	if w.holds(store.GCRA) {
+		if tat, _ := w.gcra(); tat > tat0 {
+			tat0 = tat
+		}
+	}
+	newTat := tat0 + float64(float64(cost)*t)
+	burst := float64(float64(capacity) * t)
+	allowAt := newTat - burst
+	fits := nowF >= allowAt
+	res := store.Result{Limit: rule.Limit}
+	if fits && record {
+		ttl := ceilMicros(newTat - nowF)
+		w.setGCRA(newTat, t, capacity)
+		w.expires = now + ttl
+		res.Allowed = true
+		res.Remaining = tokens(burst, newTat-nowF, t, capacity)
+		res.ResetAfter = micros(ttl)
+		res.Receipt = store.Receipt{ID: 1, Cost: cost, Rule: rule}
+		return res, true
+	}
+	if !fits {
+		res.RetryAfter = micros(max(ceilMicros(allowAt-nowF), 1))
+	}
+	res.Remaining = tokens(burst, tat0-nowF, t, capacity)
+	res.ResetAfter = micros(ceilMicros(tat0 - nowF))
+	return res, fits
+}
+
+// tokens returns the whole tokens in a bucket of burst µs (capacity tokens
+// of t µs) that owes owed µs: floor((burst-owed)/t + 1e-9), within
+// [0, capacity].
+func tokens(burst, owed, t float64, capacity int) int {
+	n := math.Floor((burst-owed)/t + 1e-9)
+	return int(min(max(n, 0), float64(capacity)))
+}
+
+// ceilMicros rounds x µs up to whole microseconds, within [0, the longest
+// Duration].
+func ceilMicros(x float64) int64 {
+	const most = float64(math.MaxInt64 / int64(time.Microsecond))
+	return int64(min(max(math.Ceil(x), 0), most))
+}
+
+// undoGCRA gives back the cost tokens of a receipt under rule to w's GCRA
+// state, which is digest d of table t: tat moves back by cost*T, and a state
+// whose tat is then not after now (a full bucket) is deleted.
+func undoGCRA(t *table, d uint64, w *window, now int64, rule store.Rule, cost int) {
+	if !w.holds(store.GCRA) {
+		return
+	}
+	tat, _ := w.gcra()
+	iv := interval(rule)
+	tat -= float64(float64(cost) * iv)
+	nowF := float64(now)
+	if tat <= nowF {
+		t.remove(d)
+		return
+	}
+	w.setGCRA(tat, iv, rule.Capacity())
+	w.expires = now + ceilMicros(tat-nowF)
+}
