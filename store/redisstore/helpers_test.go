@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicehq/sluice/internal/redistest"
+	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
 
@@ -89,7 +90,21 @@ func keyHash(key string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func windowKey(prefix, key string) string { return prefix + "w:{" + keyHash(key) + "}" }
+// stateKey is the documented key of key's state under a rule's name and
+// algorithm.
+func stateKey(prefix, name string, alg store.Algorithm, key string) string {
+	letter := map[store.Algorithm]string{store.SlidingLog: "s", store.SlidingCounter: "c", store.GCRA: "g"}[alg]
+	return prefix + "r:{" + keyHash(key) + "}:" + letter + ":" + nameHash(name)
+}
+
+// nameHash is the documented hash of a rule's name in its keys.
+func nameHash(name string) string {
+	sum := sha256.Sum256([]byte(strconv.Itoa(len(name)) + ":" + name))
+	return hex.EncodeToString(sum[:8])
+}
+
+// windowKey is the key of key's sliding log under the name "".
+func windowKey(prefix, key string) string { return stateKey(prefix, "", store.SlidingLog, key) }
 func lockKey(prefix, key string) string   { return prefix + "l:{" + keyHash(key) + "}" }
 func fenceKey(prefix, key string) string  { return lockKey(prefix, key) + ":f" }
 

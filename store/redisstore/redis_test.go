@@ -86,17 +86,28 @@ func TestScriptFlushIsRecovered(t *testing.T) {
 }
 
 // TestPreloadCachesEveryScript checks that Preload caches every script of the
-// package (every .lua file beside it) on every master.
+// package on every master: one per .lua file beside it (stack.lua and
+// undo.lua run with the algorithms' functions put before them).
 func TestPreloadCachesEveryScript(t *testing.T) {
 	files, err := filepath.Glob("*.lua")
 	require.NoError(t, err)
-	require.Len(t, files, 6)
-	var shas []string
+	require.Len(t, files, 9)
+	byName := redisstore.ScriptSHAs()
+	require.Len(t, byName, len(files), "one script per .lua file")
+	var names, shas []string
+	for name, sha := range byName {
+		names = append(names, name)
+		shas = append(shas, sha)
+	}
+	// The other files are scripts as they stand.
 	for _, f := range files {
+		if f == "stack.lua" || f == "undo.lua" {
+			continue
+		}
 		src, err := os.ReadFile(f)
 		require.NoError(t, err)
 		sum := sha1.Sum(src)
-		shas = append(shas, hex.EncodeToString(sum[:]))
+		assert.Contains(t, shas, hex.EncodeToString(sum[:]), "%s runs as it stands", f)
 	}
 	forEachTarget(t, func(t *testing.T, tg target) {
 		ctx := context.Background()
@@ -129,7 +140,7 @@ func TestPreloadCachesEveryScript(t *testing.T) {
 		}
 		for addr, exists := range after {
 			for i, ok := range exists {
-				assert.True(t, ok, "%s not cached on %s", files[i], addr)
+				assert.True(t, ok, "%s not cached on %s", names[i], addr)
 			}
 		}
 	})
@@ -153,17 +164,23 @@ func TestHugeAndBracedKeysAreHashed(t *testing.T) {
 		for i := 0; i < 16; i++ {
 			userKeys = append(userKeys, fmt.Sprintf("{pinned}%d", i))
 		}
-		rule := store.Rule{Limit: 5, Window: time.Minute}
+		// A huge name or one with braces is hashed too.
+		names := []string{"", huge, "{name}"}
 		for _, k := range userKeys {
-			_, err := s.Hit(ctx, k, rule, 1)
-			require.NoError(t, err)
-			_, err = s.Acquire(ctx, k, "tok", time.Minute)
+			for _, name := range names {
+				for _, alg := range []store.Algorithm{store.SlidingLog, store.SlidingCounter, store.GCRA} {
+					r := must(s.Hit(ctx, k, store.Rule{Name: name, Limit: 5, Window: time.Minute, Algorithm: alg}, 1))(t)
+					require.True(t, r.Allowed)
+				}
+			}
+			_, err := s.Acquire(ctx, k, "tok", time.Minute)
 			require.NoError(t, err)
 		}
 		keys := allKeys(t, tg, prefix)
-		require.Len(t, keys, 3*len(userKeys))
+		require.Len(t, keys, (3*len(names)+2)*len(userKeys))
 		for _, k := range keys {
-			assert.LessOrEqual(t, len(k), len(prefix)+len("l:{}:f")+32, "key %.80q is not short", k)
+			// prefix r:{<32 hex>}:<letter>:<16 hex>, or l:{<32 hex>}:f
+			assert.LessOrEqual(t, len(k), len(prefix)+len("r:{}:s:")+32+16, "key %.80q is not short", k)
 			assert.Equal(t, 1, strings.Count(k, "{"), k)
 		}
 		if !tg.cluster {

@@ -34,6 +34,10 @@ const MinFenceTTL = time.Second
 // Redis keys (in hex: twice as many characters).
 const hashBytes = 16
 
+// nameHashBytes is how many bytes of the SHA-256 digest of a rule's name
+// name its windows' Redis keys, after the key's hash.
+const nameHashBytes = 8
+
 // idPrefixBytes is how many random bytes make a Store's hit id prefix
 // (base64url: 8 characters).
 const idPrefixBytes = 6
@@ -168,46 +172,37 @@ func New(client redis.Scripter, opts ...Option) (*Store, error) {
 	}, nil
 }
 
-// Hit records cost hits for key under rule if they fit in the sliding window,
-// in one round trip. See store.WindowStore.
+// Hit records cost hits for key under rule if they fit, in one round trip:
+// one EVALSHA of the rule's algorithm's script. See store.WindowStore.
 func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) (store.Result, error) {
 	if err := store.ValidateHit(key, rule, cost); err != nil {
 		return store.Result{}, err
 	}
-	id := s.seq.Add(1)
-	var now any = ""
-	if s.clock != nil {
-		now = s.clock().UnixMicro()
-	}
-	reply, err := s.run(ctx, slidingWindow, []string{s.windowKey(rule.Name, key)},
-		rule.Limit, rule.Window.Microseconds(), cost, s.hitID(id), now)
+	var p part
+	s.preparePart(&p, key, rule, cost)
+	reply, err := s.run(ctx, hitScripts[rule.Algorithm], []string{p.key},
+		rule.Limit, rule.Window.Microseconds(), cost, p.extra, s.now())
 	if err != nil {
 		return store.Result{}, opError("hit", err)
 	}
-	var v [4]int64
-	if !int64s(reply, v[:]) || (v[0] != 0 && v[0] != 1) || v[2] < 0 || v[3] < 0 {
+	var v [partReplyLen]int64
+	if !int64s(reply, v[:]) {
 		return store.Result{}, unexpected("hit", reply)
 	}
-	res := store.Result{
-		Allowed:    v[0] == 1,
-		Limit:      rule.Limit,
-		Remaining:  int(max(v[1], 0)),
-		ResetAfter: time.Duration(v[3]) * time.Microsecond,
-	}
-	if res.Allowed {
-		res.Receipt = store.Receipt{ID: id, Cost: cost, Rule: rule}
-	} else {
-		res.RetryAfter = time.Duration(v[2]) * time.Microsecond
+	res, ok := p.result(v[:])
+	if !ok {
+		return store.Result{}, unexpected("hit", reply)
 	}
 	return res, nil
 }
 
-// Undo removes the hits that receipt identifies from key's window. The receipt
-// must come from a Hit on the same Store value (hit ids carry the Store's
-// random prefix); a zero receipt, or hits that already left the window, are not
-// an error. Any other receipt without both an ID and a positive cost is an
-// error wrapping store.ErrInvalidArgument, and sends nothing. See
-// store.WindowStore.
+// Undo removes the hits that receipt identifies from key's state under
+// receipt.Rule, in one round trip. A sliding log's receipt must come from
+// the same Store value (hit ids carry the Store's random prefix); a zero
+// receipt, or hits that already left the window, are not an error. Any other
+// receipt without both an ID and a positive cost, or with an invalid rule
+// for an algorithm other than the sliding log, is an error wrapping
+// store.ErrInvalidArgument, and sends nothing. See store.WindowStore.
 func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) error {
 	if key == "" {
 		return fmt.Errorf("%w: empty key", store.ErrInvalidArgument)
@@ -218,8 +213,14 @@ func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) err
 	if receipt.ID == 0 || receipt.Cost <= 0 {
 		return fmt.Errorf("%w: receipt %+v", store.ErrInvalidArgument, receipt)
 	}
-	reply, err := s.run(ctx, windowUndo, []string{s.windowKey(receipt.Rule.Name, key)},
-		s.hitID(receipt.ID), receipt.Cost)
+	if receipt.Rule.Algorithm != store.SlidingLog {
+		if err := receipt.Rule.Validate(); err != nil {
+			return fmt.Errorf("receipt: %w", err)
+		}
+	}
+	args := append(make([]any, 0, 1+undoArgsPerPart), s.now())
+	args = s.appendUndoArgs(args, receipt)
+	reply, err := s.run(ctx, windowUndo, []string{s.windowKey(receipt.Rule.Name, receipt.Rule.Algorithm, key)}, args...)
 	if err != nil {
 		return opError("undo", err)
 	}
@@ -415,15 +416,30 @@ func result(cmd *redis.Cmd) (any, error) {
 	return v, err
 }
 
-// windowKey returns the Redis key of key's window under the namespace name.
-// An empty name hashes the key alone, under "w:{"; any other hashes the
-// name's length, a colon, the name and the key, under "wn:{", so that no two
-// (name, key) pairs share a window, whatever bytes they hold.
-func (s *Store) windowKey(name, key string) string {
-	if name == "" {
-		return s.redisKey("w:{", key, "}")
-	}
-	return s.redisKey("wn:{", strconv.Itoa(len(name))+":"+name+key, "}")
+// windowKey returns the Redis key of key's state under the rule name and
+// algorithm alg: "r:{" + the hash of key + "}:" + the algorithm's letter + ":"
+// + the hash of the name's length, a colon and the name. The hash tag holds
+// the key alone, so that one key's states under several rules share a
+// Cluster slot (a stack on them is one script call); the length keeps
+// (name, key) pairs apart whatever bytes they hold, and the letter keeps
+// the states of two algorithms apart.
+func (s *Store) windowKey(name string, alg store.Algorithm, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	nameSum := sha256.Sum256([]byte(strconv.Itoa(len(name)) + ":" + name))
+	code := algorithmCodes[alg]
+	var b strings.Builder
+	b.Grow(len(s.prefix) + len("r:{}::") + 2*hashBytes + len(code) + 2*nameHashBytes)
+	b.WriteString(s.prefix)
+	b.WriteString("r:{")
+	var h [2 * hashBytes]byte
+	hex.Encode(h[:], sum[:hashBytes])
+	b.Write(h[:])
+	b.WriteString("}:")
+	b.WriteString(code)
+	b.WriteByte(':')
+	hex.Encode(h[:2*nameHashBytes], nameSum[:nameHashBytes])
+	b.Write(h[:2*nameHashBytes])
+	return b.String()
 }
 
 // redisKey returns prefix + open + hex(sha256(key)[:16]) + close.

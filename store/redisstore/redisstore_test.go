@@ -144,18 +144,29 @@ func TestKeyLayout(t *testing.T) {
 	s := must(redisstore.New(c, redisstore.WithPrefix("app:")))(t)
 	_, err := s.Hit(ctx, "client-1", store.Rule{Limit: 5, Window: time.Minute}, 1)
 	require.NoError(t, err)
+	_, err = s.Hit(ctx, "client-1", store.Rule{Name: "api", Limit: 5, Window: time.Minute, Algorithm: store.SlidingCounter}, 1)
+	require.NoError(t, err)
+	_, err = s.Hit(ctx, "client-1", store.Rule{Name: "daily", Limit: 5, Window: time.Minute, Algorithm: store.GCRA}, 1)
+	require.NoError(t, err)
 	_, err = s.Acquire(ctx, "order:42", "tok", time.Minute)
 	require.NoError(t, err)
+	// The hash tag is the key's hash alone; the name's hash (of its length,
+	// a colon and the name) and the algorithm's letter follow it.
+	client1 := "5704de18fc6045e4d08c3a2611627956" // hex(sha256("client-1")[:16])
+	assert.Equal(t, client1, keyHash("client-1"))
 	assert.ElementsMatch(t, []string{
-		"app:w:{" + keyHash("client-1") + "}",
+		"app:r:{" + client1 + "}:s:ba768b331fd86cec", // sha256("0:")
+		"app:r:{" + client1 + "}:c:3d08289352202b6d", // sha256("3:api")
+		"app:r:{" + client1 + "}:g:56e815784e7c74ca", // sha256("5:daily")
 		"app:l:{" + keyHash("order:42") + "}",
 		"app:l:{" + keyHash("order:42") + "}:f",
 	}, m.Keys())
+	assert.Equal(t, "app:r:{"+client1+"}:g:56e815784e7c74ca", stateKey("app:", "daily", store.GCRA, "client-1"))
 
 	d := must(redisstore.New(c))(t)
 	_, err = d.Hit(ctx, "client-1", store.Rule{Limit: 5, Window: time.Minute}, 1)
 	require.NoError(t, err)
-	assert.True(t, m.Exists("sluice:w:{"+keyHash("client-1")+"}"), "default prefix is %q", redisstore.DefaultPrefix)
+	assert.True(t, m.Exists("sluice:r:{"+client1+"}:s:ba768b331fd86cec"), "default prefix is %q", redisstore.DefaultPrefix)
 }
 
 func TestSlidingWindowOnMiniredis(t *testing.T) {
@@ -167,7 +178,7 @@ func TestSlidingWindowOnMiniredis(t *testing.T) {
 
 	r1 := must(s.Hit(ctx, "k", rule, 1))(t)
 	assert.Equal(t, store.Result{Allowed: true, Limit: 3, Remaining: 2, ResetAfter: 10 * time.Second,
-		Receipt: store.Receipt{ID: r1.Receipt.ID, Cost: 1}}, r1)
+		Receipt: store.Receipt{ID: r1.Receipt.ID, Cost: 1, Rule: rule}}, r1)
 	assert.NotZero(t, r1.Receipt.ID)
 
 	now = now.Add(2 * time.Second)

@@ -3,15 +3,23 @@ package redisstore
 import (
 	"context"
 	_ "embed" // the scripts are embedded .lua files
+	"strings"
 
 	"github.com/sluicehq/sluice/lua"
+	"github.com/sluicehq/sluice/store"
 )
 
 var (
 	//go:embed sliding_window.lua
 	slidingWindowSrc string
-	//go:embed window_undo.lua
-	windowUndoSrc string
+	//go:embed sliding_counter.lua
+	slidingCounterSrc string
+	//go:embed gcra.lua
+	gcraSrc string
+	//go:embed stack.lua
+	stackSrc string
+	//go:embed undo.lua
+	undoSrc string
 	//go:embed lock_acquire.lua
 	lockAcquireSrc string
 	//go:embed lock_release.lua
@@ -22,18 +30,55 @@ var (
 	lockTTLSrc string
 )
 
+// scriptMarker ends the functions of an algorithm's script (sliding_window.lua,
+// sliding_counter.lua, gcra.lua): what follows it is the script proper, what
+// precedes it is also put before stack.lua and undo.lua, so that each
+// algorithm's logic is written once.
+const scriptMarker = "\n--- script ---\n"
+
+// functions returns the part of an algorithm's script before scriptMarker.
+func functions(src string) string {
+	i := strings.Index(src, scriptMarker)
+	if i < 0 {
+		panic("redisstore: an algorithm's script lacks its " + strings.TrimSpace(scriptMarker) + " line")
+	}
+	return src[:i+1]
+}
+
+// algorithmFunctions is the functions of every algorithm, in one source.
+var algorithmFunctions = functions(slidingWindowSrc) + functions(slidingCounterSrc) + functions(gcraSrc)
+
 // The Store's scripts; each .lua file opens with its KEYS, ARGV and reply.
 // lua.Command runs them with EVALSHA and falls back to EVAL on NOSCRIPT.
 var (
-	slidingWindow = mustCommand("sluice_sliding_window", 1, slidingWindowSrc)
-	windowUndo    = mustCommand("sluice_window_undo", 1, windowUndoSrc)
-	lockAcquire   = mustCommand("sluice_lock_acquire", 2, lockAcquireSrc)
-	lockRelease   = mustCommand("sluice_lock_release", 1, lockReleaseSrc)
-	lockExtend    = mustCommand("sluice_lock_extend", 1, lockExtendSrc)
-	lockTTL       = mustCommand("sluice_lock_ttl", 1, lockTTLSrc)
+	slidingWindow  = mustCommand("sluice_sliding_window", 1, slidingWindowSrc)
+	slidingCounter = mustCommand("sluice_sliding_counter", 1, slidingCounterSrc)
+	gcra           = mustCommand("sluice_gcra", 1, gcraSrc)
+	stack          = mustCommand("sluice_stack", lua.AnyKeys, algorithmFunctions+stackSrc)
+	windowUndo     = mustCommand("sluice_undo", lua.AnyKeys, algorithmFunctions+undoSrc)
+	lockAcquire    = mustCommand("sluice_lock_acquire", 2, lockAcquireSrc)
+	lockRelease    = mustCommand("sluice_lock_release", 1, lockReleaseSrc)
+	lockExtend     = mustCommand("sluice_lock_extend", 1, lockExtendSrc)
+	lockTTL        = mustCommand("sluice_lock_ttl", 1, lockTTLSrc)
 
-	scripts = []*lua.Command{slidingWindow, windowUndo, lockAcquire, lockRelease, lockExtend, lockTTL}
+	scripts = []*lua.Command{slidingWindow, slidingCounter, gcra, stack, windowUndo,
+		lockAcquire, lockRelease, lockExtend, lockTTL}
 )
+
+// hitScripts is the script of Hit for each algorithm.
+var hitScripts = [...]*lua.Command{
+	store.SlidingLog:     slidingWindow,
+	store.SlidingCounter: slidingCounter,
+	store.GCRA:           gcra,
+}
+
+// algorithmCodes names each algorithm to stack.lua and undo.lua; the same
+// letter sets the states of the algorithms apart in their Redis keys.
+var algorithmCodes = [...]string{
+	store.SlidingLog:     "s",
+	store.SlidingCounter: "c",
+	store.GCRA:           "g",
+}
 
 func mustCommand(name string, keys int, src string) *lua.Command {
 	c, err := lua.NewCommand(name, keys, src)

@@ -10,39 +10,40 @@
 -- ARGV[1]  limit: hits allowed in one window (integer, 1 <= limit <= 4096)
 -- ARGV[2]  window length in microseconds (integer >= 1000)
 -- ARGV[3]  cost: hits to record (integer, 1 <= cost <= min(limit, 256))
+-- ARGV[4]  hit id, unique per call; members are id (cost 1) or id#1..id#cost
+-- ARGV[5]  now in microseconds since the Unix epoch, or "" to read Redis TIME
 --
 -- The caller enforces the bounds on limit and cost (store.MaxLimit and
 -- store.MaxCost), so that no call writes or drops more than a few thousand
 -- members: each call holds Redis for well under a millisecond.
--- ARGV[4]  hit id, unique per call; members are id (cost 1) or id#1..id#cost
--- ARGV[5]  now in microseconds since the Unix epoch, or "" to read Redis TIME
 --
--- Reply: {allowed (1|0), remaining, retry_after_us, reset_after_us}
+-- Reply: {allowed (1|0), remaining, retry_after_us, reset_after_us, 0}
 --   remaining       limit minus the hits in the window after this call
 --   retry_after_us  when denied, time until enough hits leave for cost to fit
 --   reset_after_us  time until the oldest hit leaves the window (0 if empty)
+--   0               the receipt id is the caller's hit id, not the script's
+--
+-- The functions below (log_*) are also the sliding log's part of stack.lua
+-- and undo.lua. Each algorithm's functions take the same arguments:
+--   check(key, limit, window, cost, extra, now) reads the state and returns
+--     it with st.fits, whether cost fits now;
+--   record(st) records the hits of a checked state that fits;
+--   reply(st, recorded) returns {allowed, remaining, retry_after_us,
+--     reset_after_us, receipt_id}: after recording, or as the state stands
+--     (retry_after_us set only if cost did not fit);
+--   undo(key, limit, window, cost, id, now) removes recorded hits.
 
-local key = KEYS[1]
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local id = ARGV[4]
-
-local now
-if ARGV[5] ~= nil and ARGV[5] ~= '' then
-  now = tonumber(ARGV[5])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- Hits at or before now - window have left the window: drop them and count
+-- the rest. extra is the hit id.
+local function log_check(key, limit, window, cost, extra, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  return {key = key, limit = limit, window = window, cost = cost, id = extra,
+    now = now, count = count, fits = count + cost <= limit, fresh = false}
 end
 
--- Hits at or before now - window have left the window.
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
-
-local allowed = 0
-if count + cost <= limit then
-  allowed = 1
+local function log_record(st)
+  local key, now, id, cost = st.key, st.now, st.id, st.cost
   if cost == 1 then
     redis.call('ZADD', key, now, id)
   else
@@ -57,44 +58,81 @@ if count + cost <= limit then
       end
     end
   end
-  count = count + cost
+  -- The window held nothing before if count was 0: its oldest hits are then
+  -- the ones just recorded at now.
+  st.fresh = st.count == 0
+  st.count = st.count + cost
   -- The log is useless once its newest hit has left the window.
-  redis.call('PEXPIRE', key, math.ceil(window / 1000))
+  redis.call('PEXPIRE', key, math.ceil(st.window / 1000))
 end
 
 -- Time until the hit at 0-based rank (oldest first) leaves the window.
-local function leaves_after(rank)
-  local m = redis.call('ZRANGE', key, rank, rank, 'WITHSCORES')
+local function log_leaves_after(st, rank)
+  local m = redis.call('ZRANGE', st.key, rank, rank, 'WITHSCORES')
   if m[2] == nil then
     return 0
   end
-  local d = tonumber(m[2]) + window - now
+  local d = tonumber(m[2]) + st.window - st.now
   if d < 0 then d = 0 end
-  if d > window then d = window end
+  if d > st.window then d = st.window end
   return d
 end
 
-local reset_after = 0
-if count > 0 then
-  if allowed == 1 and count == cost then
-    -- The window held nothing before: its oldest hits are the ones just
-    -- recorded at now.
-    reset_after = window
-  else
-    reset_after = leaves_after(0)
+local function log_reply(st, recorded)
+  local count, limit = st.count, st.limit
+  local reset_after = 0
+  if count > 0 then
+    if recorded and st.fresh then
+      reset_after = st.window
+    else
+      reset_after = log_leaves_after(st, 0)
+    end
   end
+  local retry_after = 0
+  if not st.fits then
+    -- The (count + cost - limit)-th oldest hit must leave before cost fits;
+    -- for the oldest, that is the reset time already read.
+    local rank = count + st.cost - limit - 1
+    if rank == 0 then
+      retry_after = reset_after
+    else
+      retry_after = log_leaves_after(st, rank)
+    end
+  end
+  local allowed = 0
+  if recorded then allowed = 1 end
+  return {allowed, limit - count, retry_after, reset_after, 0}
 end
 
-local retry_after = 0
-if allowed == 0 then
-  -- The (count + cost - limit)-th oldest hit must leave before cost fits;
-  -- for the oldest, that is the reset time already read.
-  local rank = count + cost - limit - 1
-  if rank == 0 then
-    retry_after = reset_after
-  else
-    retry_after = leaves_after(rank)
+-- Removes the members of hit id (cost of them) and returns how many there
+-- were.
+local function log_undo(key, limit, window, cost, id, now)
+  if cost == 1 then
+    return redis.call('ZREM', key, id)
   end
+  local removed = 0
+  local batch = {}
+  for i = 1, cost do
+    batch[#batch + 1] = id .. '#' .. i
+    if #batch >= 512 or i == cost then
+      removed = removed + redis.call('ZREM', key, unpack(batch))
+      batch = {}
+    end
+  end
+  return removed
 end
 
-return {allowed, limit - count, retry_after, reset_after}
+--- script ---
+
+local now
+if ARGV[5] ~= nil and ARGV[5] ~= '' then
+  now = tonumber(ARGV[5])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local st = log_check(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], now)
+if st.fits then
+  log_record(st)
+end
+return log_reply(st, st.fits)

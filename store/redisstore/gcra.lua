@@ -1,0 +1,112 @@
+-- gcra.lua: the generic cell rate algorithm (a token bucket without a timer).
+--
+-- One token comes every T = W / limit microseconds, up to the burst capacity
+-- B. The state is one string, the theoretical arrival time tat (absolute, in
+-- microseconds, written with %.17g so that it reads back exactly): the
+-- bucket is full when tat <= now and holds (B*T - (tat - now)) / T tokens
+-- otherwise. cost tokens are taken (tat = max(tat, now) + cost*T) iff the
+-- new tat minus B*T is not after now. The key expires when the bucket is
+-- full again.
+--
+-- KEYS[1]  the bucket's string key
+-- ARGV[1]  limit: tokens per window (integer, 1 <= limit <= 1e9)
+-- ARGV[2]  window length W in microseconds (integer >= 1000)
+-- ARGV[3]  cost (integer, 1 <= cost <= burst)
+-- ARGV[4]  burst: the bucket's capacity B (integer, 1 <= burst <= 1e9)
+-- ARGV[5]  now in microseconds since the Unix epoch, or "" to read Redis TIME
+--
+-- Reply: {allowed (1|0), remaining, retry_after_us, reset_after_us, 1}
+--   remaining       whole tokens left
+--   retry_after_us  when denied, time until cost tokens are there
+--   reset_after_us  time until the bucket is full (0 when it is)
+--   1               the receipt id (GCRA need not tell calls apart)
+-- Durations are capped at 2^53 microseconds (285 years), which only a burst
+-- far above the limit reaches.
+--
+-- The functions below (gcra_*) are also GCRA's part of stack.lua and
+-- undo.lua; sliding_window.lua describes their arguments.
+
+local gcra_max_us = 9007199254740992
+
+-- d microseconds rounded up, within [0, 2^53].
+local function gcra_us(d)
+  d = math.ceil(d)
+  if d < 0 then return 0 end
+  if d > gcra_max_us then return gcra_max_us end
+  return d
+end
+
+-- Writes tat with an expiry when the bucket is full again: d = tat - now
+-- microseconds, in milliseconds rounded up, at least 1.
+local function gcra_store(key, tat, d)
+  local ms = math.ceil(gcra_us(d) / 1000)
+  if ms < 1 then ms = 1 end
+  redis.call('SET', key, string.format('%.17g', tat), 'PX', ms)
+end
+
+-- Reads tat as of now; extra is the burst.
+local function gcra_check(key, limit, window, cost, extra, now)
+  local t = window / limit
+  local burst = tonumber(extra)
+  local tat = now
+  local v = redis.call('GET', key)
+  if v then
+    local stored = tonumber(v)
+    if stored > now then tat = stored end
+  end
+  local new_tat = tat + cost * t
+  local allow_at = new_tat - burst * t
+  return {key = key, limit = limit, cost = cost, now = now, t = t, burst = burst,
+    tat = tat, new_tat = new_tat, allow_at = allow_at, fits = now >= allow_at}
+end
+
+local function gcra_record(st)
+  gcra_store(st.key, st.new_tat, st.new_tat - st.now)
+end
+
+local function gcra_reply(st, recorded)
+  local t, burst, now = st.t, st.burst, st.now
+  local tat = st.tat
+  if recorded then tat = st.new_tat end
+  local remaining = math.floor((burst * t - (tat - now)) / t + 1e-9)
+  if remaining < 0 then remaining = 0 end
+  if remaining > burst then remaining = burst end
+  local retry_after = 0
+  if not st.fits then
+    retry_after = math.max(1, gcra_us(st.allow_at - now))
+  end
+  local allowed = 0
+  if recorded then allowed = 1 end
+  return {allowed, remaining, retry_after, gcra_us(tat - now), 1}
+end
+
+-- Gives cost tokens back: tat moves back by cost*T; a bucket that is full
+-- again is deleted.
+local function gcra_undo(key, limit, window, cost, id, now)
+  local v = redis.call('GET', key)
+  if not v then
+    return 0
+  end
+  local tat = tonumber(v) - cost * (window / limit)
+  if tat <= now then
+    redis.call('DEL', key)
+  else
+    gcra_store(key, tat, tat - now)
+  end
+  return 1
+end
+
+--- script ---
+
+local now
+if ARGV[5] ~= nil and ARGV[5] ~= '' then
+  now = tonumber(ARGV[5])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local st = gcra_check(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], now)
+if st.fits then
+  gcra_record(st)
+end
+return gcra_reply(st, st.fits)

@@ -1,0 +1,153 @@
+-- sliding_counter.lua: a sliding-window counter.
+--
+-- Time is cut into fixed windows of length W aligned to multiples of W since
+-- the Unix epoch. The state is one string "idx:curr:prev": the index of the
+-- fixed window it was written in and the hits counted in that window and in
+-- the one before. With e the time since the start of the current window, the
+-- weighted count is prev*(W-e)/W + curr, and cost hits are recorded
+-- (curr += cost) iff the weighted count plus cost is at most the limit.
+-- The key expires at the end of the fixed window after the current one, when
+-- its counts no longer weigh.
+--
+-- KEYS[1]  the counter's string key
+-- ARGV[1]  limit (integer, 1 <= limit <= 1e9)
+-- ARGV[2]  window length W in microseconds (integer >= 1000)
+-- ARGV[3]  cost (integer, 1 <= cost <= limit)
+-- ARGV[4]  unused ("")
+-- ARGV[5]  now in microseconds since the Unix epoch, or "" to read Redis TIME
+--
+-- Reply: {allowed (1|0), remaining, retry_after_us, reset_after_us, receipt_id}
+--   remaining       limit minus the weighted count rounded up, at least 0
+--   retry_after_us  when denied, the least time after which the same request
+--                   would be recorded if nothing else arrived
+--   reset_after_us  the least time after which the weighted count rounded up
+--                   drops by one (0 when it is 0)
+--   receipt_id      idx + 1, for undo
+--
+-- The functions below (counter_*) are also the counter's part of stack.lua
+-- and undo.lua; sliding_window.lua describes their arguments.
+
+-- The weighted count at time t (after now, nothing arriving) of the counts
+-- curr and prev of fixed window idx.
+local function counter_count_at(idx, curr, prev, window, t)
+  local tidx = math.floor(t / window)
+  local te = t - tidx * window
+  if tidx == idx then
+    return prev * (window - te) / window + curr
+  elseif tidx == idx + 1 then
+    return curr * (window - te) / window
+  end
+  return 0
+end
+
+-- The least d >= 1 (microseconds) such that the weighted count at now + d
+-- plus cost is at most lim: a closed form, then corrected by single
+-- microseconds against counter_count_at for float rounding.
+local function counter_wait(st, cost, lim)
+  local idx, e, curr, prev, window = st.idx, st.e, st.curr, st.prev, st.window
+  local d
+  if curr + cost <= lim then
+    d = math.ceil((window - (lim - curr - cost) * window / prev) - e)
+  else
+    local e2 = window - (lim - cost) * window / curr
+    if e2 < 0 then e2 = 0 end
+    d = (window - e) + math.ceil(e2)
+  end
+  if d < 1 then d = 1 end
+  local now = st.now
+  while counter_count_at(idx, curr, prev, window, now + d) + cost > lim do
+    d = d + 1
+  end
+  while d > 1 and counter_count_at(idx, curr, prev, window, now + d - 1) + cost <= lim do
+    d = d - 1
+  end
+  return d
+end
+
+-- Reads the state as of now: the counts of the current fixed window and of
+-- the one before.
+local function counter_check(key, limit, window, cost, extra, now)
+  local idx = math.floor(now / window)
+  local e = now - idx * window
+  local curr, prev = 0, 0
+  local v = redis.call('GET', key)
+  if v then
+    local a, b, c = string.match(v, '^(%d+):(%d+):(%d+)$')
+    local sidx = tonumber(a)
+    if sidx == idx then
+      curr, prev = tonumber(b), tonumber(c)
+    elseif sidx == idx - 1 then
+      prev = tonumber(b)
+    end
+  end
+  local count = prev * (window - e) / window + curr
+  return {key = key, limit = limit, window = window, cost = cost, now = now,
+    idx = idx, e = e, curr = curr, prev = prev, count = count,
+    fits = count + cost <= limit}
+end
+
+local function counter_record(st)
+  st.curr = st.curr + st.cost
+  st.count = st.count + st.cost
+  local window = st.window
+  redis.call('SET', st.key, string.format('%.0f:%.0f:%.0f', st.idx, st.curr, st.prev),
+    'PX', math.ceil(((window - st.e) + window) / 1000))
+end
+
+local function counter_reply(st, recorded)
+  local r = math.ceil(st.count)
+  local remaining = st.limit - r
+  if remaining < 0 then remaining = 0 end
+  local reset_after = 0
+  if r > 0 then
+    reset_after = counter_wait(st, 0, r - 1)
+  end
+  local retry_after = 0
+  if not st.fits then
+    retry_after = counter_wait(st, st.cost, st.limit)
+  end
+  local allowed = 0
+  if recorded then allowed = 1 end
+  return {allowed, remaining, retry_after, reset_after, st.idx + 1}
+end
+
+-- Takes cost back from the fixed window idx = id - 1 the hits were recorded
+-- in, if the state still counts it (as curr, or as prev one window later).
+-- Needs no clock; the key keeps its expiry.
+local function counter_undo(key, limit, window, cost, id, now)
+  id = tonumber(id)
+  local v = redis.call('GET', key)
+  if not v then
+    return 0
+  end
+  local a, b, c = string.match(v, '^(%d+):(%d+):(%d+)$')
+  local sidx, curr, prev = tonumber(a), tonumber(b), tonumber(c)
+  if sidx == id - 1 then
+    curr = math.max(0, curr - cost)
+  elseif sidx == id then
+    prev = math.max(0, prev - cost)
+  else
+    return 0
+  end
+  if curr == 0 and prev == 0 then
+    redis.call('DEL', key)
+  else
+    redis.call('SET', key, string.format('%.0f:%.0f:%.0f', sidx, curr, prev), 'KEEPTTL')
+  end
+  return 1
+end
+
+--- script ---
+
+local now
+if ARGV[5] ~= nil and ARGV[5] ~= '' then
+  now = tonumber(ARGV[5])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local st = counter_check(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], now)
+if st.fits then
+  counter_record(st)
+end
+return counter_reply(st, st.fits)

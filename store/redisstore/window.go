@@ -1,0 +1,89 @@
+package redisstore
+
+import (
+	"time"
+
+	"github.com/sluicehq/sluice/store"
+)
+
+// partReplyLen is the length of the reply of a Hit script: allowed,
+// remaining, retry_after_us, reset_after_us, receipt_id.
+const partReplyLen = 5
+
+// undoArgsPerPart is how many ARGV values undo.lua takes per part.
+const undoArgsPerPart = 5
+
+// part is one rule's share of a decision: a Hit, or one element of HitAll.
+type part struct {
+	key   string // the Redis key of the state
+	rule  store.Rule
+	cost  int
+	id    uint64 // the sliding log's hit id; 0 for the other algorithms
+	extra any    // the scripts' per-algorithm argument: hit id, burst or ""
+}
+
+// preparePart fills p for cost hits of key under rule, issuing a hit id for
+// a sliding log.
+func (s *Store) preparePart(p *part, key string, rule store.Rule, cost int) {
+	p.key = s.windowKey(rule.Name, rule.Algorithm, key)
+	p.rule, p.cost = rule, cost
+	switch rule.Algorithm {
+	case store.SlidingLog:
+		p.id = s.seq.Add(1)
+		p.extra = s.hitID(p.id)
+	case store.GCRA:
+		p.extra = rule.Capacity()
+	default:
+		p.extra = ""
+	}
+}
+
+// result decodes the reply of a Hit script (the first partReplyLen values
+// of each part of stack.lua's reply) and reports whether it is well formed.
+func (p *part) result(v []int64) (store.Result, bool) {
+	allowed, remaining, retry, reset, id := v[0], v[1], v[2], v[3], v[4]
+	if (allowed != 0 && allowed != 1) || retry < 0 || reset < 0 || id < 0 {
+		return store.Result{}, false
+	}
+	res := store.Result{
+		Allowed:    allowed == 1,
+		Limit:      p.rule.Limit,
+		Remaining:  int(max(remaining, 0)),
+		ResetAfter: time.Duration(reset) * time.Microsecond,
+	}
+	if !res.Allowed {
+		res.RetryAfter = time.Duration(retry) * time.Microsecond
+		return res, true
+	}
+	receipt := uint64(id)
+	if p.rule.Algorithm == store.SlidingLog {
+		receipt = p.id
+	}
+	if receipt == 0 {
+		return store.Result{}, false
+	}
+	res.Receipt = store.Receipt{ID: receipt, Cost: p.cost, Rule: p.rule}
+	return res, true
+}
+
+// appendUndoArgs appends undo.lua's five values for receipt to args.
+func (s *Store) appendUndoArgs(args []any, receipt store.Receipt) []any {
+	var id any = ""
+	switch receipt.Rule.Algorithm {
+	case store.SlidingLog:
+		id = s.hitID(receipt.ID)
+	case store.SlidingCounter:
+		id = receipt.ID
+	}
+	return append(args, algorithmCodes[receipt.Rule.Algorithm], receipt.Rule.Limit,
+		receipt.Rule.Window.Microseconds(), receipt.Cost, id)
+}
+
+// now returns the scripts' time argument: the Store's clock in microseconds
+// since the Unix epoch, or "" to let the script read Redis TIME.
+func (s *Store) now() any {
+	if s.clock == nil {
+		return ""
+	}
+	return s.clock().UnixMicro()
+}
