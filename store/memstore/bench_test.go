@@ -82,17 +82,67 @@ func benchHit(b *testing.B, keys []string, rule store.Rule, parallel bool) {
 	b.ReportMetric(float64(allowed.Load())/float64(b.N), "allowed/op")
 }
 
+// BenchmarkHit measures Hit under the sliding log (the top-level cases),
+// the sliding-window counter (Counter/...) and GCRA (GCRA/...), each with the
+// same limits and windows.
 func BenchmarkHit(b *testing.B) {
 	hot := benchKeys(1)
 	many := benchKeys(distinctKeys)
-	b.Run("HotKey/Allowed", func(b *testing.B) { benchHit(b, hot, allowedRule, false) })
-	b.Run("HotKey/Allowed/Parallel", func(b *testing.B) { benchHit(b, hot, allowedRule, true) })
-	b.Run("HotKey/Denied", func(b *testing.B) { benchHit(b, hot, deniedRule, false) })
-	b.Run("HotKey/Denied/Parallel", func(b *testing.B) { benchHit(b, hot, deniedRule, true) })
-	b.Run("100kKeys/Allowed", func(b *testing.B) { benchHit(b, many, allowedRule, false) })
-	b.Run("100kKeys/Allowed/Parallel", func(b *testing.B) { benchHit(b, many, allowedRule, true) })
-	b.Run("100kKeys/Denied", func(b *testing.B) { benchHit(b, many, deniedRule, false) })
-	b.Run("100kKeys/Denied/Parallel", func(b *testing.B) { benchHit(b, many, deniedRule, true) })
+	for _, alg := range []struct {
+		prefix    string
+		algorithm store.Algorithm
+	}{
+		{"", store.SlidingLog},
+		{"Counter/", store.SlidingCounter},
+		{"GCRA/", store.GCRA},
+	} {
+		allowed, denied := allowedRule, deniedRule
+		allowed.Algorithm, denied.Algorithm = alg.algorithm, alg.algorithm
+		b.Run(alg.prefix+"HotKey/Allowed", func(b *testing.B) { benchHit(b, hot, allowed, false) })
+		b.Run(alg.prefix+"HotKey/Allowed/Parallel", func(b *testing.B) { benchHit(b, hot, allowed, true) })
+		b.Run(alg.prefix+"HotKey/Denied", func(b *testing.B) { benchHit(b, hot, denied, false) })
+		b.Run(alg.prefix+"HotKey/Denied/Parallel", func(b *testing.B) { benchHit(b, hot, denied, true) })
+		b.Run(alg.prefix+"100kKeys/Allowed", func(b *testing.B) { benchHit(b, many, allowed, false) })
+		b.Run(alg.prefix+"100kKeys/Allowed/Parallel", func(b *testing.B) { benchHit(b, many, allowed, true) })
+		b.Run(alg.prefix+"100kKeys/Denied", func(b *testing.B) { benchHit(b, many, denied, false) })
+		b.Run(alg.prefix+"100kKeys/Denied/Parallel", func(b *testing.B) { benchHit(b, many, denied, true) })
+	}
+}
+
+// BenchmarkHitAll measures a stack of a burst rule (sliding log) and a
+// longer one (sliding-window counter) on one hot key, allowed or denied by
+// the burst rule.
+func BenchmarkHitAll(b *testing.B) {
+	long := store.Rule{Name: "long", Limit: store.MaxCounterLimit, Window: time.Hour, Algorithm: store.SlidingCounter}
+	for _, tc := range []struct {
+		name  string
+		burst store.Rule
+	}{
+		{"Allowed", store.Rule{Name: "burst", Limit: store.MaxLimit, Window: time.Millisecond}},
+		{"Denied", store.Rule{Name: "burst", Limit: 1, Window: time.Hour}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s, err := memstore.New()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			hits := []store.Hit{{Key: "client:0", Rule: tc.burst, Cost: 1}, {Key: "client:0", Rule: long, Cost: 1}}
+			out := make([]store.Result, len(hits))
+			var allowed int64
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.HitAll(ctx, hits, out); err != nil {
+					b.Fatal(err)
+				}
+				if out[0].Allowed {
+					allowed++
+				}
+			}
+			b.ReportMetric(float64(allowed)/float64(b.N), "allowed/op")
+		})
+	}
 }
 
 // BenchmarkLock measures an Acquire and Release pair on one key.

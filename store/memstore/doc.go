@@ -1,9 +1,11 @@
-// Package memstore is an in-memory store.Store: an exact sliding-window log and
-// token-checked locks with fencing tokens, for a single process. It has the
-// same semantics as store/redisstore's Lua scripts, so an application can start
-// on memstore and move to Redis when it runs more than one instance.
+// Package memstore is an in-memory store.Store: the three rate-limit
+// algorithms of store.Algorithm (an exact sliding-window log, a sliding-window
+// counter and GCRA), stacked decisions, and token-checked locks with fencing
+// tokens, for a single process. It has the same semantics as store/redisstore's
+// Lua scripts, decision for decision, so an application can start on memstore
+// and move to Redis when it runs more than one instance.
 //
-// # Sliding window
+// # Sliding log
 //
 // Each key keeps a log of its hits in the window (now-window, now], at
 // microsecond precision like the Lua scripts: (time, receipt id) pairs, 16
@@ -16,11 +18,32 @@
 // new limit once they have. A rule's limit is at most store.MaxLimit and a
 // call's cost at most store.MaxCost, as for every store.
 //
+// # Sliding-window counter and GCRA
+//
+// The O(1) algorithms keep a few numbers per key inside its 64-byte table
+// entry, whatever the limit (up to store.MaxCounterLimit): the counter, the
+// index of the fixed window it last counted in and the counts of that window
+// and the one before; GCRA, the theoretical arrival time as a float64 of
+// microseconds. Their arithmetic, down to the order of the float64
+// operations and the rounding of the times they report, is the one the Redis
+// scripts do. A counter's state empties at the end of the fixed window after
+// the one it last counted in; a GCRA state when its bucket is full again.
+// The same key and rule name under two algorithms are two independent states.
+//
+// # Stacks
+//
+// HitAll decides up to 16 rules at once. It locks the shards of all of them,
+// in ascending order so that stacks never deadlock, reads the clock once,
+// checks every rule against the state as it stands, and records every rule
+// or none: a stack is atomic in memstore. Recording a rule never evicts
+// another rule of the same stack.
+//
 // # Keys
 //
 // Keys are never stored: a key is held as its 64-bit maphash digest under a
 // seed chosen at random by New, so a 1 MB key costs 8 bytes (hashing it costs
-// one pass over its bytes per call). Two distinct keys share a window only if
+// one pass over its bytes per call); the rule's name and algorithm are mixed
+// into the digest. Two distinct keys share a state only if
 // their digests collide, which for n keys happens with probability about
 // n²/2⁶⁵ (3·10⁻⁸ for a million keys) and cannot be aimed at, because the seed
 // is secret and differs per Store. Lock tokens are held as a 128-bit digest
@@ -31,12 +54,14 @@
 //
 // Keys are spread over up to 256 shards by their digest, each behind its own
 // mutex, so decisions on different keys rarely contend. A shard keeps its
-// windows in an open-addressing hash table whose 64-byte entries (one cache
-// line) hold the digest next to the window's state, so a decision usually
-// reads one cache line, and a log of a single hit lives in that line too.
-// With the table at most 7/8 full, a key costs 73 to 146 bytes, plus 16 bytes
-// per hit in its window once it holds two or more (its log buffer then has
-// room for at least 4 hits, fewer when the limit is smaller).
+// windows (the state of a key under a rule name and algorithm) in an
+// open-addressing hash table whose 64-byte entries (one cache line) hold the
+// digest next to the window's state, so a decision usually reads one cache
+// line; a log of a single hit, and every counter and GCRA state, live in that
+// line too. With the table at most 7/8 full, a window costs 73 to 146 bytes,
+// plus, for a log, 16 bytes per hit in its window once it holds two or more
+// (its log buffer then has room for at least 4 hits, fewer when the limit is
+// smaller).
 //
 // The number of windows is bounded by WithMaxKeys (DefaultMaxKeys, about a
 // million) and the number of locks separately by WithMaxLocks
@@ -47,8 +72,10 @@
 // triggers a sweep of emptied windows (at most once per quarter of the
 // shard's capacity inserted, so the cost is amortised) and then evicts one
 // window from a random sample of eight: an emptied one if the sample holds
-// one, else the one that has used the smallest share of its limit, and
-// among those the one that empties soonest. Forgetting a window gives its client
+// one, else the one that has used the smallest share of its limit (hits in
+// the log, the counter's weighted count, the tokens taken from GCRA's
+// bucket, each over the rule's limit or capacity), and among those the one
+// that empties soonest, whatever their algorithms. Forgetting a window gives its client
 // its used hits back, so the store forgets the clients that used least of
 // their quota: a client that has used up its quota stays denied while a flood
 // of new clients, each with a hit or two, pushes out other new clients. A
@@ -81,12 +108,16 @@
 // reading costs half of time.Now. WithClock injects another source, such as a
 // fake clock in tests. Hit reads the clock while it holds the key's shard, so
 // concurrent hits on a key are recorded in time order; a clock that goes back
-// is still handled, by inserting the hit in order as a sorted set would.
+// is still handled, by inserting the hit in order as a sorted set would. As in
+// the Redis scripts, a counter state from a later fixed window than the
+// clock's counts as empty, and a GCRA bucket never holds more than its
+// capacity.
 //
 // # Performance
 //
-// A decision takes one shard mutex and does no allocation once the key's log
-// has grown to fit its traffic. See the package benchmarks and the comparison
+// A decision takes one shard mutex (a stack, one per shard it touches) and
+// does no allocation: none at all under the counter and GCRA, none under the
+// log once the key's log has grown to fit its traffic. See the package benchmarks and the comparison
 // with golang.org/x/time/rate and sethvargo/go-limiter in sluice's bench
 // module.
 package memstore

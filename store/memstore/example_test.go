@@ -131,3 +131,62 @@ func ExampleWithMaxKeys() {
 	// Output:
 	// keys held at most 1000: true
 }
+
+// HitAll stacks a burst rule and an hourly one on a route: a request is
+// admitted only if both admit it, and one that either denies counts against
+// neither.
+func ExampleStore_HitAll() {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	s, err := memstore.New(memstore.WithClock(func() time.Time { return now }), memstore.WithSweepInterval(0))
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+
+	ctx := context.Background()
+	burst := store.Rule{Name: "burst", Limit: 2, Window: 10 * time.Second}
+	hourly := store.Rule{Name: "hourly", Limit: 5, Window: time.Hour, Algorithm: store.SlidingCounter}
+	stack := []store.Hit{
+		{Key: "client:203.0.113.7", Rule: burst, Cost: 1},
+		{Key: "client:203.0.113.7", Rule: hourly, Cost: 1},
+	}
+	out := make([]store.Result, len(stack))
+	for i := 1; i <= 3; i++ {
+		if err := s.HitAll(ctx, stack, out); err != nil {
+			panic(err)
+		}
+		fmt.Printf("request %d: allowed=%v burst remaining=%d hourly remaining=%d retry after=%v\n",
+			i, out[0].Allowed, out[0].Remaining, out[1].Remaining, out[0].RetryAfter)
+	}
+	// Output:
+	// request 1: allowed=true burst remaining=1 hourly remaining=4 retry after=0s
+	// request 2: allowed=true burst remaining=0 hourly remaining=3 retry after=0s
+	// request 3: allowed=false burst remaining=0 hourly remaining=3 retry after=10s
+}
+
+// GCRA spaces requests evenly: 10 a second is one every 100ms, with a burst
+// of 3 taken at once.
+func Example_gcra() {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	s, err := memstore.New(memstore.WithClock(func() time.Time { return now }), memstore.WithSweepInterval(0))
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+
+	ctx := context.Background()
+	rule := store.Rule{Limit: 10, Window: time.Second, Algorithm: store.GCRA, Burst: 3}
+	for i := 1; i <= 4; i++ {
+		res, _ := s.Hit(ctx, "client", rule, 1)
+		fmt.Printf("request %d: allowed=%v remaining=%d retry after=%v\n", i, res.Allowed, res.Remaining, res.RetryAfter)
+	}
+	now = now.Add(100 * time.Millisecond)
+	res, _ := s.Hit(ctx, "client", rule, 1)
+	fmt.Println("100ms later: allowed:", res.Allowed)
+	// Output:
+	// request 1: allowed=true remaining=2 retry after=0s
+	// request 2: allowed=true remaining=1 retry after=0s
+	// request 3: allowed=true remaining=0 retry after=0s
+	// request 4: allowed=false remaining=0 retry after=100ms
+	// 100ms later: allowed: true
+}

@@ -90,19 +90,20 @@ type config struct {
 // Option configures a Store in New.
 type Option func(*config)
 
-// WithClock makes the Store read the time from now, for the sliding window and
-// for lock expiry. The default, nil, reads the monotonic clock anchored to the
+// WithClock makes the Store read the time from now, for the rate-limit
+// algorithms and for lock expiry. The default, nil, reads the monotonic clock anchored to the
 // wall clock when New runs.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) { c.clock = now }
 }
 
-// WithMaxKeys bounds the number of rate-limit windows (one per key in use)
-// that the Store holds; it must be positive. The default is DefaultMaxKeys.
+// WithMaxKeys bounds the number of rate-limit windows (one per key, rule
+// name and algorithm in use) that the Store holds; it must be positive. The default is DefaultMaxKeys.
 // The bound is split evenly over the shards (at most 256, each holding at
 // least 64 keys when n allows), so the Store may start evicting a little
 // before n keys. Eviction keeps the keys closest to their limit (see the
-// package documentation).
+// package documentation). A stack of HitAll never evicts its own windows, so
+// a bound smaller than a stack lets the Store hold that stack's windows.
 func WithMaxKeys(n int) Option {
 	return func(c *config) { c.maxKeys = n }
 }
