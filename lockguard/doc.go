@@ -38,15 +38,22 @@
 //
 // A Guard is the HTTP policy around a handler, framework-neutral and working on
 // net/http types; the adapters in adapters/httpmw, adapters/echomw and
-// adapters/ginmw turn it into middleware. A KeyFunc picks the resource from the
-// request (PathValue reads a route parameter). While one request holds the
-// resource, another for the same resource gets 409 Conflict with Retry-After
-// (the holder's remaining TTL in whole seconds, at least 1) and a JSON body
-// {"error":"resource is locked","retry_after":N}; requests for other resources
-// run in parallel. The handler finds the lock with FromContext; the lock is kept
-// alive while the handler runs, the handler's context is cancelled if it is
-// lost, and it is released when the handler returns or panics. A store failure
-// answers 503 (fail-closed) unless WithFailOpen is set.
+// adapters/ginmw turn it into middleware. It speaks the limiter's vocabulary: a
+// limiter.KeyFunc picks the resource from the request (limiter.PathValueKey
+// reads a route parameter), and limiter.FailClosed (the default) or
+// limiter.FailOpen says what a store failure does. A Guard has a name, like a
+// limiter.Policy, and locks the name, a colon and the resource's key. While
+// one request holds the resource, another for the same resource gets 409
+// Conflict with Retry-After (the holder's remaining TTL in whole seconds, at
+// least 1) and a JSON body {"error":"resource is locked","retry_after":N};
+// requests for other resources run in parallel. The handler finds the lock
+// with FromContext; the lock is kept alive while the handler runs, the
+// handler's context is cancelled if it is lost, and it is released when the
+// handler returns or panics. A store failure answers 503 unless the Guard
+// fails open.
+//
+// lockguard imports package limiter for these types; limiter never imports
+// lockguard.
 //
 // # What a lock does not promise
 //

@@ -29,11 +29,9 @@ var (
 	// a closed store). It wraps the store's own error.
 	ErrStore = errors.New("lockguard: store failure")
 
-	// ErrNoKey reports that a KeyFunc found no resource key in a request.
-	ErrNoKey = errors.New("lockguard: no lock key in request")
-
 	// ErrInvalidConfig reports a Locker or Guard that cannot be built: a nil
-	// store, locker or key function, or a duration out of range.
+	// store, locker or key function, an empty guard name, or an option out of
+	// range.
 	ErrInvalidConfig = errors.New("lockguard: invalid configuration")
 )
 

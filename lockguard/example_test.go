@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/store/memstore"
 )
@@ -162,7 +163,7 @@ func ExampleGuard_Admit() {
 	st, _ := memstore.New()
 	defer st.Close()
 	locker, _ := lockguard.New(st)
-	guard, err := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), 5*time.Second)
+	guard, err := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), 5*time.Second)
 	if err != nil {
 		panic(err)
 	}
@@ -189,5 +190,5 @@ func ExampleGuard_Admit() {
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/orders/42/pay", nil))
 	fmt.Print(rec.Code, " ", rec.Body.String())
-	// Output: 200 paid under order:42
+	// Output: 200 paid under order:param:id:42
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/logthrottle"
+	"github.com/sluicehq/sluice/limiter"
 )
 
 // Messages of the JSON error bodies a Guard sends. They never carry an
@@ -23,94 +24,87 @@ const (
 	msgCancelled   = "request cancelled"
 )
 
-// KeyFunc picks the resource a request works on: the lock key. An error, or
-// an empty key, makes the Guard answer 400 Bad Request. The key may carry
-// user-controlled data: stores hash keys, so their length does not matter.
-type KeyFunc func(r *http.Request) (string, error)
-
-// PathValue returns a KeyFunc that reads the route parameter name with
-// r.PathValue (net/http 1.22 patterns such as "POST /orders/{id}/pay") and
-// prefixes it with prefix, so that PathValue("id", "order:") locks
-// "order:42". An empty value is an error wrapping ErrNoKey.
-//
-// The echo and gin adapters copy their routers' parameters into the request's
-// path values, so PathValue works with them too. With net/http, wrap the
-// handler of the route (not the ServeMux itself): path values are set when
-// the mux has matched the pattern.
-func PathValue(name, prefix string) KeyFunc {
-	return func(r *http.Request) (string, error) {
-		v := r.PathValue(name)
-		if v == "" {
-			return "", fmt.Errorf("%w: empty path value %q", ErrNoKey, name)
-		}
-		return prefix + v, nil
-	}
-}
-
 // Guard is the HTTP policy that lets one request at a time work on a
 // resource. Create one with NewGuard and mount it with an adapter
 // (httpmw.Guard, echomw.Guard, ginmw.Guard); the zero Guard is not usable. A
 // Guard is safe for concurrent use.
 //
-// For each request the Guard picks the resource with its KeyFunc and obtains
-// its lock. If another request holds it, the answer is 409 Conflict with
-// Retry-After (the holder's remaining TTL in whole seconds, rounded up, at
-// least 1), Content-Type application/json and the body
-// {"error":"resource is locked","retry_after":N}. Otherwise the handler runs
-// with the lock in its request context (FromContext), kept alive (see
-// Lock.KeepAlive; the handler's context is cancelled with cause ErrLockLost if
-// the lock is lost), and the lock is released when the handler returns, also
-// when it panics (the panic goes on) and when the client has hung up. A key
-// error answers 400, a store failure 503 unless WithFailOpen is set; no
-// response carries an error's text. Every store call is bounded by the
-// Locker's store timeout (WithStoreTimeout, DefaultStoreTimeout by default),
-// so a hung Redis holds a request for about that long (each attempt, when
-// WithWait lets it wait), not until the Redis client gives up.
+// For each request the Guard picks the resource with its limiter.KeyFunc and
+// obtains the lock named by the Guard's name, a colon and that key: a Guard
+// named "order" keyed by limiter.PathValueKey("id") locks
+// "order:param:id:42" for /orders/42/pay. If another request holds it, the
+// answer is 409 Conflict with Retry-After (the holder's remaining TTL in
+// whole seconds, rounded up, at least 1), Content-Type application/json and
+// the body {"error":"resource is locked","retry_after":N}. Otherwise the
+// handler runs with the lock in its request context (FromContext), kept alive
+// (see Lock.KeepAlive; the handler's context is cancelled with cause
+// ErrLockLost if the lock is lost), and the lock is released when the handler
+// returns, also when it panics (the panic goes on) and when the client has
+// hung up. A key error answers 400, a store failure 503 under
+// limiter.FailClosed (the default; see WithFailMode); no response carries an
+// error's text. Every store call is bounded by the Locker's store timeout
+// (WithStoreTimeout, DefaultStoreTimeout by default), so a hung Redis holds a
+// request for about that long (each attempt, when WithWait lets it wait), not
+// until the Redis client gives up.
 type Guard struct {
-	locker   *Locker
-	key      KeyFunc
-	ttl      time.Duration
-	wait     time.Duration
-	failOpen bool
-	logger   *slog.Logger
-	deny     func(w http.ResponseWriter, r *http.Request, rj *Rejection)
-	err      error // the first option out of range
+	name   string
+	locker *Locker
+	key    limiter.KeyFunc
+	ttl    time.Duration
+	wait   time.Duration
+	fail   limiter.FailMode
+	logger *slog.Logger
+	deny   func(w http.ResponseWriter, r *http.Request, rj *Rejection)
+	err    error // the first option out of range
 
-	storeLog logthrottle.Throttle // store failures
+	storeLog logthrottle.Throttle // store failures, failed releases
 	keyLog   logthrottle.Throttle // requests without a key
+	lostLog  logthrottle.Throttle // handlers whose lock was lost or held too long
 }
 
-// log writes one record to the Guard's logger, through t when it is not nil:
-// store failures and requests without a key are each throttled to one line
-// per second per Guard (the line says how many were suppressed), as a Policy
-// throttles its own.
+// log writes one record to the Guard's logger through t: at most one line
+// per second per kind and Guard (the line says how many were suppressed), as
+// a limiter.Policy logs its own. Records carry the Guard's name.
 func (g *Guard) log(ctx context.Context, t *logthrottle.Throttle, level slog.Level, msg string, attrs ...slog.Attr) {
-	if t != nil {
-		ok, suppressed := t.Allow()
-		if !ok {
-			return
-		}
-		attrs = append(attrs, slog.Int64("suppressed", suppressed))
+	ok, suppressed := t.Allow()
+	if !ok {
+		return
 	}
+	attrs = append(attrs, slog.String("guard", g.name), slog.Int64("suppressed", suppressed))
 	g.logger.LogAttrs(ctx, level, msg, attrs...)
 }
 
-// GuardOption configures a Guard in NewGuard.
+// GuardOption configures a Guard in NewGuard. An option out of range makes
+// NewGuard fail with an error wrapping ErrInvalidConfig.
 type GuardOption func(*Guard)
 
 // WithWait makes a request for a busy resource wait up to d for the lock,
 // retrying with the Locker's RetryStrategy (DefaultBackoff if it has none),
 // before the Guard answers 409. The default, 0, answers 409 at once.
 func WithWait(d time.Duration) GuardOption {
-	return func(g *Guard) { g.wait = d }
+	return func(g *Guard) {
+		if d < 0 {
+			g.setErr(fmt.Errorf("%w: guard wait %v must not be negative", ErrInvalidConfig, d))
+			return
+		}
+		g.wait = d
+	}
 }
 
-// WithFailOpen chooses what happens when the store fails (an unreachable or
-// slow Redis): with open true the handler runs without a lock (FromContext
-// reports none) and the failure is logged; with open false, the default, the
-// Guard answers 503 Service Unavailable with a JSON error (fail-closed).
-func WithFailOpen(open bool) GuardOption {
-	return func(g *Guard) { g.failOpen = open }
+// WithFailMode chooses what happens when the store fails (an unreachable or
+// slow Redis): under limiter.FailClosed, the default, the Guard answers 503
+// Service Unavailable with a JSON error; under limiter.FailOpen the handler
+// runs without a lock (FromContext reports none). The failure is logged
+// either way (see WithLogger). A request whose own context ended while it
+// waited for the lock is answered 503 under both.
+func WithFailMode(m limiter.FailMode) GuardOption {
+	return func(g *Guard) {
+		if m != limiter.FailOpen && m != limiter.FailClosed {
+			g.setErr(fmt.Errorf("%w: unknown fail mode %d", ErrInvalidConfig, int(m)))
+			return
+		}
+		g.fail = m
+	}
 }
 
 // WithDenyHandler replaces the default response to a rejected request (a
@@ -119,17 +113,21 @@ func WithFailOpen(open bool) GuardOption {
 func WithDenyHandler(h func(w http.ResponseWriter, r *http.Request, rj *Rejection)) GuardOption {
 	return func(g *Guard) {
 		if h == nil {
-			g.err = fmt.Errorf("%w: nil deny handler", ErrInvalidConfig)
+			g.setErr(fmt.Errorf("%w: nil deny handler", ErrInvalidConfig))
 			return
 		}
 		g.deny = h
 	}
 }
 
-// WithLogger sets where the Guard logs store failures, requests without a
-// key, lost locks and failed releases; store failures and requests without a
-// key are throttled to one line per second. The default is slog.Default(); a
-// nil logger discards the records.
+// WithLogger sets where the Guard reports store failures (a failed acquire
+// or release; error level), requests without a key (warn level, answered
+// 400), and handlers whose lock was lost or held past the Locker's maximum
+// hold time (warn level): at most one line of each kind per second per Guard,
+// with the Guard's name and the number of lines suppressed before it, as a
+// limiter.Policy reports its own. Lines about a held lock carry its key; no
+// line carries other request data. The default is slog.Default(); a nil
+// logger discards the records.
 func WithLogger(l *slog.Logger) GuardOption {
 	return func(g *Guard) {
 		if l == nil {
@@ -139,33 +137,48 @@ func WithLogger(l *slog.Logger) GuardOption {
 	}
 }
 
-// NewGuard returns a Guard that locks the resource key picks for ttl with
-// locker. It returns an error if locker or key is nil, ttl is below one
-// millisecond, or the wait is negative.
-func NewGuard(locker *Locker, key KeyFunc, ttl time.Duration, opts ...GuardOption) (*Guard, error) {
+// setErr records the first error of an option.
+func (g *Guard) setErr(err error) {
+	if g.err == nil {
+		g.err = err
+	}
+}
+
+// NewGuard returns the Guard named name that locks, with locker and for ttl,
+// the resource key picks from each request (for instance
+// limiter.PathValueKey("id")). The lock's key is name, a colon and the
+// resource's key, so that Guards of different names never share a lock,
+// while one Guard mounted on several routes (pay and cancel of an order)
+// lets one request at a time work on the resource across all of them. It
+// returns an error wrapping ErrInvalidConfig if name is empty, locker or key
+// is nil, ttl is below one millisecond, or an option is out of range.
+func NewGuard(name string, locker *Locker, key limiter.KeyFunc, ttl time.Duration, opts ...GuardOption) (*Guard, error) {
+	if name == "" {
+		return nil, fmt.Errorf("%w: empty guard name", ErrInvalidConfig)
+	}
 	if locker == nil {
-		return nil, fmt.Errorf("%w: nil locker", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: guard %q: nil locker", ErrInvalidConfig, name)
 	}
 	if key == nil {
-		return nil, fmt.Errorf("%w: nil key function", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: guard %q: nil key function", ErrInvalidConfig, name)
 	}
 	if ttl < time.Millisecond {
-		return nil, fmt.Errorf("%w: guard ttl %v must be at least 1ms", ErrInvalidConfig, ttl)
+		return nil, fmt.Errorf("%w: guard %q: ttl %v must be at least 1ms", ErrInvalidConfig, name, ttl)
 	}
-	g := &Guard{locker: locker, key: key, ttl: ttl, logger: slog.Default()}
+	g := &Guard{name: name, locker: locker, key: key, ttl: ttl, fail: limiter.FailClosed, logger: slog.Default()}
 	for _, o := range opts {
 		if o != nil {
 			o(g)
 		}
 	}
 	if g.err != nil {
-		return nil, g.err
-	}
-	if g.wait < 0 {
-		return nil, fmt.Errorf("%w: guard wait %v must not be negative", ErrInvalidConfig, g.wait)
+		return nil, fmt.Errorf("guard %q: %w", name, g.err)
 	}
 	return g, nil
 }
+
+// Name returns the Guard's name.
+func (g *Guard) Name() string { return g.name }
 
 // Rejection is the response a Guard chose instead of running the handler:
 // 409 Conflict for a busy resource, 400 Bad Request for a key error, 503
@@ -252,31 +265,35 @@ func FromContext(ctx context.Context) (*Lock, bool) {
 
 // Admit runs the guard's policy for r, for an adapter, as
 // limiter.Policy.Admit does for a rate limit. It picks the resource with key
-// (nil: the Guard's KeyFunc) and obtains its lock. On success it returns the
-// request to pass to the handler, whose context carries the lock
-// (FromContext) and is cancelled with cause ErrLockLost if the lock is lost,
-// and done, which the adapter must call, deferred, when the handler has
-// returned or panicked (the status is not used): it stops the keep-alive and
-// releases the lock on a detached context; it is safe to call more than
-// once. When the request may not proceed, Admit returns a Rejection for the
-// adapter to write (Write) or hand to its framework instead of running the
-// handler, and a nil done. With WithFailOpen and a failed store, Admit
-// returns r itself, a nil done and no Rejection. The only write to w is the
-// Retry-After header of a 409, set before the Rejection is written (w may be
-// nil to skip it).
-func (g *Guard) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (next *http.Request, done func(status int), rj *Rejection) {
+// (nil: the Guard's KeyFunc) and obtains the lock of the Guard's name and
+// that key. On success it returns the request to pass to the handler, whose
+// context carries the lock (FromContext) and is cancelled with cause
+// ErrLockLost if the lock is lost, and done, which the adapter must call,
+// deferred, when the handler has returned or panicked (the status is not
+// used): it stops the keep-alive and releases the lock on a detached context;
+// it is safe to call more than once. When the request may not proceed, Admit
+// returns a Rejection for the adapter to write (Write) or hand to its
+// framework instead of running the handler, and a nil done. Under
+// limiter.FailOpen with a failed store, Admit returns r itself, a nil done
+// and no Rejection. The only write to w is the Retry-After header of a 409,
+// set before the Rejection is written (w may be nil to skip it).
+func (g *Guard) Admit(w http.ResponseWriter, r *http.Request, key limiter.KeyFunc) (next *http.Request, done func(status int), rj *Rejection) {
 	if key == nil {
 		key = g.key
 	}
 	ctx := r.Context()
 	k, err := key(r)
 	if err == nil && k == "" {
-		err = ErrNoKey
+		err = limiter.ErrNoKey
 	}
 	if err != nil {
-		g.log(ctx, &g.keyLog, slog.LevelWarn, "lockguard: request has no resource key", slog.Any("error", err))
+		if !errors.Is(err, limiter.ErrNoKey) {
+			err = errors.Join(limiter.ErrNoKey, err)
+		}
+		g.log(ctx, &g.keyLog, slog.LevelWarn, "sluice: request refused: no lock key", slog.Any("error", err))
 		return r, nil, &Rejection{Status: http.StatusBadRequest, Message: msgBadKey, Err: err, g: g, r: r}
 	}
+	k = g.name + ":" + k
 
 	var opts []ObtainOption
 	if g.wait > 0 {
@@ -293,13 +310,11 @@ func (g *Guard) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (next
 			return r, nil, &Rejection{Status: http.StatusConflict, RetryAfter: held.TTL, Message: msgLocked, Err: err, g: g, r: r}
 		case ctx.Err() != nil && !errors.Is(err, ErrStore):
 			return r, nil, &Rejection{Status: http.StatusServiceUnavailable, Message: msgCancelled, Err: err, g: g, r: r}
-		case g.failOpen:
-			g.log(ctx, &g.storeLog, slog.LevelError, "lockguard: store failed, serving without a lock (fail-open)",
-				slog.String("key", k), slog.Any("error", err))
+		case g.fail == limiter.FailOpen:
+			g.log(ctx, &g.storeLog, slog.LevelError, "sluice: lock store failed, serving without a lock (fail-open)", slog.Any("error", err))
 			return r, nil, nil
 		default:
-			g.log(ctx, &g.storeLog, slog.LevelError, "lockguard: store failed, rejecting the request (fail-closed)",
-				slog.String("key", k), slog.Any("error", err))
+			g.log(ctx, &g.storeLog, slog.LevelError, "sluice: lock store failed, request refused (fail-closed)", slog.Any("error", err))
 			return r, nil, &Rejection{Status: http.StatusServiceUnavailable, Message: msgUnavailable, Err: err, g: g, r: r}
 		}
 	}
@@ -312,11 +327,16 @@ func (g *Guard) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (next
 			cause := context.Cause(work)
 			lost := errors.Is(cause, ErrLockLost)
 			if lost || errors.Is(cause, ErrMaxHoldExceeded) {
-				g.log(ctx, nil, slog.LevelWarn, "lockguard: handler's context cancelled",
+				g.log(ctx, &g.lostLog, slog.LevelWarn, "sluice: guarded handler's context cancelled",
 					slog.String("key", k), slog.Any("cause", cause))
 			}
-			if err := lock.Release(ctx); err != nil && !(lost && errors.Is(err, ErrNotHeld)) {
-				g.log(ctx, nil, slog.LevelWarn, "lockguard: release failed",
+			switch err := lock.Release(ctx); {
+			case err == nil, lost && errors.Is(err, ErrNotHeld):
+			case errors.Is(err, ErrNotHeld): // expired before the keep-alive noticed
+				g.log(ctx, &g.lostLog, slog.LevelWarn, "sluice: lock no longer held at release",
+					slog.String("key", k), slog.Any("error", err))
+			default: // retried in the background (see Lock.Release)
+				g.log(ctx, &g.storeLog, slog.LevelError, "sluice: lock release failed",
 					slog.String("key", k), slog.Any("error", err))
 			}
 		})

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/store/memstore"
 )
@@ -29,30 +30,36 @@ func newGuardLocker(t *testing.T) (*memstore.Store, *lockguard.Locker) {
 
 func TestNewGuard(t *testing.T) {
 	_, l := newGuardLocker(t)
-	key := lockguard.PathValue("id", "order:")
+	key := limiter.PathValueKey("id")
 	cases := []struct {
 		name   string
+		guard  string
 		locker *lockguard.Locker
-		key    lockguard.KeyFunc
+		key    limiter.KeyFunc
 		ttl    time.Duration
 		opts   []lockguard.GuardOption
 		ok     bool
 	}{
-		{"defaults", l, key, time.Second, nil, true},
-		{"all-options", l, key, time.Second, []lockguard.GuardOption{
-			lockguard.WithWait(time.Second), lockguard.WithFailOpen(true), lockguard.WithLogger(slog.Default()), nil,
+		{"defaults", "order", l, key, time.Second, nil, true},
+		{"all-options", "order", l, key, time.Second, []lockguard.GuardOption{
+			lockguard.WithWait(time.Second), lockguard.WithFailMode(limiter.FailOpen), lockguard.WithLogger(slog.Default()),
+			lockguard.WithDenyHandler(func(http.ResponseWriter, *http.Request, *lockguard.Rejection) {}), nil,
 		}, true},
-		{"nil-locker", nil, key, time.Second, nil, false},
-		{"nil-key", l, nil, time.Second, nil, false},
-		{"zero-ttl", l, key, 0, nil, false},
-		{"negative-wait", l, key, time.Second, []lockguard.GuardOption{lockguard.WithWait(-time.Second)}, false},
+		{"free-form name", "POST /orders/{id}/pay", l, key, time.Second, nil, true},
+		{"empty-name", "", l, key, time.Second, nil, false},
+		{"nil-locker", "order", nil, key, time.Second, nil, false},
+		{"nil-key", "order", l, nil, time.Second, nil, false},
+		{"zero-ttl", "order", l, key, 0, nil, false},
+		{"negative-wait", "order", l, key, time.Second, []lockguard.GuardOption{lockguard.WithWait(-time.Second)}, false},
+		{"unknown-fail-mode", "order", l, key, time.Second, []lockguard.GuardOption{lockguard.WithFailMode(limiter.FailMode(7))}, false},
+		{"nil-deny-handler", "order", l, key, time.Second, []lockguard.GuardOption{lockguard.WithDenyHandler(nil)}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			g, err := lockguard.NewGuard(tc.locker, tc.key, tc.ttl, tc.opts...)
+			g, err := lockguard.NewGuard(tc.guard, tc.locker, tc.key, tc.ttl, tc.opts...)
 			if tc.ok {
 				require.NoError(t, err)
-				assert.NotNil(t, g)
+				assert.Equal(t, tc.guard, g.Name())
 			} else {
 				assert.ErrorIs(t, err, lockguard.ErrInvalidConfig)
 				assert.Nil(t, g)
@@ -88,17 +95,6 @@ func TestRejectionWrite(t *testing.T) {
 	}
 }
 
-func TestPathValue(t *testing.T) {
-	key := lockguard.PathValue("id", "order:")
-	r := httptest.NewRequest(http.MethodPost, "/orders/42/pay", nil)
-	_, err := key(r)
-	assert.ErrorIs(t, err, lockguard.ErrNoKey, "no path value")
-	r.SetPathValue("id", "42")
-	k, err := key(r)
-	require.NoError(t, err)
-	assert.Equal(t, "order:42", k)
-}
-
 func TestFromContextOutsideGuard(t *testing.T) {
 	l, ok := lockguard.FromContext(context.Background())
 	assert.False(t, ok)
@@ -109,7 +105,7 @@ func TestAdmit(t *testing.T) {
 	st, l := newGuardLocker(t)
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	g, err := lockguard.NewGuard(l, lockguard.PathValue("id", "order:"), 10*time.Second, lockguard.WithLogger(logger))
+	g, err := lockguard.NewGuard("order", l, limiter.PathValueKey("id"), 10*time.Second, lockguard.WithLogger(logger))
 	require.NoError(t, err)
 	req := func() *http.Request {
 		r := httptest.NewRequest(http.MethodPost, "/orders/1", nil)
@@ -121,7 +117,7 @@ func TestAdmit(t *testing.T) {
 	require.Nil(t, rj)
 	lock, ok := lockguard.FromContext(r1.Context())
 	require.True(t, ok)
-	assert.Equal(t, "order:1", lock.Key())
+	assert.Equal(t, "order:param:id:1", lock.Key(), "the guard's name, a colon and the resource's key")
 
 	_, release2, rj := g.Admit(nil, req(), nil)
 	require.NotNil(t, rj)
@@ -130,17 +126,13 @@ func TestAdmit(t *testing.T) {
 	assert.ErrorIs(t, rj.Err, lockguard.ErrHeld)
 	assert.Nil(t, release2, "nothing to release")
 
-	// A key function of the adapter's own overrides the Guard's.
-	r3, release3, rj := g.Admit(nil, req(), func(*http.Request) (string, error) { return "order:2", nil })
+	// A key function of the adapter's own overrides the Guard's; the lock
+	// still carries the Guard's name.
+	r3, release3, rj := g.Admit(nil, req(), func(*http.Request) (string, error) { return "2", nil })
 	require.Nil(t, rj)
 	lock3, _ := lockguard.FromContext(r3.Context())
 	assert.Equal(t, "order:2", lock3.Key())
 	release3(0)
-
-	_, _, rj = g.Admit(nil, req(), func(*http.Request) (string, error) { return "", nil })
-	require.NotNil(t, rj)
-	assert.Equal(t, http.StatusBadRequest, rj.Status)
-	assert.ErrorIs(t, rj.Err, lockguard.ErrNoKey)
 
 	release1(0)
 	release1(0) // safe twice
@@ -148,21 +140,145 @@ func TestAdmit(t *testing.T) {
 	_, err = lock.TTL(context.Background())
 	assert.ErrorIs(t, err, lockguard.ErrNotHeld, "released")
 
-	// A store failure is logged and answered 503.
+	// A store failure is logged, with the guard's name, and answered 503.
 	require.NoError(t, st.Close())
 	_, _, rj = g.Admit(nil, req(), nil)
 	require.NotNil(t, rj)
 	assert.Equal(t, http.StatusServiceUnavailable, rj.Status)
 	assert.ErrorIs(t, rj.Err, lockguard.ErrStore)
 	assert.Contains(t, logs.String(), "fail-closed")
-	assert.Contains(t, logs.String(), "order:1")
+	assert.Contains(t, logs.String(), "guard=order")
+	assert.Contains(t, logs.String(), "level=ERROR")
+}
+
+// A key function's error, or an empty key, is answered 400, wraps
+// limiter.ErrNoKey (as under a limiter.Policy) and is reported.
+func TestAdmitKeyErrors(t *testing.T) {
+	_, l := newGuardLocker(t)
+	cause := errors.New("order id is not a number")
+	cases := []struct {
+		name string
+		key  limiter.KeyFunc
+		want error
+	}{
+		{"no path value", nil, limiter.ErrNoKey},
+		{"empty key", func(*http.Request) (string, error) { return "", nil }, limiter.ErrNoKey},
+		{"key error of its own", func(*http.Request) (string, error) { return "", cause }, cause},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			g, err := lockguard.NewGuard("order", l, limiter.PathValueKey("id"), 10*time.Second,
+				lockguard.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+			require.NoError(t, err)
+			_, done, rj := g.Admit(nil, httptest.NewRequest(http.MethodPost, "/orders/", nil), tc.key)
+			require.NotNil(t, rj)
+			assert.Nil(t, done)
+			assert.Equal(t, http.StatusBadRequest, rj.Status)
+			assert.ErrorIs(t, rj.Err, limiter.ErrNoKey)
+			assert.ErrorIs(t, rj.Err, tc.want)
+			rec := httptest.NewRecorder()
+			rj.Write(rec)
+			assert.JSONEq(t, `{"error":"invalid resource key"}`, rec.Body.String())
+			assert.Contains(t, logs.String(), "level=WARN")
+			assert.Contains(t, logs.String(), "no lock key")
+			assert.Contains(t, logs.String(), "guard=order")
+		})
+	}
+}
+
+// A Guard fails closed by default; WithFailMode(limiter.FailOpen) serves the
+// request without a lock instead.
+func TestAdmitFailMode(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		opts   []lockguard.GuardOption
+		status int // 0: served
+	}{
+		{"default", nil, http.StatusServiceUnavailable},
+		{"FailClosed", []lockguard.GuardOption{lockguard.WithFailMode(limiter.FailClosed)}, http.StatusServiceUnavailable},
+		{"FailOpen", []lockguard.GuardOption{lockguard.WithFailMode(limiter.FailOpen)}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, l := newGuardLocker(t)
+			g, err := lockguard.NewGuard("order", l, limiter.PathValueKey("id"), 10*time.Second,
+				append([]lockguard.GuardOption{lockguard.WithLogger(nil)}, tc.opts...)...)
+			require.NoError(t, err)
+			require.NoError(t, st.Close()) // every store call fails from now on
+			r := httptest.NewRequest(http.MethodPost, "/orders/1", nil)
+			r.SetPathValue("id", "1")
+			next, done, rj := g.Admit(nil, r, nil)
+			if tc.status != 0 {
+				require.NotNil(t, rj)
+				assert.Equal(t, tc.status, rj.Status)
+				rec := httptest.NewRecorder()
+				rj.Write(rec)
+				assert.JSONEq(t, `{"error":"lock service unavailable"}`, rec.Body.String())
+				return
+			}
+			require.Nil(t, rj)
+			assert.Nil(t, done, "nothing to release")
+			assert.Same(t, r, next)
+			_, ok := lockguard.FromContext(next.Context())
+			assert.False(t, ok, "served without a lock")
+		})
+	}
+}
+
+// Failures are logged at most once per second per kind and Guard, as a
+// limiter.Policy logs its own: an outage does not flood the log.
+func TestAdmitLogThrottled(t *testing.T) {
+	st, l := newGuardLocker(t)
+	logs := &countingHandler{counts: map[string]int{}}
+	g, err := lockguard.NewGuard("order", l, limiter.PathValueKey("id"), 10*time.Second,
+		lockguard.WithLogger(slog.New(logs)))
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	for range 100 {
+		r := httptest.NewRequest(http.MethodPost, "/orders/1", nil)
+		r.SetPathValue("id", "1")
+		_, _, rj := g.Admit(nil, r, nil)
+		require.NotNil(t, rj)
+		_, _, rj = g.Admit(nil, httptest.NewRequest(http.MethodPost, "/orders/", nil), nil)
+		require.NotNil(t, rj)
+	}
+	got := logs.snapshot()
+	assert.Equal(t, 1, got["sluice: lock store failed, request refused (fail-closed)"], "logged: %v", got)
+	assert.Equal(t, 1, got["sluice: request refused: no lock key"], "logged: %v", got)
+	assert.Len(t, got, 2, "logged: %v", got)
+}
+
+// Guards of different names never share a lock; one Guard mounted on two
+// routes lets one request at a time work on the resource across both.
+func TestGuardNamesSeparateLocks(t *testing.T) {
+	_, l := newGuardLocker(t)
+	orders, err := lockguard.NewGuard("order", l, limiter.PathValueKey("id"), 10*time.Second, lockguard.WithLogger(nil))
+	require.NoError(t, err)
+	carts, err := lockguard.NewGuard("cart", l, limiter.PathValueKey("id"), 10*time.Second, lockguard.WithLogger(nil))
+	require.NoError(t, err)
+	req := func(path string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, path, nil)
+		r.SetPathValue("id", "42")
+		return r
+	}
+	_, done, rj := orders.Admit(nil, req("/orders/42/pay"), nil)
+	require.Nil(t, rj)
+	defer done(0)
+
+	_, doneCart, rj := carts.Admit(nil, req("/carts/42/checkout"), nil)
+	require.Nil(t, rj, "cart 42 is not order 42")
+	doneCart(0)
+
+	_, _, rj = orders.Admit(nil, req("/orders/42/cancel"), nil)
+	require.NotNil(t, rj, "cancelling order 42 while it is being paid")
+	assert.Equal(t, http.StatusConflict, rj.Status)
 }
 
 // A request cancelled while it waits for the lock is neither a conflict nor
 // a store failure.
 func TestAdmitCancelledWhileWaiting(t *testing.T) {
 	_, l := newGuardLocker(t)
-	g, err := lockguard.NewGuard(l, func(*http.Request) (string, error) { return "k", nil }, 10*time.Second,
+	g, err := lockguard.NewGuard("job", l, func(*http.Request) (string, error) { return "k", nil }, 10*time.Second,
 		lockguard.WithWait(10*time.Second), lockguard.WithLogger(nil))
 	require.NoError(t, err)
 	_, release, rj := g.Admit(nil, httptest.NewRequest(http.MethodPost, "/", nil), nil)
@@ -181,7 +297,7 @@ func TestAdmitCancelledWhileWaiting(t *testing.T) {
 // Every guarded request's keep-alive ends with its release.
 func TestAdmitNoGoroutineLeak(t *testing.T) {
 	_, l := newGuardLocker(t)
-	g, err := lockguard.NewGuard(l, func(r *http.Request) (string, error) { return r.URL.Path, nil }, time.Minute,
+	g, err := lockguard.NewGuard("path", l, func(r *http.Request) (string, error) { return r.URL.Path, nil }, time.Minute,
 		lockguard.WithLogger(nil))
 	require.NoError(t, err)
 	before := runtime.NumGoroutine()
@@ -199,7 +315,7 @@ func TestAdmitNoGoroutineLeak(t *testing.T) {
 // adapter that writes it.
 func TestWithDenyHandler(t *testing.T) {
 	_, l := newGuardLocker(t)
-	g, err := lockguard.NewGuard(l, lockguard.PathValue("id", "order:"), 10*time.Second,
+	g, err := lockguard.NewGuard("order", l, limiter.PathValueKey("id"), 10*time.Second,
 		lockguard.WithLogger(nil),
 		lockguard.WithDenyHandler(func(w http.ResponseWriter, r *http.Request, rj *lockguard.Rejection) {
 			w.Header().Set("X-Order", r.PathValue("id"))

@@ -1,7 +1,10 @@
 package lockguard_test
 
 import (
+	"context"
 	"io"
+	"log/slog"
+	"maps"
 	"net"
 	"runtime"
 	"sync"
@@ -132,4 +135,26 @@ func (b *blackhole) pipe(dst io.Writer, src io.Reader) {
 			return
 		}
 	}
+}
+
+// countingHandler counts the records logged, by message.
+type countingHandler struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler            { return h }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.counts[r.Message]++
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *countingHandler) snapshot() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.counts)
 }

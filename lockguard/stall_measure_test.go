@@ -18,7 +18,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -100,7 +99,7 @@ func measureStall(t *testing.T, scenario string, ctxTimeouts bool) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	guard, err := lockguard.NewGuard(locker, func(r *http.Request) (string, error) {
+	guard, err := lockguard.NewGuard("order", locker, func(r *http.Request) (string, error) {
 		return r.Header.Get("X-Key"), nil
 	}, measureTTL, lockguard.WithLogger(slog.New(logs)))
 	if err != nil {
@@ -109,7 +108,7 @@ func measureStall(t *testing.T, scenario string, ctxTimeouts bool) int {
 
 	keys := make([]string, measureRequests)
 	for i := range keys {
-		keys[i] = "order:" + strconv.Itoa(i)
+		keys[i] = strconv.Itoa(i)
 	}
 	enter := func(i int) (func(), bool) {
 		r := httptest.NewRequest("POST", "/orders/x/pay", nil)
@@ -207,26 +206,4 @@ func startDebugServer(t *testing.T) (string, func()) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return addr, stop
-}
-
-// countingHandler counts the records logged, by message.
-type countingHandler struct {
-	mu     sync.Mutex
-	counts map[string]int
-}
-
-func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *countingHandler) WithGroup(string) slog.Handler            { return h }
-func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	h.counts[r.Message]++
-	h.mu.Unlock()
-	return nil
-}
-
-func (h *countingHandler) snapshot() map[string]int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return maps.Clone(h.counts)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/guardtest"
 	"github.com/sluicehq/sluice/internal/redistest"
+	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/memstore"
@@ -50,7 +51,7 @@ func TestReleaseAfterStall(t *testing.T) {
 			locker := newLocker(t, st, lockguard.WithReleaseTimeout(200*time.Millisecond))
 			done := retryDone(locker)
 			var logs bytes.Buffer
-			guard, err := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), ttl,
+			guard, err := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), ttl,
 				lockguard.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 			require.NoError(t, err)
 			ctx := context.Background()

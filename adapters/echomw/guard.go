@@ -13,7 +13,8 @@ import (
 // opts add hooks that take the echo.Context (WithKey, WithSkip, WithDeny).
 //
 // Echo's route parameters are copied into the request's path values before
-// the KeyFunc runs, so lockguard.PathValue("id", "order:") reads c.Param("id").
+// the KeyFunc runs, so limiter.PathValueKey("id") reads c.Param("id"), as
+// WithKey(ParamKey("id")) does.
 //
 // The lock is released when the handler returns or panics (the panic goes on,
 // to echo's Recover middleware if it is mounted outside this one). An error

@@ -11,17 +11,18 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/sluicehq/sluice/adapters/echomw"
+	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/store/memstore"
 )
 
 // One payment per order at a time: a second request for an order being paid
-// gets 409 Conflict. lockguard.PathValue reads echo's route parameter.
+// gets 409 Conflict. limiter.PathValueKey reads echo's route parameter.
 func ExampleGuard() {
 	st, _ := memstore.New() // or redisstore.New(client) for many instances
 	defer st.Close()
 	locker, _ := lockguard.New(st)
-	guard, err := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), 5*time.Second)
+	guard, err := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), 5*time.Second)
 	if err != nil {
 		panic(err)
 	}

@@ -88,7 +88,7 @@ func ExampleGuard_payment() {
 	st, _ := memstore.New()
 	defer st.Close()
 	locker, _ := lockguard.New(st)
-	guard, _ := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), 5*time.Second)
+	guard, _ := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), 5*time.Second)
 
 	// snippet:begin guard-echo
 	e := echo.New()
@@ -109,7 +109,7 @@ func Example_routes() {
 	api := snippetPolicy(st, "api", 5, 10*time.Second)
 	login := snippetPolicy(st, "login", 3, time.Minute, limiter.WithSkipSuccessful())
 	locker, _ := lockguard.New(st)
-	orders, _ := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), 5*time.Second)
+	orders, _ := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), 5*time.Second)
 	hello := func(c echo.Context) error { return c.String(http.StatusOK, "hello") }
 	loginHandler := func(c echo.Context) error { return c.String(http.StatusOK, "welcome") }
 	validWork := func(next echo.HandlerFunc) echo.HandlerFunc {

@@ -14,7 +14,8 @@ import (
 // *gin.Context (WithKey, WithSkip, WithDeny).
 //
 // Gin's route parameters are copied into the request's path values before the
-// KeyFunc runs, so lockguard.PathValue("id", "order:") reads c.Param("id").
+// KeyFunc runs, so limiter.PathValueKey("id") reads c.Param("id"), as
+// WithKey(ParamKey("id")) does.
 //
 // The lock is released when the rest of the chain returns or panics (the
 // panic goes on, to gin's Recovery middleware if it is mounted outside this

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicehq/sluice/adapters/ginmw"
 	"github.com/sluicehq/sluice/internal/guardtest"
+	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/store/memstore"
 )
@@ -46,7 +47,7 @@ func guardByMount(g *lockguard.Guard, h http.Handler) http.Handler {
 		if c.Param("id") == "abc" {
 			return "", errors.New("not a number") // the suite's key-error case
 		}
-		return "order:" + c.Param("id"), nil
+		return ginmw.ParamKey("id")(c)
 	}
 	r.POST("/orders/:id", ginmw.Guard(g, ginmw.WithKey(key)), gin.WrapH(h))
 	return r
@@ -72,7 +73,7 @@ func guardNew(t *testing.T, ttl time.Duration) *lockguard.Guard {
 	t.Cleanup(func() { _ = st.Close() })
 	locker, err := lockguard.New(st)
 	require.NoError(t, err)
-	g, err := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), ttl, lockguard.WithLogger(nil))
+	g, err := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), ttl, lockguard.WithLogger(nil))
 	require.NoError(t, err)
 	return g
 }
@@ -150,7 +151,7 @@ func TestGuardWithKeyContextValue(t *testing.T) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Equal(t, "user:ada", string(body))
+	assert.Equal(t, "order:user:ada", string(body), "the guard's name, a colon and the key")
 }
 
 func TestGuardNilPanics(t *testing.T) {
@@ -193,7 +194,7 @@ func TestGuardUnderServeMux(t *testing.T) {
 			rec := httptest.NewRecorder()
 			mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/acme/orders/42", nil))
 			assert.Equal(t, http.StatusOK, rec.Code)
-			assert.Equal(t, "order:42", key, "the guard keyed on gin's parameter")
+			assert.Equal(t, "order:param:id:42", key, "the guard keyed on gin's parameter")
 			assert.Equal(t, "42", seen, "the handler sees gin's parameters as path values")
 			assert.Equal(t, tc.want, after, "the mux's request keeps its path values")
 		})

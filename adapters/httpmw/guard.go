@@ -13,11 +13,11 @@ import (
 // lock is released when the handler returns or panics; a panic goes on to the
 // server (or a recovering middleware outside this one).
 //
-// To key on a route parameter with lockguard.PathValue, wrap the route's
+// To key on a route parameter with limiter.PathValueKey, wrap the route's
 // handler rather than the ServeMux, so that the mux has matched the pattern
 // and set the path values before the guard runs:
 //
-//	mux.Handle("POST /orders/{id}/pay", httpmw.Guard(g)(pay))
+//	mux.Handle("POST /orders/{id}/pay", httpmw.Guard(g)(http.HandlerFunc(pay)))
 //
 // Guard panics if g is nil.
 func Guard(g *lockguard.Guard) func(http.Handler) http.Handler {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/adapters/httpmw"
+	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/store/memstore"
 )
@@ -19,7 +20,7 @@ func ExampleGuard() {
 	st, _ := memstore.New() // or redisstore.New(client) for many instances
 	defer st.Close()
 	locker, _ := lockguard.New(st)
-	guard, err := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), 5*time.Second)
+	guard, err := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), 5*time.Second)
 	if err != nil {
 		panic(err)
 	}

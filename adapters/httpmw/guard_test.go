@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluicehq/sluice/adapters/httpmw"
 	"github.com/sluicehq/sluice/internal/guardtest"
+	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/store/memstore"
 )
@@ -71,7 +72,7 @@ func TestGuardPanicReachesServer(t *testing.T) {
 	t.Cleanup(func() { _ = st.Close() })
 	locker, err := lockguard.New(st)
 	require.NoError(t, err)
-	g, err := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), 30*time.Second, lockguard.WithLogger(nil))
+	g, err := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), 30*time.Second, lockguard.WithLogger(nil))
 	require.NoError(t, err)
 
 	mux := http.NewServeMux()
@@ -113,7 +114,7 @@ func TestGuardOutsideMuxHasNoPathValues(t *testing.T) {
 	t.Cleanup(func() { _ = st.Close() })
 	locker, err := lockguard.New(st)
 	require.NoError(t, err)
-	g, err := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), time.Second, lockguard.WithLogger(nil))
+	g, err := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), time.Second, lockguard.WithLogger(nil))
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /orders/{id}", func(http.ResponseWriter, *http.Request) {})

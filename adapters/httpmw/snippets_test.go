@@ -75,7 +75,7 @@ func ExampleGuard_payment() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	guard, err := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), 5*time.Second)
+	guard, err := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), 5*time.Second)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func ExampleGuard_redis() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	guard, err := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), 5*time.Second)
+	guard, err := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), 5*time.Second)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func Example_routes() {
 		limiter.WithSkipSuccessful(), limiter.WithFailMode(limiter.FailClosed))
 	defer login.Close()
 	locker, _ := lockguard.New(st)
-	orders, _ := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), 5*time.Second) // fail-closed: the default
+	orders, _ := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), 5*time.Second) // fail-closed: the default
 	// snippet:end
 	mux := http.NewServeMux()
 

@@ -165,8 +165,8 @@ func routes(st store.Store, clientIP limiter.KeyFunc, apiKeys map[string]bool) (
 		return nil, err
 	}
 	// Fail-closed (the default): without the lock store, no payment runs.
-	// PathValue reads gin's :id, which the adapter copies into the request.
-	orders, err := lockguard.NewGuard(locker, lockguard.PathValue("id", "order:"), 5*time.Second)
+	// limiter.PathValueKey reads gin's :id, which the adapter copies into the request.
+	orders, err := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), 5*time.Second)
 	if err != nil {
 		return nil, err
 	}

@@ -128,7 +128,7 @@ func TestCheckoutOfBusyCartIsRefused(t *testing.T) {
 				return errors.New("checkout runs without its cart's lock")
 			}
 			entered <- lock.Key()
-			if lock.Key() != "cart:busy" {
+			if lock.Key() != "cart:param:cart:busy" {
 				return nil
 			}
 			select {
@@ -148,7 +148,7 @@ func TestCheckoutOfBusyCartIsRefused(t *testing.T) {
 			}
 			first <- r
 		}()
-		require.Equal(t, "cart:busy", <-entered)
+		require.Equal(t, "cart:param:cart:busy", <-entered)
 
 		r := checkout(t, srv, "busy", "u2", `{"apple":1}`)
 		require.Equal(t, http.StatusConflict, r.status, "body %s", r.body)
@@ -160,7 +160,7 @@ func TestCheckoutOfBusyCartIsRefused(t *testing.T) {
 		// Another cart is not held up by the busy one.
 		r = checkout(t, srv, "other", "u3", `{"apple":1}`)
 		require.Equal(t, http.StatusOK, r.status, "body %s", r.body)
-		require.Equal(t, "cart:other", <-entered)
+		require.Equal(t, "cart:param:cart:other", <-entered)
 
 		close(release)
 		r = <-first
@@ -169,7 +169,7 @@ func TestCheckoutOfBusyCartIsRefused(t *testing.T) {
 		// The lock was released with the first checkout.
 		r = checkout(t, srv, "busy", "u2", `{"apple":1}`)
 		require.Equal(t, http.StatusOK, r.status, "body %s", r.body)
-		require.Equal(t, "cart:busy", <-entered)
+		require.Equal(t, "cart:param:cart:busy", <-entered)
 		assert.Equal(t, int64(7), stock(t, srv)["apple"])
 	})
 }

@@ -36,7 +36,7 @@
 //	    is given back (rediscmd.Restock) and the answer is 503
 //	    {"error":"checkout interrupted"}.
 //	    Rate limit "checkout": 5 per minute per X-User (429 past it; 400
-//	    without the header). Lock "cart:{cart}": a second checkout of a cart
+//	    without the header). Guard "cart" on {cart}: a second checkout of a cart
 //	    that is being checked out gets 409 {"error":"resource is locked"}.
 //	    The handling time of each checkout that reaches the reservation (200
 //	    or a shortage) is recorded for /stats/latency.

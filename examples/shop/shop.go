@@ -142,13 +142,13 @@ func newShop(client redis.UniversalClient, cfg config) (*shop, error) {
 		return nil, err
 	}
 
-	// One checkout at a time per cart: the lock "cart:<id>" from the path.
+	// One checkout at a time per cart: the guard "cart" locks the path's {cart}.
 	locker, err := lockguard.New(st)
 	if err != nil {
 		s.close()
 		return nil, err
 	}
-	s.cartGuard, err = lockguard.NewGuard(locker, lockguard.PathValue("cart", "cart:"), cfg.lockTTL,
+	s.cartGuard, err = lockguard.NewGuard("cart", locker, limiter.PathValueKey("cart"), cfg.lockTTL,
 		lockguard.WithLogger(cfg.logger))
 	if err != nil {
 		s.close()

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sluicehq/sluice/internal/redistest"
+	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
@@ -94,7 +95,7 @@ func (e *env) release() { e.once.Do(func() { close(e.leave) }) }
 
 type config struct {
 	ttl        time.Duration
-	key        lockguard.KeyFunc
+	key        limiter.KeyFunc
 	lockerOpts []lockguard.Option
 	guardOpts  []lockguard.GuardOption
 }
@@ -104,14 +105,14 @@ type config struct {
 func (e *env) serve(t *testing.T, c config) string {
 	t.Helper()
 	if c.key == nil {
-		c.key = lockguard.PathValue("id", "order:")
+		c.key = limiter.PathValueKey("id")
 	}
 	locker, err := lockguard.New(e.inst.Store, c.lockerOpts...)
 	if err != nil {
 		t.Fatalf("lockguard.New: %v", err)
 	}
 	opts := append([]lockguard.GuardOption{lockguard.WithLogger(nil)}, c.guardOpts...)
-	g, err := lockguard.NewGuard(locker, c.key, c.ttl, opts...)
+	g, err := lockguard.NewGuard("order", locker, c.key, c.ttl, opts...)
 	if err != nil {
 		t.Fatalf("lockguard.NewGuard: %v", err)
 	}
@@ -316,8 +317,8 @@ func testBusy(t *testing.T, e *env) {
 
 	e.release()
 	rep := report(t, await(t, a))
-	if !rep.Locked || rep.Key != "order:1" || rep.Cause != "" {
-		t.Errorf("holder saw %+v, want the lock on order:1 and no cancellation", rep)
+	if !rep.Locked || rep.Key != "order:param:id:1" || rep.Cause != "" {
+		t.Errorf("holder saw %+v, want the lock on order:param:id:1 and no cancellation", rep)
 	}
 	if rep := report(t, postT(t, url+"/orders/1")); !rep.Locked {
 		t.Errorf("after release: %+v, want a lock", rep)
@@ -330,8 +331,8 @@ func testParallel(t *testing.T, e *env) {
 	e.waitEntered(t)
 
 	rep := report(t, postT(t, url+"/orders/2"))
-	if !rep.Locked || rep.Key != "order:2" {
-		t.Errorf("order 2 while order 1 is held: %+v, want the lock on order:2", rep)
+	if !rep.Locked || rep.Key != "order:param:id:2" {
+		t.Errorf("order 2 while order 1 is held: %+v, want the lock on order:param:id:2", rep)
 	}
 	select {
 	case r := <-a:
@@ -458,16 +459,12 @@ func testWait(t *testing.T, e *env) {
 }
 
 func testKeyError(t *testing.T, e *env) {
-	digits := lockguard.PathValue("id", "order:")
 	url := e.serve(t, config{ttl: 5 * time.Second, key: func(r *http.Request) (string, error) {
-		k, err := digits(r)
-		if err != nil {
-			return "", err
-		}
-		if _, err := strconv.Atoi(strings.TrimPrefix(k, "order:")); err != nil {
+		id := r.PathValue("id")
+		if _, err := strconv.Atoi(id); err != nil {
 			return "", errors.New("guardtest: order id is not a number")
 		}
-		return k, nil
+		return id, nil
 	}})
 	r := postT(t, url+"/orders/abc")
 	if ra := checkJSONError(t, r, http.StatusBadRequest, "invalid resource key"); ra != 0 || r.header.Get("Retry-After") != "" {
@@ -481,7 +478,7 @@ func testStoreDown(t *testing.T, e *env) {
 		t.Skip("this backend cannot be stopped")
 	}
 	closed := e.serve(t, config{ttl: 5 * time.Second})
-	open := e.serve(t, config{ttl: 5 * time.Second, guardOpts: []lockguard.GuardOption{lockguard.WithFailOpen(true)}})
+	open := e.serve(t, config{ttl: 5 * time.Second, guardOpts: []lockguard.GuardOption{lockguard.WithFailMode(limiter.FailOpen)}})
 	report(t, postT(t, closed+"/orders/1"))
 	report(t, postT(t, open+"/orders/1"))
 
@@ -532,7 +529,7 @@ func testHungRedis(t *testing.T, mount Mount) {
 	}
 	e := newEnv(t, mount, Instance{Store: s, Delete: func(context.Context, string, string) error { return nil }})
 	closed := e.serve(t, config{ttl: 5 * time.Second})
-	open := e.serve(t, config{ttl: 5 * time.Second, guardOpts: []lockguard.GuardOption{lockguard.WithFailOpen(true)}})
+	open := e.serve(t, config{ttl: 5 * time.Second, guardOpts: []lockguard.GuardOption{lockguard.WithFailMode(limiter.FailOpen)}})
 	checkStoreDown(t, closed, open)
 }
 
@@ -549,7 +546,7 @@ func testHungRedisStoreTimeout(t *testing.T, mount Mount) {
 	lockerOpts := []lockguard.Option{lockguard.WithStoreTimeout(200 * time.Millisecond)}
 	closed := e.serve(t, config{ttl: 5 * time.Second, lockerOpts: lockerOpts})
 	open := e.serve(t, config{ttl: 5 * time.Second, lockerOpts: lockerOpts,
-		guardOpts: []lockguard.GuardOption{lockguard.WithFailOpen(true)}})
+		guardOpts: []lockguard.GuardOption{lockguard.WithFailMode(limiter.FailOpen)}})
 	for _, url := range []string{closed, open} {
 		start := time.Now()
 		r := post(context.Background(), url+"/orders/1")
