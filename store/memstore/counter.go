@@ -71,11 +71,9 @@ func counterUsed(w *window, now int64) float64 {
 	return weighted(curr, prev, now-idx*win, win)
 }
 
-// hitCounter decides a hit of cost on w's counter state at now (µs) under
-// rule and, if record is set and the hit fits, records it. It returns the
-// Result and whether the hit fits; a Result that records nothing describes
-// the state as it stands (RetryAfter set if the hit does not fit).
-func hitCounter(w *window, now int64, rule store.Rule, cost int, record bool) (store.Result, bool) {
+// hitCounter is decide for the sliding-window counter, on w's counter state
+// at now (µs).
+func hitCounter(w *window, now int64, rule store.Rule, cost int, m mode, res *store.Result) bool {
 	win := int64(rule.Window / time.Microsecond)
 	limit, c := int64(rule.Limit), int64(cost)
 	idx := floorDiv(now, win)
@@ -87,9 +85,12 @@ func hitCounter(w *window, now int64, rule store.Rule, cost int, record bool) (s
 	}
 	count := weighted(curr, prev, e, win)
 	fits := count+float64(c) <= float64(limit)
-	res := store.Result{Limit: rule.Limit}
+	if m == fitsOnly {
+		return fits
+	}
+	*res = store.Result{Limit: rule.Limit}
 	switch {
-	case fits && record:
+	case fits && m == record:
 		curr += c
 		count += float64(c)
 		w.setCounter(idx, curr, prev, limit)
@@ -104,7 +105,7 @@ func hitCounter(w *window, now int64, rule store.Rule, cost int, record bool) (s
 	if r > 0 {
 		res.ResetAfter = micros(counterWait(now, win, idx, curr, prev, 0, r-1))
 	}
-	return res, fits
+	return fits
 }
 
 // counterWait returns the least d >= 1 µs such that, nothing else arriving,

@@ -34,11 +34,8 @@ func interval(rule store.Rule) float64 {
 	return float64(int64(rule.Window/time.Microsecond)) / float64(rule.Limit)
 }
 
-// hitGCRA decides a hit of cost on w's GCRA state at now (µs) under rule
-// and, if record is set and the hit fits, records it. It returns the Result
-// and whether the hit fits; a Result that records nothing describes the
-// state as it stands (RetryAfter set if the hit does not fit).
-func hitGCRA(w *window, now int64, rule store.Rule, cost int, record bool) (store.Result, bool) {
+// hitGCRA is decide for GCRA, on w's GCRA state at now (µs).
+func hitGCRA(w *window, now int64, rule store.Rule, cost int, m mode, res *store.Result) bool {
 	t := interval(rule)
 	capacity := rule.Capacity()
 	nowF := float64(now)
@@ -52,8 +49,11 @@ func hitGCRA(w *window, now int64, rule store.Rule, cost int, record bool) (stor
 	burst := float64(float64(capacity) * t)
 	allowAt := newTat - burst
 	fits := nowF >= allowAt
-	res := store.Result{Limit: rule.Limit}
-	if fits && record {
+	if m == fitsOnly {
+		return fits
+	}
+	*res = store.Result{Limit: rule.Limit}
+	if fits && m == record {
 		ttl := ceilMicros(newTat - nowF)
 		w.setGCRA(newTat, t, capacity)
 		w.expires = now + ttl
@@ -61,14 +61,14 @@ func hitGCRA(w *window, now int64, rule store.Rule, cost int, record bool) (stor
 		res.Remaining = tokens(burst, newTat-nowF, t, capacity)
 		res.ResetAfter = micros(ttl)
 		res.Receipt = store.Receipt{ID: 1, Cost: cost, Rule: rule}
-		return res, true
+		return true
 	}
 	if !fits {
 		res.RetryAfter = micros(max(ceilMicros(allowAt-nowF), 1))
 	}
 	res.Remaining = tokens(burst, tat0-nowF, t, capacity)
 	res.ResetAfter = micros(ceilMicros(tat0 - nowF))
-	return res, fits
+	return fits
 }
 
 // tokens returns the whole tokens in a bucket of burst µs (capacity tokens

@@ -288,29 +288,42 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	if w == nil {
 		w = sh.addWindow(d, nowNanos, s.shardKeys, rule.Algorithm, nil)
 	}
+	var res store.Result
 	// Time is kept in microseconds, like the Lua scripts.
-	res, _ := s.decide(sh, w, nowNanos/1e3, rule, cost, true)
+	s.decide(sh, w, nowNanos/1e3, rule, cost, record, &res)
 	sh.mu.Unlock()
 	return res, nil
 }
 
+// A mode says what decide does besides telling whether a hit fits.
+type mode uint8
+
+const (
+	// fitsOnly only tells whether the hit fits.
+	fitsOnly mode = iota
+	// describe also sets the Result to the state as it stands, recording
+	// nothing: RetryAfter is set if the hit does not fit.
+	describe
+	// record records the hit if it fits and sets the Result: allowed with
+	// a receipt, or as describe does.
+	record
+)
+
 // decide decides a hit of cost on w at now (microseconds) under rule, by the
-// rule's algorithm, and if record is set and the hit fits, records it. It
-// returns the Result and whether the hit fits. A Result that records nothing
-// describes the state as it stands, with RetryAfter set if the hit does not
-// fit. The rule and cost must have been validated, and sh must be locked.
-func (s *Store) decide(sh *shard, w *window, now int64, rule store.Rule, cost int, record bool) (store.Result, bool) {
+// rule's algorithm, does what m says, and reports whether the hit fits. The
+// rule and cost must have been validated, and sh must be locked.
+func (s *Store) decide(sh *shard, w *window, now int64, rule store.Rule, cost int, m mode, res *store.Result) bool {
 	switch rule.Algorithm {
 	case store.SlidingCounter:
-		return hitCounter(w, now, rule, cost, record)
+		return hitCounter(w, now, rule, cost, m, res)
 	case store.GCRA:
-		return hitGCRA(w, now, rule, cost, record)
+		return hitGCRA(w, now, rule, cost, m, res)
 	}
-	return s.hitLog(sh, w, now, rule, cost, record)
+	return s.hitLog(sh, w, now, rule, cost, m, res)
 }
 
 // hitLog is decide for the sliding log.
-func (s *Store) hitLog(sh *shard, w *window, now int64, rule store.Rule, cost int, record bool) (store.Result, bool) {
+func (s *Store) hitLog(sh *shard, w *window, now int64, rule store.Rule, cost int, m mode, res *store.Result) bool {
 	win := int64(rule.Window / time.Microsecond)
 	if w.expires <= now {
 		w.hits.reset() // every hit has left: skip the pruning
@@ -320,10 +333,13 @@ func (s *Store) hitLog(sh *shard, w *window, now int64, rule store.Rule, cost in
 	limit := rule.Limit
 	w.hits.limit = uint32(limit)
 	count := w.hits.len()
-	res := store.Result{Limit: limit}
 	fits := count+cost <= limit
+	if m == fitsOnly {
+		return fits
+	}
+	*res = store.Result{Limit: limit}
 	switch {
-	case fits && record:
+	case fits && m == record:
 		sh.seq++
 		id := sh.seq<<s.shardBits | sh.id
 		w.hits.fit(count+cost, limit)
@@ -347,7 +363,7 @@ func (s *Store) hitLog(sh *shard, w *window, now int64, rule store.Rule, cost in
 		res.ResetAfter = leaves(w.hits.oldest(), win, now)
 	}
 	res.Remaining = max(limit-count, 0)
-	return res, fits
+	return fits
 }
 
 // leaves returns how long until a hit at the given time leaves a window of

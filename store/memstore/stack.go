@@ -67,17 +67,15 @@ func (s *Store) HitAll(ctx context.Context, hits []store.Hit, out []store.Result
 	// adds no window.
 	all := true
 	for i, h := range hits {
-		sh := s.shard(digests[i])
-		w := sh.windows.find(digests[i])
-		var empty window
-		if w == nil {
-			w = &empty
+		if !s.decidePart(digests[i], h, now, fitsOnly, nil) {
+			all = false
+			break
 		}
-		var fits bool
-		out[i], fits = s.decide(sh, w, now, h.Rule, h.Cost, false)
-		all = all && fits
 	}
 	if !all {
+		for i, h := range hits {
+			s.decidePart(digests[i], h, now, describe, &out[i])
+		}
 		return nil
 	}
 	// Record every part. Nothing else runs on these shards meanwhile, so
@@ -90,9 +88,22 @@ func (s *Store) HitAll(ctx context.Context, hits []store.Hit, out []store.Result
 		if w == nil {
 			w = sh.addWindow(digests[i], nowNanos, s.shardKeys, h.Rule.Algorithm, keep[:len(hits)])
 		}
-		out[i], _ = s.decide(sh, w, now, h.Rule, h.Cost, true)
+		s.decide(sh, w, now, h.Rule, h.Cost, record, &out[i])
 	}
 	return nil
+}
+
+// decidePart decides the part h of a stack, of digest d, without recording
+// it: decide in mode m (fitsOnly or describe) on its window, or on an empty one
+// if it has none.
+func (s *Store) decidePart(d uint64, h store.Hit, now int64, m mode, res *store.Result) bool {
+	sh := s.shard(d)
+	w := sh.windows.find(d)
+	var empty window
+	if w == nil {
+		w = &empty
+	}
+	return s.decide(sh, w, now, h.Rule, h.Cost, m, res)
 }
 
 // shardIndex returns the index of the shard holding a key digest.
