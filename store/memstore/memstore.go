@@ -91,19 +91,21 @@ type config struct {
 type Option func(*config)
 
 // WithClock makes the Store read the time from now, for the rate-limit
-// algorithms and for lock expiry. The default, nil, reads the monotonic clock anchored to the
-// wall clock when New runs.
+// algorithms and for lock expiry. The default, nil, reads the monotonic clock
+// anchored to the wall clock when New runs.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) { c.clock = now }
 }
 
 // WithMaxKeys bounds the number of rate-limit windows (one per key, rule
-// name and algorithm in use) that the Store holds; it must be positive. The default is DefaultMaxKeys.
-// The bound is split evenly over the shards (at most 256, each holding at
-// least 64 keys when n allows), so the Store may start evicting a little
-// before n keys. Eviction keeps the keys closest to their limit (see the
-// package documentation). A stack of HitAll never evicts its own windows, so
-// a bound smaller than a stack lets the Store hold that stack's windows.
+// name and algorithm in use) that the Store holds; it must be positive. The
+// default is DefaultMaxKeys. The bound is split evenly over the shards (at
+// most 256, each holding at least 64 keys when n allows), so the Store may
+// start evicting a little before n keys. Eviction keeps the keys closest to
+// their limit (see the package documentation). A HitAll never evicts the
+// windows of its own stack, so a bound below a stack's number of rules lets
+// the Store hold that stack's windows, over the bound, until they are
+// evicted or swept.
 func WithMaxKeys(n int) Option {
 	return func(c *config) { c.maxKeys = n }
 }

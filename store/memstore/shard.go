@@ -23,7 +23,7 @@ const evictSample = 8
 // when it finds its algorithm there.
 type window struct {
 	digest  uint64 // the key's digest (never 0: see slotDigest)
-	expires int64  // microseconds: when the state is empty (the newest hit leaves the window, for the log)
+	expires int64  // microseconds: when the state is empty (see each algorithm)
 	hits    ring
 }
 
