@@ -812,7 +812,7 @@ func checkBurst(t *testing.T, in *instance, behindProxy bool) {
 	for i := 4; i <= 6; i++ {
 		r := in.do(t, http.MethodGet, "/api/burst", "", c...)
 		require.Equal(t, http.StatusTooManyRequests, r.status, "request %d: %s", i, r.body)
-		assert.Contains(t, r.body, `"policy":"burst"`)
+		assert.Contains(t, string(r.body), `"policy":"burst"`)
 		retryAfter(t, r, 10)
 		m := rl.FindStringSubmatch(r.header.Get("RateLimit"))
 		if assert.NotNil(t, m, "RateLimit: %q", r.header.Get("RateLimit")) {
