@@ -10,9 +10,11 @@ import (
 )
 
 // KeyFunc picks the key a request is counted under: who the client is (an
-// address, an API key, a user). An error (or an empty key) means the request
-// cannot be attributed; the Policy then answers 400 instead of guessing, and
-// never panics. Keys may be long (a 32 KB header is fine): stores hash them.
+// address, an API key, a user). It is also what a lockguard.Guard locks: the
+// resource a request works on (an order id, PathValueKey). An error (or an
+// empty key) means the request cannot be attributed; the Policy (or Guard)
+// then answers 400 instead of guessing, reports the error, and never panics.
+// Keys may be long (a 32 KB header is fine): stores hash them.
 type KeyFunc func(r *http.Request) (string, error)
 
 // ClientIP is the default KeyFunc: the address of the peer that connected
@@ -20,12 +22,20 @@ type KeyFunc func(r *http.Request) (string, error)
 // one written as an IPv4-mapped IPv6 address) is its own key; an IPv6 address
 // is grouped by its /64 prefix ("2001:db8:1:2::/64"), because one host
 // usually holds a whole /64 and could otherwise rotate addresses to escape
-// its limit. X-Forwarded-For and X-Real-IP are ignored: behind a reverse
-// proxy use TrustedProxyIP. A peer on a Unix socket (RemoteAddr "@", or a
+// its limit (ClientIPPrefix chooses another prefix length).
+// X-Forwarded-For and X-Real-IP are ignored: behind a reverse proxy use
+// TrustedProxyIP. A peer on a Unix socket (RemoteAddr "@", or a
 // path such as "/run/app.sock") has no address of its own: every such peer
 // is counted under the one key UnixSocketKey. Any other RemoteAddr that is
 // not an IP address is an error wrapping ErrNoKey.
-func ClientIP(r *http.Request) (string, error) {
+func ClientIP(r *http.Request) (string, error) { return clientIP(r, defaultIPv6Bits) }
+
+// defaultIPv6Bits is the prefix length ClientIP and TrustedProxyIP group IPv6
+// addresses by.
+const defaultIPv6Bits = 64
+
+// clientIP is ClientIP with IPv6 addresses grouped by their /bits prefix.
+func clientIP(r *http.Request, bits int) (string, error) {
 	a, raw, ok := parseHost(r.RemoteAddr)
 	if !ok {
 		if isUnixPeer(r.RemoteAddr) {
@@ -33,7 +43,32 @@ func ClientIP(r *http.Request) (string, error) {
 		}
 		return "", fmt.Errorf("%w: remote address is not an IP address", ErrNoKey)
 	}
-	return ipKey(a, raw), nil
+	return ipKey(a, raw, bits), nil
+}
+
+// ClientIPPrefix returns a KeyFunc that keys requests as ClientIP does, or as
+// TrustedProxyIP(trusted...) does when trusted holds entries, but groups IPv6
+// addresses by their first bits bits instead of 64: 48 counts a whole site
+// (a typical allocation to a customer) as one client, 128 every address
+// apart (for networks where many users share one /64). IPv4 addresses are
+// their own keys whatever bits is. A bits outside 1..128, or a malformed
+// trusted entry, is an error wrapping ErrInvalidConfig.
+func ClientIPPrefix(bits int, trusted ...string) (KeyFunc, error) {
+	if bits < 1 || bits > 128 {
+		return nil, fmt.Errorf("%w: IPv6 prefix length %d outside 1..128", ErrInvalidConfig, bits)
+	}
+	tp, err := parseTrusted(trusted)
+	if err != nil {
+		return nil, err
+	}
+	tp.bits = bits
+	switch {
+	case len(tp.nets) > 0 || tp.unix:
+		return tp.key, nil
+	case bits == defaultIPv6Bits:
+		return ClientIP, nil
+	}
+	return func(r *http.Request) (string, error) { return clientIP(r, bits) }, nil
 }
 
 // PathValueKey returns a KeyFunc that counts requests by the route parameter
@@ -90,8 +125,14 @@ func isUnixPeer(addr string) bool {
 // groups them. The entry "unix" trusts the peers of a Unix socket (a reverse
 // proxy on the same host); untrusted, they share UnixSocketKey as under
 // ClientIP. With no trusted entries at all the KeyFunc behaves as ClientIP.
+// IPv6 addresses are grouped by /64; ClientIPPrefix takes another length.
 func TrustedProxyIP(trusted ...string) (KeyFunc, error) {
-	var tp trustedProxies
+	return ClientIPPrefix(defaultIPv6Bits, trusted...)
+}
+
+// parseTrusted parses the entries of TrustedProxyIP.
+func parseTrusted(trusted []string) (trustedProxies, error) {
+	tp := trustedProxies{bits: defaultIPv6Bits}
 	for _, s := range trusted {
 		s = strings.TrimSpace(s)
 		if s == "" {
@@ -103,14 +144,11 @@ func TrustedProxyIP(trusted ...string) (KeyFunc, error) {
 		}
 		p, err := parsePrefix(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: trusted proxy %q: not a CIDR prefix or IP address", ErrInvalidConfig, s)
+			return tp, fmt.Errorf("%w: trusted proxy %q: not a CIDR prefix or IP address", ErrInvalidConfig, s)
 		}
 		tp.nets = append(tp.nets, p)
 	}
-	if len(tp.nets) == 0 && !tp.unix {
-		return ClientIP, nil
-	}
-	return tp.key, nil
+	return tp, nil
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {
@@ -133,10 +171,12 @@ func parsePrefix(s string) (netip.Prefix, error) {
 }
 
 // trustedProxies are the hops whose forwarding headers are believed: the
-// prefixes, and with unix the peers of a Unix socket.
+// prefixes, and with unix the peers of a Unix socket; bits is the prefix
+// length IPv6 clients are grouped by.
 type trustedProxies struct {
 	nets []netip.Prefix
 	unix bool
+	bits int
 }
 
 func (t trustedProxies) contains(a netip.Addr) bool {
@@ -154,9 +194,9 @@ func (t trustedProxies) key(r *http.Request) (string, error) {
 	var last string // the key of the nearest hop known to be genuine
 	switch {
 	case ok && !t.contains(peer):
-		return ipKey(peer, peerRaw), nil
+		return ipKey(peer, peerRaw, t.bits), nil
 	case ok:
-		last = ipKey(peer, peerRaw)
+		last = ipKey(peer, peerRaw, t.bits)
 	case isUnixPeer(r.RemoteAddr) && !t.unix:
 		return UnixSocketKey, nil
 	case isUnixPeer(r.RemoteAddr):
@@ -181,14 +221,14 @@ func (t trustedProxies) key(r *http.Request) (string, error) {
 				return last, nil
 			}
 			if !t.contains(a) {
-				return ipKey(a, raw), nil
+				return ipKey(a, raw, t.bits), nil
 			}
-			last = ipKey(a, raw)
+			last = ipKey(a, raw, t.bits)
 		}
 	}
 	if !seen {
 		if a, raw, ok := parseHost(strings.TrimSpace(r.Header.Get("X-Real-IP"))); ok {
-			return ipKey(a, raw), nil
+			return ipKey(a, raw, t.bits), nil
 		}
 	}
 	return last, nil
@@ -322,16 +362,16 @@ func parseHost(s string) (netip.Addr, string, bool) {
 }
 
 // ipKey is the key of an address: IPv4 as written (ParseAddr accepts only
-// the canonical dotted form, so raw needs no copy), IPv6 as its /64.
-func ipKey(a netip.Addr, raw string) string {
+// the canonical dotted form, so raw needs no copy), IPv6 as its /bits prefix.
+func ipKey(a netip.Addr, raw string, bits int) string {
 	if a.Is4() {
 		return raw
 	}
 	if a.Is4In6() {
 		return a.Unmap().String()
 	}
-	p, err := a.WithZone("").Prefix(64)
-	if err != nil { // unreachable for a valid IPv6 address
+	p, err := a.WithZone("").Prefix(bits)
+	if err != nil { // unreachable: bits is 1..128 and a is IPv6
 		return a.WithZone("").String()
 	}
 	return p.String()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +141,87 @@ func TestTrustedProxyIPConfig(t *testing.T) {
 	got, err := kf(request("10.1.1.1:1", "X-Forwarded-For: 203.0.113.1"))
 	require.NoError(t, err)
 	assert.Equal(t, "10.1.1.1", got, "no trusted proxies: X-Forwarded-For ignored")
+}
+
+// ClientIPPrefix groups IPv6 clients by the prefix length it is given,
+// directly and behind trusted proxies; IPv4 clients are their own keys under
+// every length.
+func TestClientIPPrefix(t *testing.T) {
+	cases := []struct {
+		bits     int
+		remote   string
+		same     []string // remote addresses with the same key
+		apart    []string // remote addresses with another key
+		want     string
+		wantIPv4 string
+	}{
+		{48, "[2001:db8:1:2::1]:443", []string{"[2001:db8:1:ffff::9]:1", "2001:db8:1::"}, []string{"[2001:db8:2::1]:1"}, "2001:db8:1::/48", "192.0.2.1"},
+		{64, "[2001:db8:1:2::1]:443", []string{"[2001:db8:1:2:ffff::9]:1"}, []string{"[2001:db8:1:3::1]:1"}, "2001:db8:1:2::/64", "192.0.2.1"},
+		{128, "[2001:db8:1:2::1]:443", []string{"[2001:db8:1:2::1%eth0]:1", "2001:db8:1:2:0:0:0:1"}, []string{"[2001:db8:1:2::2]:1"}, "2001:db8:1:2::1/128", "192.0.2.1"},
+	}
+	for _, tc := range cases {
+		t.Run(strconv.Itoa(tc.bits), func(t *testing.T) {
+			direct, err := limiter.ClientIPPrefix(tc.bits)
+			require.NoError(t, err)
+			proxied, err := limiter.ClientIPPrefix(tc.bits, "10.0.0.0/8")
+			require.NoError(t, err)
+			key := func(kf limiter.KeyFunc, r *http.Request) string {
+				t.Helper()
+				k, err := kf(r)
+				require.NoError(t, err)
+				return k
+			}
+			// Behind a trusted proxy the client is in X-Forwarded-For.
+			viaProxy := func(addr string) *http.Request {
+				host := strings.TrimPrefix(addr, "[")
+				if i := strings.LastIndex(host, "]"); i >= 0 {
+					host = host[:i]
+				}
+				return request("10.0.0.1:80", "X-Forwarded-For: "+host)
+			}
+
+			assert.Equal(t, tc.want, key(direct, request(tc.remote, "X-Forwarded-For: 203.0.113.1")), "forwarding headers ignored")
+			assert.Equal(t, tc.want, key(proxied, viaProxy(tc.remote)))
+			for _, o := range tc.same {
+				assert.Equal(t, tc.want, key(direct, request(o)), "%s shares %s", o, tc.want)
+				assert.Equal(t, tc.want, key(proxied, viaProxy(o)), "%s via the proxy", o)
+			}
+			for _, o := range tc.apart {
+				assert.NotEqual(t, tc.want, key(direct, request(o)), "%s is another client", o)
+				assert.NotEqual(t, tc.want, key(proxied, viaProxy(o)), "%s via the proxy", o)
+			}
+			assert.Equal(t, tc.wantIPv4, key(direct, request("192.0.2.1:80")), "IPv4 unaffected")
+			assert.Equal(t, tc.wantIPv4, key(direct, request("[::ffff:192.0.2.1]:80")), "IPv4-mapped unaffected")
+			assert.Equal(t, tc.wantIPv4, key(proxied, request("10.0.0.1:80", "X-Forwarded-For: 192.0.2.1")))
+			assert.Equal(t, "10.0.0.1", key(proxied, request("10.0.0.1:80")), "the proxy itself, without a header")
+			assert.Equal(t, limiter.UnixSocketKey, key(direct, request("@")))
+		})
+	}
+
+	t.Run("64 is ClientIP", func(t *testing.T) {
+		kf, err := limiter.ClientIPPrefix(64)
+		require.NoError(t, err)
+		for _, remote := range []string{"[2001:db8:1:2::1]:443", "192.0.2.1:80", "[fe80::1%eth0]:80"} {
+			want, err := limiter.ClientIP(request(remote))
+			require.NoError(t, err)
+			got, err := kf(request(remote))
+			require.NoError(t, err)
+			assert.Equal(t, want, got, remote)
+		}
+	})
+
+	t.Run("bad values", func(t *testing.T) {
+		for _, bits := range []int{-1, 0, 129, 1 << 20} {
+			var kf limiter.KeyFunc
+			var err error
+			require.NotPanics(t, func() { kf, err = limiter.ClientIPPrefix(bits) })
+			require.ErrorIs(t, err, limiter.ErrInvalidConfig, "bits %d", bits)
+			assert.Contains(t, err.Error(), "IPv6 prefix length "+strconv.Itoa(bits)+" outside 1..128")
+			assert.Nil(t, kf)
+		}
+		_, err := limiter.ClientIPPrefix(48, "10.0.0.0/33")
+		require.ErrorIs(t, err, limiter.ErrInvalidConfig, "a malformed trusted entry")
+	})
 }
 
 func TestHeaderKey(t *testing.T) {
