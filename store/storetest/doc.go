@@ -35,7 +35,33 @@
 //     fence counter's TTL has passed, whether the next call is an Acquire or
 //     the Release of a lock taken before;
 //   - an already cancelled or expired context fails every method with the
-//     context's error and records nothing.
+//     context's error and records nothing;
+//   - the sliding-window counter and GCRA, on cases worked out by hand from
+//     their definitions at store.Algorithm: the counter at the edges of fixed
+//     windows (aligned to the Unix epoch) and its weighting of the previous
+//     window, GCRA's burst above and below the limit, refill, whole tokens
+//     remaining and reset until full, and Undo for each (a counter hit of
+//     the previous fixed window; a GCRA refund, never past a full bucket);
+//   - for those two, the rules above that apply: bad input (a Burst on
+//     another algorithm, a limit, burst or cost above MaxCounterLimit or the
+//     capacity) records nothing, limits beyond the sliding log's bounds work,
+//     concurrent hits on a fresh key admit exactly the capacity, keys, names
+//     and algorithms are independent (the same key and name under two
+//     algorithms are two states), and context errors record nothing;
+//   - for every algorithm, on states built by uneven histories (large counts
+//     included), RetryAfter is the least wait: the request is denied a
+//     microsecond earlier and allowed at it; and ResetAfter is exact in the
+//     same way;
+//   - HitAll: all parts or none; a denied stack records nothing and reports
+//     each part's state, with RetryAfter only on the parts that did not fit;
+//     a one-part stack decides as Hit; stacks mix algorithms; each allowed
+//     part's receipt undoes that part; bad input (len(out) not len(hits), an
+//     empty stack, more than 16 parts, a duplicate key, name and algorithm,
+//     an invalid part) records nothing; 200 concurrent stacks of 5 per
+//     minute and 20 per hour on one key admit exactly 5 and leave both
+//     rules holding exactly the admitted hits, and on two keys (apart on a
+//     Cluster) leave both holding exactly the admitted hits once HitAll
+//     returned.
 //
 // Time is controlled: the suite passes each store a fake clock for its sliding
 // window and moves that clock instead of sleeping; moving a window does not

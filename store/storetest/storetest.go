@@ -67,6 +67,10 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Keys", s.testKeys)
 	t.Run("Lock", s.testLock)
 	t.Run("Context", s.testContext)
+	t.Run("SlidingCounter", s.testSlidingCounter)
+	t.Run("GCRA", s.testGCRA)
+	t.Run("Algorithms", s.testAlgorithms)
+	t.Run("Stack", s.testStack)
 }
 
 type suite struct {
