@@ -6,8 +6,11 @@
 # store/memstore and store/redisstore, with a replace directive pointing at
 # this checkout (GOWORK=off, GOFLAGS=-mod=mod, as a user's module would be),
 # and fails if
-#   - its module graph (`go list -m all`) names gin, echo, quic-go or
-#     mongo-driver: a net/http user must not pull in a framework;
+#   - its module graph (`go list -m all`) names gin, echo, quic-go,
+#     mongo-driver, a Prometheus module (client_golang and the rest of
+#     github.com/prometheus) or OpenTelemetry: a net/http user must not pull
+#     in a framework, nor the metrics libraries that only
+#     metrics/prommetrics and metrics/otelmetrics (modules of their own) use;
 #   - any module in that graph, or the consumer's go.mod after `go mod tidy`,
 #     needs a Go newer than GO_FLOOR (default 1.24), or tidy adds a toolchain
 #     line;
@@ -63,7 +66,7 @@ go vet ./...
 log "$(go version), $(go list -m all | wc -l) modules in the graph"
 
 fail=0
-if forbidden=$(go list -m all | grep -E '(^|/)(gin-gonic/|labstack/echo|quic-go/|mongo-driver)'); then
+if forbidden=$(go list -m all | grep -E '(^|/)(gin-gonic/|labstack/echo|quic-go/|mongo-driver)|^github\.com/prometheus/|^go\.opentelemetry\.io/'); then
 	log "the module graph of a net/http user holds:"
 	echo "$forbidden" >&2
 	fail=1
@@ -78,4 +81,4 @@ while read -r path gover; do
 done < <(go list -m -f '{{.Path}}@{{.Version}} {{.GoVersion}}' all)
 
 ((fail == 0)) || exit 1
-log "ok: no gin, echo, quic-go or mongo-driver; every module needs go $floor or lower"
+log "ok: no gin, echo, quic-go, mongo-driver, Prometheus or OpenTelemetry; every module needs go $floor or lower"

@@ -1,0 +1,25 @@
+module github.com/sluicehq/sluice/metrics/prommetrics
+
+go 1.24
+
+require (
+	github.com/prometheus/client_golang v1.11.1
+	github.com/prometheus/client_model v0.2.0
+	github.com/prometheus/common v0.26.0
+	github.com/sluicehq/sluice v0.0.0-00010101000000-000000000000
+)
+
+require (
+	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/golang/protobuf v1.4.3 // indirect
+	github.com/matttproud/golang_protobuf_extensions v1.0.1 // indirect
+	github.com/prometheus/procfs v0.6.0 // indirect
+	golang.org/x/sys v0.0.0-20210603081109-ebe580a85c40 // indirect
+	google.golang.org/protobuf v1.26.0-rc.1 // indirect
+)
+
+// The replace serves this repository only (go.work, GOWORK=off builds); a
+// module that requires this one ignores it. Before tagging a release of this
+// module, require a tagged root module version above.
+replace github.com/sluicehq/sluice => ../..
