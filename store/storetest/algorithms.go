@@ -326,6 +326,28 @@ func (s suite) testAlgorithmKeys(t *testing.T, alg store.Algorithm) {
 		r.Name = "a"
 		denied(t, "other names untouched", e.hit(k, r, 1))
 	})
+	t.Run("LongKeyAndBraces", func(t *testing.T) {
+		e := s.env(t)
+		buf := make([]byte, 1<<20)
+		for i := range buf {
+			buf[i] = 'a' + byte(i%26)
+		}
+		base := e.key("")
+		long := base + string(buf)
+		buf[len(buf)-1] = '#'
+		keys := []string{
+			long, base + string(buf), // differ in the last byte only
+			base + "{", base + "}", base + "{}", base + "{user:1}", base + "{user:1}x", "{" + base + "}",
+		}
+		for _, k := range keys {
+			if res := e.hit(k, rule, 1); !res.Allowed {
+				t.Errorf("first hit on %q: %+v, want allowed", short(k), res)
+			}
+		}
+		for _, k := range keys { // each is its own state
+			denied(t, "again on "+short(k), e.hit(k, rule, 1))
+		}
+	})
 }
 
 // testAlgorithmsApart checks that the same key and name under two algorithms
