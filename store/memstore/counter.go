@@ -130,11 +130,17 @@ func counterWait(now, win, idx, curr, prev, c, limit int64) int64 {
 		at := float64(win) - float64(float64(room)*float64(win))/float64(curr)
 		d = (win - e) + int64(math.Ceil(max(at, 0)))
 	}
+	// The weighted count e+d µs into fixed window idx (d >= 1): in this
+	// window, in the next (where curr weighs as prev), or 0 after.
 	fits := func(d int64) bool {
-		t := now + d
-		tidx := floorDiv(t, win)
-		tcurr, tprev := counterAt(idx, curr, prev, tidx)
-		return weighted(tcurr, tprev, t-tidx*win, win)+float64(c) <= float64(limit)
+		var count float64
+		switch t := e + d; {
+		case t < win:
+			count = weighted(curr, prev, t, win)
+		case t < 2*win:
+			count = weighted(0, curr, t-win, win)
+		}
+		return count+float64(c) <= float64(limit)
 	}
 	d = min(max(d, 1), 2*win-e)
 	for !fits(d) {
