@@ -110,10 +110,10 @@ func hitCounter(w *window, now int64, rule store.Rule, cost int, m mode, res *st
 
 // counterWait returns the least d >= 1 µs such that, nothing else arriving,
 // the weighted count at now+d plus c is at most limit, for the counts
-// (curr, prev) of fixed window idx: the closed form, corrected by whole
-// microseconds against the test itself, which float rounding may move by one.
-// The weighted count never grows as time passes, and it is 0 two fixed
-// windows on, where c <= limit holds, so the correction ends.
+// (curr, prev) of fixed window idx: the closed form is the first guess, and
+// leastFitting finds the exact answer against the test itself, which float
+// rounding may put far from the guess. The weighted count never grows as
+// time passes, and it is 0 two fixed windows on, where c <= limit holds.
 func counterWait(now, win, idx, curr, prev, c, limit int64) int64 {
 	e := now - idx*win
 	room := limit - c
@@ -142,14 +142,52 @@ func counterWait(now, win, idx, curr, prev, c, limit int64) int64 {
 		}
 		return count+float64(c) <= float64(limit)
 	}
-	d = min(max(d, 1), 2*win-e)
-	for !fits(d) {
-		d++
+	return leastFitting(min(max(d, 1), 2*win-e), 2*win-e, fits)
+}
+
+// leastFitting returns the least d in [1, hi] for which fits holds, given
+// that fits is monotone (false, then true) and holds at hi, starting from
+// the guess d: it gallops from the guess in doubling steps, then bisects,
+// so that it takes about 2*log2 of the guess's error in tests, never a step
+// per microsecond (float rounding may put the guess far off when the counts
+// dwarf a microsecond's share of the weight).
+func leastFitting(d, hi int64, fits func(int64) bool) int64 {
+	var lo int64 // fits(lo) is false, or lo is 0
+	if fits(d) {
+		hi = d
+		for step := int64(1); ; step *= 2 {
+			if hi-step < 1 {
+				lo = 0
+				break
+			}
+			if !fits(hi - step) {
+				lo = hi - step
+				break
+			}
+			hi -= step
+		}
+	} else {
+		lo = d
+		for step := int64(1); ; step *= 2 {
+			if lo+step >= hi {
+				break
+			}
+			if fits(lo + step) {
+				hi = lo + step
+				break
+			}
+			lo += step
+		}
 	}
-	for d > 1 && fits(d-1) {
-		d--
+	for hi-lo > 1 { // fits(hi) holds; fits(lo) does not (or lo is 0)
+		mid := lo + (hi-lo)/2
+		if fits(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
 	}
-	return d
+	return hi
 }
 
 // undoCounter takes cost hits off the fixed window of the receipt id (the

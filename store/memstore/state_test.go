@@ -168,3 +168,23 @@ func TestCounterWaitIsLeast(t *testing.T) {
 		t.Errorf("only %d states checked", checked)
 	}
 }
+
+// leastFitting finds the least fitting d in a few dozen tests however far
+// the guess is off, as the counter needs when float rounding moves its
+// closed form by millions of microseconds.
+func TestLeastFittingIsBounded(t *testing.T) {
+	const hi = int64(2 * 366 * 24 * 3600 * 1e6) // two of the longest windows, in µs
+	for _, tc := range []struct{ guess, want int64 }{
+		{1, 1}, {1, hi}, {hi, 1}, {hi, hi}, {1_000_000, 1_000_000}, {5, 2_000_005},
+		{3_000_000, 17}, {hi / 2, hi/2 + 1}, {hi / 2, hi/2 - 1},
+	} {
+		calls := 0
+		fits := func(d int64) bool { calls++; return d >= tc.want }
+		if got := leastFitting(tc.guess, hi, fits); got != tc.want {
+			t.Errorf("guess %d: got %d, want %d", tc.guess, got, tc.want)
+		}
+		if calls > 2*64 {
+			t.Errorf("guess %d, want %d: %d tests", tc.guess, tc.want, calls)
+		}
+	}
+}
