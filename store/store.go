@@ -89,7 +89,8 @@ const (
 
 	// GCRA is the generic cell rate algorithm, a token bucket without a
 	// timer: capacity B (Rule.Burst, or L when that is 0) refilled at L
-	// tokens per W, one token every W/L. A hit of cost c is recorded iff the
+	// tokens per W, one token every W/L (at least a microsecond: L may not
+	// exceed W in microseconds). A hit of cost c is recorded iff the
 	// bucket holds c tokens, and takes them. Remaining is the whole tokens
 	// left; ResetAfter is the time until the bucket is full again (0 when
 	// it is full); RetryAfter is the time until c tokens are there. Limits,
@@ -190,6 +191,9 @@ func (r Rule) Validate() error {
 	}
 	if r.Burst < 0 || r.Burst > MaxCounterLimit {
 		return fmt.Errorf("%w: burst %d must be between 0 and %d", ErrInvalidArgument, r.Burst, MaxCounterLimit)
+	}
+	if r.Algorithm == GCRA && int64(r.Window/time.Microsecond) < int64(r.Limit) {
+		return fmt.Errorf("%w: GCRA refills at most one token per microsecond: limit %d over %v", ErrInvalidArgument, r.Limit, r.Window)
 	}
 	if r.Burst != 0 && r.Algorithm != GCRA {
 		return fmt.Errorf("%w: burst %d is only for GCRA, not %v", ErrInvalidArgument, r.Burst, r.Algorithm)
