@@ -5,6 +5,10 @@
 #                      the net/http consumer check, each module on its own with
 #                      the oldest supported Go (FLOOR_TOOLCHAIN), then
 #                      go test -race against throwaway Redis servers
+#   make test-failover
+#                    kill -9 Redis Cluster and Sentinel masters under load
+#                    (internal/failovertest on scripts/failover-bed.sh) and
+#                    print what each failover cost
 #   make lint        staticcheck only
 #   make bench       benchmarks of every module (make bench BENCH=Limiter BENCHTIME=2s)
 #   make run         go run ./examples/nethttp
@@ -48,6 +52,7 @@ STATICCHECK := $(CURDIR)/bin/staticcheck
 
 # Invoked through bash so a lost executable bit does not matter.
 WITH_REDIS := bash scripts/with-redis.sh
+FAILOVER_BED := bash scripts/failover-bed.sh
 APT_INSTALL := bash scripts/apt-install.sh
 
 # Package patterns of every module of the workspace (./..., ./adapters/echomw/..., ...).
@@ -61,11 +66,15 @@ BENCHFLAGS = -run '^$$' -bench '$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime
 # it sees a compiler installed by the race-deps target.)
 have_cc = $(shell cc="$$($(GO) env CC)"; command -v "$${cc%% *}" >/dev/null 2>&1 && echo yes)
 
-.PHONY: test fmt-check fmt modules vet lint staticcheck consumer-check race-deps bench bench-run run help
+.PHONY: test test-failover fmt-check fmt modules vet lint staticcheck consumer-check race-deps bench bench-run run help
 
 ## test: gofmt, go vet, staticcheck, module checks, consumer check, then go test -race with Redis
 test: fmt-check vet lint modules consumer-check race-deps
 	$(WITH_REDIS) bash scripts/gotest.sh $(if $(have_cc),$(RACE)) -count=1 $(PKGS)
+
+## test-failover: a Redis Cluster (3 masters, 3 replicas) and a Sentinel group on loopback; kill -9 their masters under load and print recovery time, errors, excess admissions, lost locks
+test-failover: race-deps
+	$(FAILOVER_BED) bash scripts/failover-test.sh $(if $(have_cc),$(RACE))
 
 ## fmt-check: fail if gofmt would change any file
 fmt-check:
