@@ -8,12 +8,17 @@
 //	go run ./examples/echo
 //	REDIS_URL=redis://127.0.0.1:6379/0 go run ./examples/echo
 //	REDIS_CLUSTER=10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379 go run ./examples/echo
+//	REDIS_SENTINELS=10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379 go run ./examples/echo
 //
 // Environment:
 //
 //	ADDR             listen address (default ":8080")
 //	REDIS_CLUSTER    comma-separated seed addresses of a Redis Cluster
-//	REDIS_URL        redis://host:port/db, used when REDIS_CLUSTER is unset;
+//	REDIS_SENTINELS  comma-separated Sentinel addresses: Redis through
+//	                 Sentinel (when REDIS_CLUSTER is unset), whose master is
+//	REDIS_MASTER     the Sentinel master name (default "mymaster")
+//	REDIS_URL        redis://host:port/db, used when REDIS_CLUSTER and
+//	                 REDIS_SENTINELS are unset;
 //	                 with neither, the store is in process memory
 //	TRUSTED_PROXIES  comma-separated CIDRs of reverse proxies whose
 //	                 X-Forwarded-For is believed (default: none)
@@ -254,15 +259,24 @@ func parseWork(s string) (time.Duration, bool) {
 func errorBody(msg string) map[string]string { return map[string]string{"error": msg} }
 
 // openStore returns the store the environment names (a Redis Cluster, else
-// Redis, else process memory), its name for the start-up line, and a function
-// that closes it.
+// Redis through Sentinel, else Redis, else process memory), its name for the
+// start-up line, and a function that closes it.
 func openStore(ctx context.Context) (store.Store, string, func(), error) {
 	var client redis.UniversalClient
 	var name string
-	switch seeds, rawURL := list(os.Getenv("REDIS_CLUSTER")), os.Getenv("REDIS_URL"); {
+	switch seeds, sentinels, rawURL := list(os.Getenv("REDIS_CLUSTER")), list(os.Getenv("REDIS_SENTINELS")), os.Getenv("REDIS_URL"); {
 	case len(seeds) > 0:
 		client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: seeds, ContextTimeoutEnabled: true})
 		name = "redis-cluster(" + strings.Join(seeds, ",") + ")"
+	case len(sentinels) > 0:
+		master := os.Getenv("REDIS_MASTER")
+		if master == "" {
+			master = "mymaster"
+		}
+		// The failover client asks the Sentinels for the master and follows
+		// their +switch-master announcements.
+		client = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: master, SentinelAddrs: sentinels, ContextTimeoutEnabled: true})
+		name = "redis-sentinel(" + master + " via " + strings.Join(sentinels, ",") + ")"
 	case rawURL != "":
 		opts, err := redis.ParseURL(rawURL)
 		if urlErr := (*url.Error)(nil); errors.As(err, &urlErr) {

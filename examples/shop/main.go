@@ -15,6 +15,9 @@
 //	ADDR            listen address (default :8081; 127.0.0.1:0 picks a free port)
 //	REDIS_URL       redis://host:port/db; unset: in-process miniredis
 //	REDIS_CLUSTER   comma-separated Redis Cluster seed addresses (instead of REDIS_URL)
+//	REDIS_SENTINELS comma-separated Sentinel addresses: Redis through Sentinel
+//	                (instead of REDIS_URL), whose master is
+//	REDIS_MASTER    the Sentinel master name (default "mymaster")
 //	CHECKOUT_DELAY  a Go duration each checkout waits while holding its cart's
 //	                lock, to watch the lock at work (default 0)
 //
@@ -154,8 +157,8 @@ type store struct {
 	close  func()
 }
 
-// openStore connects to REDIS_URL or REDIS_CLUSTER, or else starts an
-// in-process miniredis.
+// openStore connects to REDIS_URL, REDIS_CLUSTER or REDIS_SENTINELS, or
+// else starts an in-process miniredis.
 func openStore(getenv func(string) string) (*store, error) {
 	if url := getenv("REDIS_URL"); url != "" {
 		opt, err := redis.ParseURL(url)
@@ -175,6 +178,21 @@ func openStore(getenv func(string) string) (*store, error) {
 		return &store{
 			client: c,
 			name:   "redis-cluster (" + seeds + ")",
+			close:  func() { _ = c.Close() },
+		}, nil
+	}
+
+	if sentinels := getenv("REDIS_SENTINELS"); sentinels != "" {
+		master := getenv("REDIS_MASTER")
+		if master == "" {
+			master = "mymaster"
+		}
+		c := redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName: master, SentinelAddrs: strings.Split(sentinels, ","), ContextTimeoutEnabled: true,
+		})
+		return &store{
+			client: c,
+			name:   "redis-sentinel (" + master + " via " + sentinels + ")",
 			close:  func() { _ = c.Close() },
 		}, nil
 	}
