@@ -2,8 +2,10 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -122,4 +124,82 @@ func BenchmarkScriptDirect(b *testing.B) {
 		}
 		return err
 	})
+}
+
+// BenchmarkHitAlgorithm measures Hit under each algorithm on the real server
+// (background context), every decision allowed: the rule of BenchmarkHit
+// (store.MaxLimit per second on each of 1024 keys) counted by each
+// algorithm. Besides the client's time it reports the server's time per
+// decision (server-µs/op: the usec of INFO commandstats, summed over every
+// command, per decision), which other clients of the server inflate: run it
+// alone.
+func BenchmarkHitAlgorithm(b *testing.B) {
+	c := redistest.Client(b)
+	ctx := context.Background()
+	if err := must(redisstore.New(c))(b).Preload(ctx); err != nil {
+		b.Fatal(err)
+	}
+	keys := benchUserKeys()
+	for _, alg := range []store.Algorithm{store.SlidingLog, store.SlidingCounter, store.GCRA} {
+		rule := benchRule
+		rule.Algorithm = alg
+		b.Run(alg.String(), func(b *testing.B) {
+			prefix := testPrefix(b, c)
+			s := must(redisstore.New(c, redisstore.WithPrefix(prefix)))(b)
+			var n atomic.Uint64
+			hit := func() error {
+				res, err := s.Hit(ctx, keys[n.Add(1)%benchKeys], rule, 1)
+				if err == nil && !res.Allowed {
+					return errors.New("denied")
+				}
+				return err
+			}
+			b.Run("serial", func(b *testing.B) {
+				b.ReportAllocs()
+				before := serverMicros(b, c)
+				for b.Loop() {
+					if err := hit(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(serverMicros(b, c)-before)/float64(b.N), "server-µs/op")
+			})
+			b.Run("parallel", func(b *testing.B) {
+				b.ReportAllocs()
+				before := serverMicros(b, c)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := hit(); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(serverMicros(b, c)-before)/float64(b.N), "server-µs/op")
+			})
+		})
+	}
+}
+
+// serverMicros returns the microseconds the server has spent in commands:
+// the sum of usec over INFO commandstats, but for INFO itself.
+func serverMicros(b *testing.B, c *redis.Client) int64 {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total int64
+	for _, line := range strings.Split(info, "\n") {
+		_, rest, ok := strings.Cut(line, ",usec=")
+		if !ok || !strings.HasPrefix(line, "cmdstat_") || strings.HasPrefix(line, "cmdstat_info:") {
+			continue
+		}
+		v, _, _ := strings.Cut(rest, ",")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			b.Fatalf("INFO commandstats: %q: %v", line, err)
+		}
+		total += n
+	}
+	return total
 }

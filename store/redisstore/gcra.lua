@@ -24,27 +24,21 @@
 -- far above the limit reaches.
 --
 -- The functions below (gcra_*) are also GCRA's part of stack.lua and
--- undo.lua; sliding_window.lua describes their arguments.
+-- undo.lua; sliding_window.lua describes them. The state: tat (as of now,
+-- at least now), new_tat (after taking cost tokens), t (W / limit) and the
+-- burst.
 
 local gcra_max_us = 9007199254740992
 
--- d microseconds rounded up, within [0, 2^53].
-local function gcra_us(d)
-  d = math.ceil(d)
-  if d < 0 then return 0 end
-  if d > gcra_max_us then return gcra_max_us end
-  return d
-end
-
--- Writes tat with an expiry when the bucket is full again: d = tat - now
--- microseconds, in milliseconds rounded up, at least 1.
-local function gcra_store(key, tat, d)
-  local ms = math.ceil(gcra_us(d) / 1000)
+-- Writes tat, to expire when the bucket is full again: tat - now
+-- microseconds (at most 2^53), in milliseconds rounded up, at least 1.
+local function gcra_store(key, tat, now)
+  local ms = math.ceil(math.min(math.ceil(tat - now), gcra_max_us) / 1000)
   if ms < 1 then ms = 1 end
   redis.call('SET', key, string.format('%.17g', tat), 'PX', ms)
 end
 
--- Reads tat as of now; extra is the burst.
+-- extra is the burst.
 local function gcra_check(key, limit, window, cost, extra, now)
   local t = window / limit
   local burst = tonumber(extra)
@@ -55,29 +49,24 @@ local function gcra_check(key, limit, window, cost, extra, now)
     if stored > now then tat = stored end
   end
   local new_tat = tat + cost * t
-  local allow_at = new_tat - burst * t
-  return {key = key, limit = limit, cost = cost, now = now, t = t, burst = burst,
-    tat = tat, new_tat = new_tat, allow_at = allow_at, fits = now >= allow_at}
+  return now >= new_tat - burst * t, tat, new_tat, t, burst
 end
 
-local function gcra_record(st)
-  gcra_store(st.key, st.new_tat, st.new_tat - st.now)
-end
-
-local function gcra_reply(st, recorded)
-  local t, burst, now = st.t, st.burst, st.now
-  local tat = st.tat
-  if recorded then tat = st.new_tat end
-  local remaining = math.floor((burst * t - (tat - now)) / t + 1e-9)
-  if remaining < 0 then remaining = 0 end
-  if remaining > burst then remaining = burst end
-  local retry_after = 0
-  if not st.fits then
-    retry_after = math.max(1, gcra_us(st.allow_at - now))
+local function gcra_finish(record, key, limit, window, cost, now, fits, tat, new_tat, t, burst)
+  local allowed, retry_after = 0, 0
+  if record then
+    gcra_store(key, new_tat, now)
+    allowed, tat = 1, new_tat
+  elseif not fits then
+    retry_after = math.min(math.max(1, math.ceil((new_tat - burst * t) - now)), gcra_max_us)
   end
-  local allowed = 0
-  if recorded then allowed = 1 end
-  return {allowed, remaining, retry_after, gcra_us(tat - now), 1}
+  local remaining = math.floor((burst * t - (tat - now)) / t + 1e-9)
+  if remaining < 0 then
+    remaining = 0
+  elseif remaining > burst then
+    remaining = burst
+  end
+  return {allowed, remaining, retry_after, math.min(math.ceil(tat - now), gcra_max_us), 1}
 end
 
 -- Gives cost tokens back: tat moves back by cost*T; a bucket that is full
@@ -91,7 +80,7 @@ local function gcra_undo(key, limit, window, cost, id, now)
   if tat <= now then
     redis.call('DEL', key)
   else
-    gcra_store(key, tat, tat - now)
+    gcra_store(key, tat, now)
   end
   return 1
 end
@@ -99,14 +88,12 @@ end
 --- script ---
 
 local now
-if ARGV[5] ~= nil and ARGV[5] ~= '' then
+if ARGV[5] ~= '' then
   now = tonumber(ARGV[5])
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local st = gcra_check(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], now)
-if st.fits then
-  gcra_record(st)
-end
-return gcra_reply(st, st.fits)
+local key, limit, window, cost = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local fits, tat, new_tat, t, burst = gcra_check(key, limit, window, cost, ARGV[4], now)
+return gcra_finish(fits, key, limit, window, cost, now, fits, tat, new_tat, t, burst)

@@ -39,11 +39,38 @@ func TestEveryKeyHasATTL(t *testing.T) {
 		require.True(t, must(s.Acquire(ctx, "released", "tok", time.Minute))(t).Acquired)
 		require.NoError(t, s.Release(ctx, "released", "tok"))
 
+		// The O(1) algorithms, written by Hit, by a stack and by a partial
+		// undo (a GCRA refund rewrites its key; a counter's keeps its TTL).
+		ctr := store.Rule{Name: "c", Limit: 10, Window: time.Minute, Algorithm: store.SlidingCounter}
+		gcra := store.Rule{Name: "g", Limit: 10, Window: time.Minute, Algorithm: store.GCRA}
+		must(s.Hit(ctx, "one", ctr, 1))(t)
+		r = must(s.Hit(ctx, "one", gcra, 3))(t)
+		must(s.Hit(ctx, "one", gcra, 3))(t)
+		require.NoError(t, s.Undo(ctx, "one", r.Receipt))
+		r = must(s.Hit(ctx, "one", ctr, 2))(t)
+		require.NoError(t, s.Undo(ctx, "one", r.Receipt))
+		stackRules := []store.Rule{{Name: "sl", Limit: 5, Window: time.Minute}, {Name: "sc", Limit: 5, Window: time.Minute, Algorithm: store.SlidingCounter},
+			{Name: "sg", Limit: 5, Window: time.Minute, Algorithm: store.GCRA}}
+		var stack []store.Hit
+		for _, key := range []string{"stack-a", "stack-b"} { // two keys: two slots on a Cluster
+			for _, rule := range stackRules {
+				stack = append(stack, store.Hit{Key: key, Rule: rule, Cost: 1})
+			}
+		}
+		out := make([]store.Result, len(stack))
+		require.NoError(t, s.HitAll(ctx, stack, out))
+		require.True(t, out[0].Allowed)
+		var stackKeys []string
+		for _, h := range stack {
+			stackKeys = append(stackKeys, stateKey(prefix, h.Rule.Name, h.Rule.Algorithm, h.Key))
+		}
+
 		keys := allKeys(t, tg, prefix)
-		assert.ElementsMatch(t, []string{
+		assert.ElementsMatch(t, append([]string{
 			windowKey(prefix, "one"), windowKey(prefix, "undone"),
+			stateKey(prefix, "c", store.SlidingCounter, "one"), stateKey(prefix, "g", store.GCRA, "one"),
 			lockKey(prefix, "lock"), fenceKey(prefix, "lock"), fenceKey(prefix, "released"),
-		}, keys, "undone window emptied, released lock gone, fences stay")
+		}, stackKeys...), keys, "undone window emptied, released lock gone, fences stay")
 		for _, k := range keys {
 			pttl, err := tg.client.PTTL(ctx, k).Result()
 			require.NoError(t, err)
@@ -82,6 +109,36 @@ func TestScriptFlushIsRecovered(t *testing.T) {
 		require.NoError(t, err)
 		flush(t)
 		require.NoError(t, s.Release(ctx, "lock", "tok"))
+
+		for _, alg := range []store.Algorithm{store.SlidingCounter, store.GCRA} {
+			rule := store.Rule{Limit: 10, Window: time.Minute, Algorithm: alg}
+			flush(t)
+			r, err := s.Hit(ctx, "k", rule, 1)
+			require.NoError(t, err, alg)
+			assert.True(t, r.Allowed, alg)
+			flush(t)
+			require.NoError(t, s.Undo(ctx, "k", r.Receipt), alg)
+		}
+		// A stack on one key, and one over two keys (two slots on a
+		// Cluster), recorded and then denied across them (decisions, an
+		// undo and a read).
+		for _, keys := range [][]string{{"s", "s"}, {"a", "b"}} {
+			stack := []store.Hit{
+				{Key: keys[0], Rule: store.Rule{Name: "x", Limit: 1, Window: time.Minute, Algorithm: store.SlidingCounter}, Cost: 1},
+				{Key: keys[1], Rule: store.Rule{Name: "y", Limit: 1, Window: time.Minute, Algorithm: store.GCRA}, Cost: 1},
+			}
+			out := make([]store.Result, 2)
+			flush(t)
+			require.NoError(t, s.HitAll(ctx, stack, out))
+			assert.True(t, out[0].Allowed)
+			require.NoError(t, s.Undo(ctx, keys[0], out[0].Receipt))
+			flush(t)
+			require.NoError(t, s.HitAll(ctx, stack, out), "denied by the second part")
+			assert.False(t, out[0].Allowed)
+			flush(t)
+			require.NoError(t, s.HitAll(ctx, []store.Hit{stack[1], stack[0]}, out), "denied by the first part")
+			assert.False(t, out[0].Allowed)
+		}
 	})
 }
 
@@ -276,6 +333,10 @@ func TestOneRoundTripPerDecision(t *testing.T) {
 	require.NoError(t, s.Preload(ctx))
 	require.NoError(t, c.ConfigResetStat(ctx).Err())
 	const n = 20
+	ctr := store.Rule{Limit: 1000, Window: time.Minute, Algorithm: store.SlidingCounter}
+	gcra := store.Rule{Limit: 1000, Window: time.Minute, Algorithm: store.GCRA}
+	stack := []store.Hit{{Key: "a", Rule: rule, Cost: 1}, {Key: "a", Rule: ctr, Cost: 1}, {Key: "b", Rule: gcra, Cost: 1}}
+	out := make([]store.Result, len(stack))
 	for i := 0; i < n; i++ {
 		r := must(s.Hit(ctx, "k", rule, 1))(t)
 		must(s.Acquire(ctx, "lock", "tok", time.Minute))(t)
@@ -283,9 +344,16 @@ func TestOneRoundTripPerDecision(t *testing.T) {
 		must(s.TTL(ctx, "lock", "tok"))(t)
 		require.NoError(t, s.Release(ctx, "lock", "tok"))
 		require.NoError(t, s.Undo(ctx, "k", r.Receipt))
+		for _, rule := range []store.Rule{ctr, gcra} {
+			r := must(s.Hit(ctx, "k", rule, 1))(t)
+			require.NoError(t, s.Undo(ctx, "k", r.Receipt))
+		}
+		// Any keys in one script on a standalone server.
+		require.NoError(t, s.HitAll(ctx, stack, out))
+		require.True(t, out[0].Allowed)
 	}
 	evalsha, eval = calls()
-	assert.Equal(t, int64(6*n), evalsha, "one EVALSHA per call")
+	assert.Equal(t, int64(11*n), evalsha, "one EVALSHA per call")
 	assert.Equal(t, int64(0), eval, "no EVAL with the scripts cached")
 }
 

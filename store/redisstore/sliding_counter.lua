@@ -25,7 +25,9 @@
 --   receipt_id      idx + 1, for undo
 --
 -- The functions below (counter_*) are also the counter's part of stack.lua
--- and undo.lua; sliding_window.lua describes their arguments.
+-- and undo.lua; sliding_window.lua describes them. The state: idx (the
+-- current fixed window), e (the time since its start), curr and prev as of
+-- now, and count, the weighted count.
 
 -- The weighted count at time t (after now, nothing arriving) of the counts
 -- curr and prev of fixed window idx.
@@ -43,8 +45,7 @@ end
 -- The least d >= 1 (microseconds) such that the weighted count at now + d
 -- plus cost is at most lim: a closed form, then corrected by single
 -- microseconds against counter_count_at for float rounding.
-local function counter_wait(st, cost, lim)
-  local idx, e, curr, prev, window = st.idx, st.e, st.curr, st.prev, st.window
+local function counter_wait(idx, e, curr, prev, window, now, cost, lim)
   local d
   if curr + cost <= lim then
     d = math.ceil((window - (lim - curr - cost) * window / prev) - e)
@@ -54,7 +55,6 @@ local function counter_wait(st, cost, lim)
     d = (window - e) + math.ceil(e2)
   end
   if d < 1 then d = 1 end
-  local now = st.now
   while counter_count_at(idx, curr, prev, window, now + d) + cost > lim do
     d = d + 1
   end
@@ -64,8 +64,6 @@ local function counter_wait(st, cost, lim)
   return d
 end
 
--- Reads the state as of now: the counts of the current fixed window and of
--- the one before.
 local function counter_check(key, limit, window, cost, extra, now)
   local idx = math.floor(now / window)
   local e = now - idx * window
@@ -81,38 +79,33 @@ local function counter_check(key, limit, window, cost, extra, now)
     end
   end
   local count = prev * (window - e) / window + curr
-  return {key = key, limit = limit, window = window, cost = cost, now = now,
-    idx = idx, e = e, curr = curr, prev = prev, count = count,
-    fits = count + cost <= limit}
+  return count + cost <= limit, idx, e, curr, prev, count
 end
 
-local function counter_record(st)
-  st.curr = st.curr + st.cost
-  st.count = st.count + st.cost
-  local window = st.window
-  redis.call('SET', st.key, string.format('%.0f:%.0f:%.0f', st.idx, st.curr, st.prev),
-    'PX', math.ceil(((window - st.e) + window) / 1000))
-end
-
-local function counter_reply(st, recorded)
-  local r = math.ceil(st.count)
-  local remaining = st.limit - r
-  if remaining < 0 then remaining = 0 end
-  local reset_after = 0
+-- Recording writes (idx, curr + cost, prev), to expire at the end of the
+-- next fixed window.
+local function counter_finish(record, key, limit, window, cost, now, fits, idx, e, curr, prev, count)
+  local allowed, retry_after, reset_after = 0, 0, 0
+  if record then
+    curr = curr + cost
+    count = count + cost
+    redis.call('SET', key, string.format('%.0f:%.0f:%.0f', idx, curr, prev),
+      'PX', math.ceil(((window - e) + window) / 1000))
+    allowed = 1
+  elseif not fits then
+    retry_after = counter_wait(idx, e, curr, prev, window, now, cost, limit)
+  end
+  local r = math.ceil(count)
   if r > 0 then
-    reset_after = counter_wait(st, 0, r - 1)
+    reset_after = counter_wait(idx, e, curr, prev, window, now, 0, r - 1)
   end
-  local retry_after = 0
-  if not st.fits then
-    retry_after = counter_wait(st, st.cost, st.limit)
-  end
-  local allowed = 0
-  if recorded then allowed = 1 end
-  return {allowed, remaining, retry_after, reset_after, st.idx + 1}
+  local remaining = limit - r
+  if remaining < 0 then remaining = 0 end
+  return {allowed, remaining, retry_after, reset_after, idx + 1}
 end
 
--- Takes cost back from the fixed window idx = id - 1 the hits were recorded
--- in, if the state still counts it (as curr, or as prev one window later).
+-- Takes cost back from the fixed window id - 1 the hits were recorded in,
+-- if the state still counts it (as curr, or as prev one window later).
 -- Needs no clock; the key keeps its expiry.
 local function counter_undo(key, limit, window, cost, id, now)
   id = tonumber(id)
@@ -140,14 +133,12 @@ end
 --- script ---
 
 local now
-if ARGV[5] ~= nil and ARGV[5] ~= '' then
+if ARGV[5] ~= '' then
   now = tonumber(ARGV[5])
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local st = counter_check(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], now)
-if st.fits then
-  counter_record(st)
-end
-return counter_reply(st, st.fits)
+local key, limit, window, cost = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local fits, idx, e, curr, prev, count = counter_check(key, limit, window, cost, ARGV[4], now)
+return counter_finish(fits, key, limit, window, cost, now, fits, idx, e, curr, prev, count)

@@ -24,83 +24,80 @@
 --   0               the receipt id is the caller's hit id, not the script's
 --
 -- The functions below (log_*) are also the sliding log's part of stack.lua
--- and undo.lua. Each algorithm's functions take the same arguments:
+-- and undo.lua. Every algorithm has the same three functions, which pass the
+-- state they read as multiple values (few closures, calls and tables: each
+-- costs server time on every call):
 --   check(key, limit, window, cost, extra, now) reads the state and returns
---     it with st.fits, whether cost fits now;
---   record(st) records the hits of a checked state that fits;
---   reply(st, recorded) returns {allowed, remaining, retry_after_us,
---     reset_after_us, receipt_id}: after recording, or as the state stands
---     (retry_after_us set only if cost did not fit);
---   undo(key, limit, window, cost, id, now) removes recorded hits.
-
--- Hits at or before now - window have left the window: drop them and count
--- the rest. extra is the hit id.
-local function log_check(key, limit, window, cost, extra, now)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local count = redis.call('ZCARD', key)
-  return {key = key, limit = limit, window = window, cost = cost, id = extra,
-    now = now, count = count, fits = count + cost <= limit, fresh = false}
-end
-
-local function log_record(st)
-  local key, now, id, cost = st.key, st.now, st.id, st.cost
-  if cost == 1 then
-    redis.call('ZADD', key, now, id)
-  else
-    -- ZADD in bounded batches: unpack has a stack limit.
-    local batch = {}
-    for i = 1, cost do
-      batch[#batch + 1] = now
-      batch[#batch + 1] = id .. '#' .. i
-      if #batch >= 512 or i == cost then
-        redis.call('ZADD', key, unpack(batch))
-        batch = {}
-      end
-    end
-  end
-  -- The window held nothing before if count was 0: its oldest hits are then
-  -- the ones just recorded at now.
-  st.fresh = st.count == 0
-  st.count = st.count + cost
-  -- The log is useless once its newest hit has left the window.
-  redis.call('PEXPIRE', key, math.ceil(st.window / 1000))
-end
+--     fits (whether cost fits now), then the state's values;
+--   finish(record, key, limit, window, cost, now, fits, ...) records the hits
+--     of a checked state that fits if record is true, and returns {allowed,
+--     remaining, retry_after_us, reset_after_us, receipt_id}: after
+--     recording, or as the state stands (retry_after_us set only if cost did
+--     not fit);
+--   undo(key, limit, window, cost, id, now) removes recorded hits and returns
+--     how much changed.
+-- extra is the algorithm's own argument: here the hit id.
 
 -- Time until the hit at 0-based rank (oldest first) leaves the window.
-local function log_leaves_after(st, rank)
-  local m = redis.call('ZRANGE', st.key, rank, rank, 'WITHSCORES')
+local function log_leaves_after(key, window, now, rank)
+  local m = redis.call('ZRANGE', key, rank, rank, 'WITHSCORES')
   if m[2] == nil then
     return 0
   end
-  local d = tonumber(m[2]) + st.window - st.now
+  local d = tonumber(m[2]) + window - now
   if d < 0 then d = 0 end
-  if d > st.window then d = st.window end
+  if d > window then d = window end
   return d
 end
 
-local function log_reply(st, recorded)
-  local count, limit = st.count, st.limit
-  local reset_after = 0
-  if count > 0 then
-    if recorded and st.fresh then
-      reset_after = st.window
+-- Hits at or before now - window have left the window: drop them and count
+-- the rest. The state: count, id.
+local function log_check(key, limit, window, cost, extra, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  return count + cost <= limit, count, extra
+end
+
+local function log_finish(record, key, limit, window, cost, now, fits, count, id)
+  local allowed, reset_after, retry_after = 0, 0, 0
+  if record then
+    if cost == 1 then
+      redis.call('ZADD', key, now, id)
     else
-      reset_after = log_leaves_after(st, 0)
+      -- ZADD in bounded batches: unpack has a stack limit.
+      local batch = {}
+      for i = 1, cost do
+        batch[#batch + 1] = now
+        batch[#batch + 1] = id .. '#' .. i
+        if #batch >= 512 or i == cost then
+          redis.call('ZADD', key, unpack(batch))
+          batch = {}
+        end
+      end
     end
+    -- The log is useless once its newest hit has left the window.
+    redis.call('PEXPIRE', key, math.ceil(window / 1000))
+    allowed = 1
+    if count == 0 then
+      -- The window held nothing before: its oldest hits are the ones just
+      -- recorded at now.
+      reset_after = window
+    end
+    count = count + cost
   end
-  local retry_after = 0
-  if not st.fits then
+  if count > 0 and reset_after == 0 then
+    reset_after = log_leaves_after(key, window, now, 0)
+  end
+  if not fits then
     -- The (count + cost - limit)-th oldest hit must leave before cost fits;
     -- for the oldest, that is the reset time already read.
-    local rank = count + st.cost - limit - 1
+    local rank = count + cost - limit - 1
     if rank == 0 then
       retry_after = reset_after
     else
-      retry_after = log_leaves_after(st, rank)
+      retry_after = log_leaves_after(key, window, now, rank)
     end
   end
-  local allowed = 0
-  if recorded then allowed = 1 end
   return {allowed, limit - count, retry_after, reset_after, 0}
 end
 
@@ -125,14 +122,12 @@ end
 --- script ---
 
 local now
-if ARGV[5] ~= nil and ARGV[5] ~= '' then
+if ARGV[5] ~= '' then
   now = tonumber(ARGV[5])
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local st = log_check(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], now)
-if st.fits then
-  log_record(st)
-end
-return log_reply(st, st.fits)
+local key, limit, window, cost = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local fits, count, id = log_check(key, limit, window, cost, ARGV[4], now)
+return log_finish(fits, key, limit, window, cost, now, fits, count, id)

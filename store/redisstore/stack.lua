@@ -27,10 +27,11 @@
 --          as the part stood before this call, if the stack was recorded in
 --          mode "1"; 0, 0 otherwise
 
+-- check and finish of each algorithm.
 local algorithms = {
-  s = {log_check, log_record, log_reply},
-  c = {counter_check, counter_record, counter_reply},
-  g = {gcra_check, gcra_record, gcra_reply},
+  s = {log_check, log_finish},
+  c = {counter_check, counter_finish},
+  g = {gcra_check, gcra_finish},
 }
 
 local now
@@ -41,27 +42,28 @@ else
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
+-- Check every part; states[i] holds fits and the state's values.
 local n = #KEYS
-local algs, states = {}, {}
+local algs, limits, windows, costs, states = {}, {}, {}, {}, {}
 local all = true
 for i = 1, n do
   local a = 3 + (i - 1) * 5
   local alg = algorithms[ARGV[a]]
-  local st = alg[1](KEYS[i], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]),
-    tonumber(ARGV[a + 3]), ARGV[a + 4], now)
-  algs[i], states[i] = alg, st
-  if not st.fits then all = false end
+  local limit, window, cost = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local st = {alg[1](KEYS[i], limit, window, cost, ARGV[a + 4], now)}
+  algs[i], limits[i], windows[i], costs[i], states[i] = alg, limit, window, cost, st
+  if not st[1] then all = false end
 end
 
+-- Record all or none, and reply.
 local record = all and ARGV[2] ~= '2'
 local before = record and ARGV[2] == '1'
 local out = {}
 for i = 1, n do
-  local alg, st = algs[i], states[i]
+  local alg, key, limit, window, cost, st = algs[i], KEYS[i], limits[i], windows[i], costs[i], states[i]
   local was
-  if before then was = alg[3](st, false) end
-  if record then alg[2](st) end
-  local r = alg[3](st, record)
+  if before then was = alg[2](false, key, limit, window, cost, now, unpack(st)) end
+  local r = alg[2](record, key, limit, window, cost, now, unpack(st))
   for j = 1, 5 do out[#out + 1] = r[j] end
   if was then
     out[#out + 1] = was[2]
