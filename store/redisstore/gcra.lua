@@ -85,6 +85,8 @@ local function gcra_undo(key, limit, window, cost, id, now)
   return 1
 end
 
+-- The script proper follows; scripts.go puts what precedes the next line
+-- before stack.lua and undo.lua.
 --- script ---
 
 local now

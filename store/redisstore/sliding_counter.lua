@@ -44,22 +44,26 @@ end
 
 -- The least d >= 1 (microseconds) such that the weighted count at now + d
 -- plus cost is at most lim: a closed form, then corrected by single
--- microseconds against counter_count_at for float rounding.
+-- microseconds against counter_count_at for float rounding (a step or two;
+-- the loops are capped so that no error could hold the server).
 local function counter_wait(idx, e, curr, prev, window, now, cost, lim)
   local d
   if curr + cost <= lim then
+    -- Within this fixed window (then prev > 0).
     d = math.ceil((window - (lim - curr - cost) * window / prev) - e)
   else
+    -- In the next one, where curr weighs as prev (then curr > 0).
     local e2 = window - (lim - cost) * window / curr
     if e2 < 0 then e2 = 0 end
     d = (window - e) + math.ceil(e2)
   end
   if d < 1 then d = 1 end
-  while counter_count_at(idx, curr, prev, window, now + d) + cost > lim do
-    d = d + 1
+  local steps = 0
+  while steps < 100 and counter_count_at(idx, curr, prev, window, now + d) + cost > lim do
+    d, steps = d + 1, steps + 1
   end
-  while d > 1 and counter_count_at(idx, curr, prev, window, now + d - 1) + cost <= lim do
-    d = d - 1
+  while steps < 100 and d > 1 and counter_count_at(idx, curr, prev, window, now + d - 1) + cost <= lim do
+    d, steps = d - 1, steps + 1
   end
   return d
 end
@@ -130,6 +134,8 @@ local function counter_undo(key, limit, window, cost, id, now)
   return 1
 end
 
+-- The script proper follows; scripts.go puts what precedes the next line
+-- before stack.lua and undo.lua.
 --- script ---
 
 local now

@@ -119,6 +119,8 @@ local function log_undo(key, limit, window, cost, id, now)
   return removed
 end
 
+-- The script proper follows; scripts.go puts what precedes the next line
+-- before stack.lua and undo.lua.
 --- script ---
 
 local now

@@ -31,8 +31,9 @@ const stackReplyLen = partReplyLen + 2
 // round of concurrent calls undoes the keys recorded before it (so that the
 // denied stack is counted nowhere once HitAll returns) and reads how the
 // keys after it stand. Meanwhile, the recorded parts count for other
-// callers. If the undo fails, HitAll returns an error, and the recorded
-// parts stay counted until they leave their windows.
+// callers. If the undo fails (also when ctx ends before it), HitAll returns
+// an error, and the recorded parts stay counted until they leave their
+// windows.
 //
 // More than 16 parts, an empty stack, two parts with the same Key,
 // Rule.Name and Rule.Algorithm, len(out) != len(hits), or a part that Hit
