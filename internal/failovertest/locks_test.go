@@ -41,8 +41,9 @@ type ackCase struct {
 
 // With WithReplicaAck, a lock a handler holds when its Cluster master dies
 // survives the failover: a second request for it after the promotion gets
-// 409 from the Guard. Without it, locks taken while the replica lagged are
-// lost, and a second request gets the resource.
+// 409 from the Guard, and no acknowledged lock is lost. Without it, locks
+// taken while the replica lagged are lost, and a second request gets the
+// resource; rate-limit hits admitted meanwhile are admitted again.
 func TestClusterLockAck(t *testing.T) {
 	addrs := clusterBed(t)
 	shards := waitClusterHealthy(t, addrs)
@@ -210,6 +211,11 @@ func runAck(t *testing.T, ac ackCase) {
 	e := newApp(t, "e", ac.newClient(), withStore(appOptions{limit: 1, window: time.Second}, acked))
 	guarded := ac.keys(3) // a's, c's, and e's resource
 
+	// A rate limit on the victim: hits admitted while the replica follows
+	// and while it lags; after the promotion, how many more it admits.
+	rates := newLagRate(t, ac)
+	rates.hit(t, lagRateInSync)
+
 	stores := make([]*redisstore.Store, 2)
 	for i, opts := range [][]redisstore.Option{plain, acked} {
 		client := ac.newClient()
@@ -274,6 +280,7 @@ func runAck(t *testing.T, ac ackCase) {
 		t.Fatal("c did not get the lock within 5 s")
 	}
 	eAnswer := e.do(lockRoute, guarded[2])
+	rates.hit(t, lagRateBehind)
 	time.Sleep(lagFor)
 
 	promoted := watchMaster(ac.heir.addr, 60*time.Second)
@@ -318,6 +325,7 @@ func runAck(t *testing.T, ac ackCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rateAfter := rates.untilDenied(t)
 	plainTaken, plainLost := bulkPlain.lost(t, checker)
 	ackedTaken, ackedLost := bulkAcked.lost(t, checker)
 	ac.restore(t)
@@ -367,6 +375,14 @@ func runAck(t *testing.T, ac ackCase) {
 		t.Errorf("locks taken without acknowledgement while the replica was stopped survived the failover (second request: %s; lost %d of %d): the lag was not injected",
 			dKind, plainLost[true], plainTaken[true])
 	}
+	rateExcess := lagRateInSync + lagRateBehind + rateAfter - lagRateLimit
+	t.Logf("%s: rate limit of %d: %d hits admitted with the replica in sync, %d while it was stopped, %d after the promotion: %d admitted beyond the limit",
+		ac.topology, lagRateLimit, lagRateInSync, lagRateBehind, rateAfter, rateExcess)
+	if rateExcess != lagRateBehind {
+		t.Errorf("the new master admitted %d beyond the limit, want the %d admitted while the replica was stopped", rateExcess, lagRateBehind)
+	}
+	t.Logf("SUMMARY %s rate limit: %d hits admitted while the replica was stopped were admitted again after the failover (%d beyond the limit of %d)",
+		ac.topology, lagRateBehind, rateExcess, lagRateLimit)
 	t.Logf("SUMMARY %s locks: with acknowledgement, second acquirer after the promotion got %s, acknowledged locks lost %s; without, lost %s with the replica in sync and %s with it stopped for %s",
 		ac.topology, bKind, rate(ackedLost[false]+ackedLost[true], ackedTaken[false]+ackedTaken[true]),
 		rate(plainLost[false], plainTaken[false]), rate(plainLost[true], plainTaken[true]), sec(lagFor))
@@ -412,5 +428,90 @@ func fillReplicaLink(t *testing.T, addr, prefix string) int {
 		}
 	}
 	t.Fatal("the master holds no output for its stopped replica after 128 MB of writes")
+	return 0
+}
+
+// The rate limit of the lag scenario.
+const (
+	lagRateLimit  = 50
+	lagRateInSync = 20 // hits before the replica stops
+	lagRateBehind = 20 // hits while it is stopped
+)
+
+// lagRate is a rate-limited key whose window lives on the victim.
+type lagRate struct {
+	st   *redisstore.Store
+	key  string
+	rule store.Rule
+	made int // hits made before the next call of hit counts them
+}
+
+// newLagRate finds a key whose window the store keeps on the victim: it
+// tries keys, each under a prefix of its own, until the victim holds the
+// key's only Redis key (wherever the store's key layout puts it).
+func newLagRate(t *testing.T, ac ackCase) *lagRate {
+	t.Helper()
+	client := ac.newClient()
+	t.Cleanup(func() { _ = client.Close() })
+	victim := redis.NewClient(&redis.Options{Addr: ac.victim.addr})
+	defer victim.Close()
+	ctx := context.Background()
+	rule := store.Rule{Name: "lag", Limit: lagRateLimit, Window: 5 * time.Minute}
+	for i := range 64 {
+		prefix := "sluicefo:" + redistest.Token()[:8] + ":"
+		st, err := redisstore.New(client, redisstore.WithPrefix(prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprintf("rate%d", i)
+		res, err := st.Hit(ctx, key, rule, 1)
+		if err != nil || !res.Allowed {
+			t.Fatalf("first hit: %+v %v", res, err)
+		}
+		keys, err := victim.Keys(ctx, prefix+"*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) == 1 {
+			return &lagRate{st: st, key: key, rule: rule, made: 1}
+		}
+	}
+	t.Fatal("no rate key on the victim in 64 tries")
+	return nil
+}
+
+// hit makes n hits in all (counting those newLagRate made), each of which
+// must be admitted.
+func (r *lagRate) hit(t *testing.T, n int) {
+	t.Helper()
+	n, r.made = n-r.made, 0
+	for range n {
+		res, err := r.st.Hit(context.Background(), r.key, r.rule, 1)
+		if err != nil || !res.Allowed {
+			t.Fatalf("hit: %+v %v", res, err)
+		}
+	}
+}
+
+// untilDenied hits the key until a hit is denied, retrying store errors for
+// up to 30 s, and returns how many were admitted.
+func (r *lagRate) untilDenied(t *testing.T) int {
+	t.Helper()
+	admitted := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		res, err := r.st.Hit(ctx, r.key, r.rule, 1)
+		cancel()
+		switch {
+		case err != nil:
+			time.Sleep(20 * time.Millisecond)
+		case res.Allowed:
+			admitted++
+		default:
+			return admitted
+		}
+	}
+	t.Fatal("the rate key was not denied within 30 s")
 	return 0
 }
