@@ -462,3 +462,44 @@ func watchSwitch(t *testing.T, sentinel, name string) (ch <-chan time.Time, stop
 	}()
 	return out, func() { _ = sub.Close(); _ = s.Close() }
 }
+
+// switchWatch follows the +switch-master announcements of every Sentinel.
+type switchWatch struct {
+	chans []<-chan time.Time
+}
+
+// watchSwitches subscribes to +switch-master on every Sentinel, until t ends.
+func watchSwitches(t *testing.T, sentinels []string, name string) *switchWatch {
+	t.Helper()
+	w := &switchWatch{}
+	for _, addr := range sentinels {
+		ch, stop := watchSwitch(t, addr, name)
+		t.Cleanup(stop)
+		w.chans = append(w.chans, ch)
+	}
+	return w
+}
+
+// await returns when the first and the last Sentinel announced the new
+// master, failing t if one did not within timeout.
+func (w *switchWatch) await(t *testing.T, timeout time.Duration) (first, last time.Time) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for _, ch := range w.chans {
+		select {
+		case at, ok := <-ch:
+			if !ok {
+				t.Fatal("+switch-master subscription ended")
+			}
+			if first.IsZero() || at.Before(first) {
+				first = at
+			}
+			if at.After(last) {
+				last = at
+			}
+		case <-deadline:
+			t.Fatalf("not every Sentinel announced +switch-master within %v", timeout)
+		}
+	}
+	return first, last
+}

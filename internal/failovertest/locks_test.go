@@ -35,7 +35,7 @@ type ackCase struct {
 	victim    server
 	heir      server               // the replica that takes over
 	keys      func(n int) []string // n keys on the victim, different at each call
-	announced <-chan time.Time     // Sentinel's +switch-master, or nil
+	announced *switchWatch         // the Sentinels' +switch-master, or nil
 	restore   func(t *testing.T)
 }
 
@@ -72,8 +72,7 @@ func TestClusterLockAck(t *testing.T) {
 func TestSentinelLockAck(t *testing.T) {
 	sentinels, name := sentinelBed(t)
 	view := waitSentinelHealthy(t, sentinels, name)
-	announced, stop := watchSwitch(t, sentinels[0], name)
-	t.Cleanup(stop)
+	announced := watchSwitches(t, sentinels, name)
 	run := redistest.Token()[:8]
 	next := 0
 	victim := serverAt(t, view.master)
@@ -293,11 +292,7 @@ func runAck(t *testing.T, ac ackCase) {
 	promoAt := await(t, promoted, "promotion of "+ac.heir.addr)
 	visibleAt := promoAt
 	if ac.announced != nil {
-		select {
-		case visibleAt = <-ac.announced:
-		case <-time.After(30 * time.Second):
-			t.Fatal("no +switch-master within 30 s")
-		}
+		_, visibleAt = ac.announced.await(t, 30*time.Second)
 	}
 
 	// After the promotion: the first answer other than 503 for a's resource
