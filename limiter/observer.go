@@ -80,7 +80,9 @@ const (
 	LockAcquired LockOutcome = iota + 1
 	// LockConflict: another holder had the lock (a 409 from a guard).
 	LockConflict
-	// LockReleased: the holder released the lock.
+	// LockReleased: the holder let go of the lock (a release the store
+	// refused is reported as LockStoreError too: the store frees the lock
+	// by its TTL).
 	LockReleased
 	// LockLost: the lock expired or was taken over while held (its
 	// keep-alive could not extend it).
@@ -110,7 +112,7 @@ func (o LockOutcome) String() string {
 
 // LockEvent describes one event of one lock.
 type LockEvent struct {
-	// Name is the guard's or locker's name (lockguard.WithName), not the
+	// Name is the guard's name (lockguard.NewGuard), not the
 	// lock key, which may carry client data.
 	Name string
 	// Outcome is what happened.

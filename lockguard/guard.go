@@ -55,7 +55,8 @@ type Guard struct {
 	fail   limiter.FailMode
 	logger *slog.Logger
 	deny   func(w http.ResponseWriter, r *http.Request, rj *Rejection)
-	err    error // the first option out of range
+	obs    limiter.Observer // nil: no events
+	err    error            // the first option out of range
 
 	storeLog logthrottle.Throttle // store failures, failed releases
 	keyLog   logthrottle.Throttle // requests without a key
@@ -134,6 +135,23 @@ func WithLogger(l *slog.Logger) GuardOption {
 			l = slog.New(slog.DiscardHandler)
 		}
 		g.logger = l
+	}
+}
+
+// WithObserver sets an Observer told about every lock event of the Guard,
+// under the Guard's name: acquired, conflict (a 409), released (with the
+// hold time), lost (the lock expired or was taken while the handler ran),
+// and store errors (a failed acquire or release; a failed release is also
+// reported as released, since the handler has let go of the lock and the
+// store frees it by its TTL). The default, nil, observes nothing.
+func WithObserver(o limiter.Observer) GuardOption {
+	return func(g *Guard) { g.obs = o }
+}
+
+// observe tells the Guard's Observer about an event.
+func (g *Guard) observe(o limiter.LockOutcome, latency, held time.Duration) {
+	if g.obs != nil {
+		g.obs.ObserveLock(limiter.LockEvent{Name: g.name, Outcome: o, Latency: latency, Held: held})
 	}
 }
 
@@ -299,17 +317,29 @@ func (g *Guard) Admit(w http.ResponseWriter, r *http.Request, key limiter.KeyFun
 	if g.wait > 0 {
 		opts = []ObtainOption{WaitFor(g.wait)}
 	}
+	var start time.Time
+	if g.obs != nil {
+		start = time.Now()
+	}
 	lock, err := g.locker.Obtain(ctx, k, g.ttl, opts...)
+	var latency time.Duration
+	if g.obs != nil {
+		latency = time.Since(start)
+	}
 	if err != nil {
 		var held *HeldError
 		switch {
 		case errors.As(err, &held):
+			g.observe(limiter.LockConflict, latency, 0)
 			if w != nil { // for every writer of the rejection, as a rate limit's headers are
 				w.Header().Set("Retry-After", strconv.FormatInt(retryAfterSeconds(held.TTL), 10))
 			}
 			return r, nil, &Rejection{Status: http.StatusConflict, RetryAfter: held.TTL, Message: msgLocked, Err: err, g: g, r: r}
 		case ctx.Err() != nil && !errors.Is(err, ErrStore):
 			return r, nil, &Rejection{Status: http.StatusServiceUnavailable, Message: msgCancelled, Err: err, g: g, r: r}
+		}
+		g.observe(limiter.LockStoreError, latency, 0)
+		switch {
 		case g.fail == limiter.FailOpen:
 			g.log(ctx, &g.storeLog, slog.LevelError, "sluice: lock store failed, serving without a lock (fail-open)", slog.Any("error", err))
 			return r, nil, nil
@@ -319,6 +349,9 @@ func (g *Guard) Admit(w http.ResponseWriter, r *http.Request, key limiter.KeyFun
 		}
 	}
 
+	g.observe(limiter.LockAcquired, latency, 0)
+	acquired := time.Now()
+
 	work, stop := lock.KeepAlive(context.WithValue(ctx, ctxKey{}, lock))
 	var once sync.Once
 	release := func(int) {
@@ -326,16 +359,32 @@ func (g *Guard) Admit(w http.ResponseWriter, r *http.Request, key limiter.KeyFun
 			stop()
 			cause := context.Cause(work)
 			lost := errors.Is(cause, ErrLockLost)
+			held := time.Since(acquired)
+			var start time.Time
+			if g.obs != nil {
+				start = time.Now()
+			}
 			if lost || errors.Is(cause, ErrMaxHoldExceeded) {
 				g.log(ctx, &g.lostLog, slog.LevelWarn, "sluice: guarded handler's context cancelled",
 					slog.String("key", k), slog.Any("cause", cause))
 			}
-			switch err := lock.Release(ctx); {
-			case err == nil, lost && errors.Is(err, ErrNotHeld):
+			err := lock.Release(ctx)
+			var latency time.Duration
+			if g.obs != nil {
+				latency = time.Since(start)
+			}
+			switch {
+			case err == nil:
+				g.observe(limiter.LockReleased, latency, held)
+			case lost && errors.Is(err, ErrNotHeld):
+				g.observe(limiter.LockLost, 0, held)
 			case errors.Is(err, ErrNotHeld): // expired before the keep-alive noticed
+				g.observe(limiter.LockLost, 0, held)
 				g.log(ctx, &g.lostLog, slog.LevelWarn, "sluice: lock no longer held at release",
 					slog.String("key", k), slog.Any("error", err))
 			default: // retried in the background (see Lock.Release)
+				g.observe(limiter.LockStoreError, latency, 0)
+				g.observe(limiter.LockReleased, latency, held)
 				g.log(ctx, &g.storeLog, slog.LevelError, "sluice: lock release failed",
 					slog.String("key", k), slog.Any("error", err))
 			}

@@ -1,0 +1,84 @@
+package lockguard_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicehq/sluice/limiter"
+	"github.com/sluicehq/sluice/lockguard"
+	"github.com/sluicehq/sluice/store/memstore"
+)
+
+type lockRecorder struct {
+	mu     sync.Mutex
+	events []limiter.LockEvent
+}
+
+func (r *lockRecorder) ObserveDecision(limiter.DecisionEvent) {}
+
+func (r *lockRecorder) ObserveLock(e limiter.LockEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *lockRecorder) outcomes() []limiter.LockOutcome {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []limiter.LockOutcome
+	for _, e := range r.events {
+		out = append(out, e.Outcome)
+	}
+	return out
+}
+
+// The Guard tells its Observer about each lock's life: acquired, a
+// conflict while held, released with the hold time, and lost when the lock
+// is deleted under a running handler.
+func TestGuardObserver(t *testing.T) {
+	st, err := memstore.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	locker, err := lockguard.New(st)
+	require.NoError(t, err)
+	rec := &lockRecorder{}
+	g, err := lockguard.NewGuard("orders", locker, limiter.PathValueKey("id"), time.Minute, lockguard.WithObserver(rec))
+	require.NoError(t, err)
+
+	req := func(id string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/orders/"+id+"/pay", nil)
+		r.SetPathValue("id", id)
+		return r
+	}
+	next, done, rj := g.Admit(httptest.NewRecorder(), req("1"), nil)
+	require.Nil(t, rj)
+	_, _, rj2 := g.Admit(httptest.NewRecorder(), req("1"), nil)
+	require.NotNil(t, rj2)
+	assert.Equal(t, http.StatusConflict, rj2.Status)
+	time.Sleep(5 * time.Millisecond)
+	done(http.StatusOK)
+	_ = next
+
+	// Lost: the lock is deleted while the handler runs.
+	next, done, rj = g.Admit(httptest.NewRecorder(), req("2"), nil)
+	require.Nil(t, rj)
+	lock, ok := lockguard.FromContext(next.Context())
+	require.True(t, ok)
+	require.NoError(t, st.Release(t.Context(), lock.Key(), lock.Token()))
+	done(http.StatusOK)
+
+	assert.Equal(t, []limiter.LockOutcome{
+		limiter.LockAcquired, limiter.LockConflict, limiter.LockReleased,
+		limiter.LockAcquired, limiter.LockLost,
+	}, rec.outcomes())
+	for _, e := range rec.events {
+		assert.Equal(t, "orders", e.Name)
+	}
+	assert.GreaterOrEqual(t, rec.events[2].Held, 5*time.Millisecond, "hold time of the released lock")
+}
