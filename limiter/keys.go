@@ -291,10 +291,12 @@ func headerKey(name string, valid func(string) bool, fallback KeyFunc) KeyFunc {
 // middleware stored in the request's context under k, typically the
 // authenticated user's id. The value may be a fmt.Stringer, a non-empty
 // value of a string type, or of any integer type (an int64 user id); for
-// anything else, or no
-// value, fallback is called (for instance ClientIP for anonymous requests),
-// or the KeyFunc fails with ErrNoKey if fallback is nil. Context keys are
-// namespaced apart from addresses and headers.
+// anything else, or no value, fallback is called (for instance ClientIP for
+// anonymous requests), or the KeyFunc fails with ErrNoKey if fallback is nil. Context keys are
+// namespaced apart from addresses and headers. Under adapters/ginmw, a value
+// stored with gin's c.Set under a string key k is found too, as
+// *gin.Context.Value finds it; echo's c.Set values are not in the request's
+// context: read them with echomw.WithKey.
 func ContextKey(k any, fallback KeyFunc) KeyFunc {
 	return func(r *http.Request) (string, error) {
 		if v := contextKeyString(r.Context().Value(k)); v != "" {

@@ -10,10 +10,14 @@
 //	r.GET("/api/hello", ginmw.RateLimit(burst), ginmw.RateLimit(daily), hello)
 //	r.POST("/users/:id/report", ginmw.RateLimit(perUser, ginmw.WithKey(ginmw.ParamKey("id"))), report)
 //
-// Gin keeps route parameters in *gin.Context, not in *http.Request: the
-// middleware copies them into the request's path values for the policy's and
-// guard's own functions, and WithKey takes a key function of the *gin.Context
-// instead (ParamKey reads one parameter). WithSkip and WithDeny take the
+// Gin keeps route parameters and the values of c.Set in *gin.Context, not in
+// *http.Request: the middleware copies the parameters into the request's path
+// values and gives the request a context that answers c.Set's string keys
+// (both only when there are some), for the policy's and guard's own functions:
+// limiter.PathValueKey("id") reads ":id", limiter.ContextKey("user", nil) the
+// user an authentication middleware stored with c.Set("user", ...). WithKey
+// takes a key function of the *gin.Context instead (ParamKey reads one
+// parameter). WithSkip and WithDeny take the
 // *gin.Context too. Do not key on gin.Context.ClientIP unless the engine's
 // trusted proxies are configured (SetTrustedProxies): by default gin believes
 // X-Forwarded-For from anyone. Use limiter.TrustedProxyIP instead.

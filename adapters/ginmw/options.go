@@ -1,6 +1,7 @@
 package ginmw
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 
@@ -31,9 +32,10 @@ func newOptions(opts []Option) options {
 
 // WithKey picks the key (the client for RateLimit, the resource for Guard)
 // with fn instead of the policy's or guard's KeyFunc, for keys that need the
-// gin.Context: a route parameter (ParamKey), or a value an earlier handler
-// stored with c.Set. An error or an empty key is answered 400. The default,
-// nil, uses the KeyFunc.
+// gin.Context. A route parameter (ParamKey, or limiter.PathValueKey as the
+// KeyFunc) and a value an earlier handler stored with c.Set under a string
+// key (limiter.ContextKey as the KeyFunc) need no WithKey. An error or an
+// empty key is answered 400. The default, nil, uses the KeyFunc.
 func WithKey(fn func(c *gin.Context) (string, error)) Option {
 	return func(o *options) { o.key = fn }
 }
@@ -72,10 +74,56 @@ func (o *options) reject(c *gin.Context, rj rejection) {
 }
 
 // request returns the request for the core: c.Request carrying gin's route
-// parameters as path values, for the policy's or guard's own functions (skip
-// predicate, cost, KeyFunc).
+// parameters as path values and, when values were stored with c.Set, a
+// context that answers their keys, for the policy's or guard's own functions
+// (skip predicate, cost, KeyFunc). A route with neither costs nothing.
 func (o *options) request(c *gin.Context) *http.Request {
-	return withRouteParams(c.Request, c.Params)
+	return withKeys(withRouteParams(c.Request, c.Params), c.Keys)
+}
+
+// withKeys returns r with a context that also answers the string keys of
+// keys (gin's c.Keys), or r itself when keys is empty. Values stored with
+// c.Set before the middleware ran are thereby found by the core's context
+// readers (limiter.ContextKey("user", ...)) as *gin.Context.Value finds them.
+// The pairs are copied: gin reuses its Context for another request once this
+// one is over, and a context may outlive the request. The map's key type is a
+// type parameter so that the adapter builds against gin releases whose
+// c.Keys is map[string]any and those whose c.Keys is map[any]any.
+func withKeys[K comparable](r *http.Request, keys map[K]any) *http.Request {
+	if len(keys) == 0 {
+		return r
+	}
+	kc := &keysContext[K]{Context: r.Context(), keys: make([]keyValue[K], 0, len(keys))}
+	for k, v := range keys {
+		kc.keys = append(kc.keys, keyValue[K]{k, v})
+	}
+	return r.WithContext(kc)
+}
+
+// keysContext is a context whose Value answers a string key from keys first,
+// then from the context it wraps, in the order *gin.Context.Value uses. A
+// slice, searched in order, costs one allocation less than a map for the
+// handful of values a request carries.
+type keysContext[K comparable] struct {
+	context.Context
+	keys []keyValue[K]
+}
+
+type keyValue[K comparable] struct {
+	k K
+	v any
+}
+
+func (c *keysContext[K]) Value(key any) any {
+	if s, ok := key.(string); ok {
+		k := any(s).(K)
+		for _, kv := range c.keys {
+			if kv.k == k {
+				return kv.v
+			}
+		}
+	}
+	return c.Context.Value(key)
 }
 
 // keyFunc returns the WithKey hook as a KeyFunc of c, or nil.
