@@ -97,6 +97,7 @@ type appOptions struct {
 	fences     *fenceLog             // where the guarded handler records its fence
 	onLocked   func(r *http.Request) // called by the guarded handler, if set
 	policyName string                // of the rate limits; "" for "open" and "closed"
+	timeout    time.Duration         // of every store call; 0: decisionTimeout and lockStoreTimeout
 }
 
 // newApp builds an instance on client (closed at t's cleanup).
@@ -113,6 +114,10 @@ func newApp(t *testing.T, name string, client redis.UniversalClient, o appOption
 		t.Fatalf("%s: preload: %v", name, err)
 	}
 	a := &app{name: name, client: client, store: st, mux: http.NewServeMux()}
+	decide, lockCall := decisionTimeout, lockStoreTimeout
+	if o.timeout > 0 {
+		decide, lockCall = o.timeout, o.timeout
+	}
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	for _, p := range []struct {
 		route route
@@ -121,7 +126,7 @@ func newApp(t *testing.T, name string, client redis.UniversalClient, o appOption
 		pol, err := limiter.NewPolicy(o.policyName+string(p.route), o.limit, o.window, st,
 			limiter.WithKey(pathKey),
 			limiter.WithFailMode(p.mode),
-			limiter.WithTimeout(decisionTimeout),
+			limiter.WithTimeout(decide),
 			limiter.WithLogger(nil))
 		if err != nil {
 			t.Fatal(err)
@@ -129,7 +134,7 @@ func newApp(t *testing.T, name string, client redis.UniversalClient, o appOption
 		t.Cleanup(func() { _ = pol.Close() })
 		a.mux.Handle("GET /"+string(p.route)+"/{key}", httpmw.RateLimit(pol)(ok))
 	}
-	locker, err := lockguard.New(st, lockguard.WithStoreTimeout(lockStoreTimeout), lockguard.WithReleaseTimeout(lockRelease))
+	locker, err := lockguard.New(st, lockguard.WithStoreTimeout(lockCall), lockguard.WithReleaseTimeout(max(lockRelease, o.timeout)))
 	if err != nil {
 		t.Fatal(err)
 	}
