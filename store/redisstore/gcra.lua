@@ -30,14 +30,6 @@
 
 local gcra_max_us = 9007199254740992
 
--- Writes tat, to expire when the bucket is full again: tat - now
--- microseconds (at most 2^53), in milliseconds rounded up, at least 1.
-local function gcra_store(key, tat, now)
-  local ms = math.ceil(math.min(math.ceil(tat - now), gcra_max_us) / 1000)
-  if ms < 1 then ms = 1 end
-  redis.call('SET', key, string.format('%.17g', tat), 'PX', ms)
-end
-
 -- extra is the burst.
 local function gcra_check(key, limit, window, cost, extra, now)
   local t = window / limit
@@ -55,7 +47,11 @@ end
 local function gcra_finish(record, key, limit, window, cost, now, fits, tat, new_tat, t, burst)
   local allowed, retry_after = 0, 0
   if record then
-    gcra_store(key, new_tat, now)
+    -- tat expires when the bucket is full again: new_tat - now microseconds
+    -- (at most 2^53), in milliseconds rounded up, at least 1.
+    local ms = math.ceil(math.min(math.ceil(new_tat - now), gcra_max_us) / 1000)
+    if ms < 1 then ms = 1 end
+    redis.call('SET', key, string.format('%.17g', new_tat), 'PX', ms)
     allowed, tat = 1, new_tat
   elseif not fits then
     retry_after = math.min(math.max(1, math.ceil((new_tat - burst * t) - now)), gcra_max_us)
@@ -80,7 +76,9 @@ local function gcra_undo(key, limit, window, cost, id, now)
   if tat <= now then
     redis.call('DEL', key)
   else
-    gcra_store(key, tat, now)
+    -- As gcra_finish writes it (tat > now: at least 1ms).
+    redis.call('SET', key, string.format('%.17g', tat), 'PX',
+      math.ceil(math.min(math.ceil(tat - now), gcra_max_us) / 1000))
   end
   return 1
 end
