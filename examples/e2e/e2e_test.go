@@ -122,6 +122,37 @@ func runContract(t *testing.T, in *instance, behindProxy bool, apiKey string) {
 	t.Run("burst", func(t *testing.T) { checkBurst(t, in, behindProxy) })
 	t.Run("pay", func(t *testing.T) { checkPay(t, in) })
 	t.Run("healthz", func(t *testing.T) { checkHealthz(t, in) })
+	t.Run("metrics", func(t *testing.T) { checkMetrics(t, in) })
+}
+
+// checkMetrics runs after the other checks: /metrics is never limited and
+// counts, in the Prometheus text format, the decisions and locks they made.
+func checkMetrics(t *testing.T, in *instance) {
+	for range apiLimit + 2 {
+		r := in.do(t, http.MethodGet, "/metrics", "")
+		require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+		assertNoQuota(t, r)
+		assert.True(t, strings.HasPrefix(r.header.Get("Content-Type"), "text/plain"), "Content-Type %q", r.header.Get("Content-Type"))
+	}
+	body := string(in.do(t, http.MethodGet, "/metrics", "").body)
+	for _, series := range []string{
+		`sluice_ratelimit_decisions_total{outcome="allowed",policy="api"} `,
+		`sluice_ratelimit_decisions_total{outcome="denied",policy="api"} `,
+		`sluice_ratelimit_decisions_total{outcome="denied",policy="burst"} `,
+		`sluice_ratelimit_decisions_total{outcome="allowed",policy="login"} `,
+		`sluice_lock_events_total{name="order",outcome="acquired"} `,
+		`sluice_lock_events_total{name="order",outcome="conflict"} `,
+		`sluice_locks_held{name="order"} 0`,
+		`sluice_ratelimit_store_duration_seconds_bucket{`,
+	} {
+		assert.Contains(t, body, series)
+	}
+	for _, zero := range []string{
+		`sluice_ratelimit_decisions_total{outcome="allowed",policy="api"} 0`,
+		`sluice_lock_events_total{name="order",outcome="acquired"} 0`,
+	} {
+		assert.NotContains(t, body, zero+"\n")
+	}
 }
 
 func checkHello(t *testing.T, in *instance, behindProxy bool, apiKey string) {

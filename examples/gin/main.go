@@ -69,11 +69,14 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sluicehq/sluice/adapters/ginmw"
 	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/lockguard"
+	"github.com/sluicehq/sluice/metrics/prommetrics"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/memstore"
 	"github.com/sluicehq/sluice/store/redisstore"
@@ -130,34 +133,44 @@ func run() error {
 }
 
 func routes(st store.Store, clientIP limiter.KeyFunc, apiKeys map[string]bool) (*gin.Engine, error) {
+	// Decisions and locks are counted for Prometheus, served at /metrics.
+	metrics, err := prommetrics.New()
+	if err != nil {
+		return nil, err
+	}
+	registry := prometheus.NewRegistry()
+	if err := registry.Register(metrics); err != nil {
+		return nil, err
+	}
+	metricsHandler := promhttp.HandlerFor(registry, promhttp.HandlerOpts{})
 	// X-API-Key is the client only when it is one of API_KEYS: a key the
 	// client made up counts against its address, so a fresh key per request
 	// buys no fresh quota.
 	isKey := func(k string) bool { return apiKeys[k] }
-	api, err := policy(st, "api", 5, 10*time.Second,
+	api, err := policy(st, metrics, "api", 5, 10*time.Second,
 		limiter.WithKey(limiter.ValidatedHeaderKey("X-API-Key", isKey, clientIP))) // fail-open: the default
 	if err != nil {
 		return nil, err
 	}
-	login, err := policy(st, "login", 3, time.Minute, limiter.WithKey(clientIP),
+	login, err := policy(st, metrics, "login", 3, time.Minute, limiter.WithKey(clientIP),
 		limiter.WithSkipSuccessful(), limiter.WithFailMode(limiter.FailClosed))
 	if err != nil {
 		return nil, err
 	}
 	// 1000 a day per client in O(1) memory per client: the sliding-window
 	// counter (the sliding log keeps one entry per hit).
-	daily, err := policy(st, "daily", 1000, 24*time.Hour, limiter.WithKey(clientIP),
+	daily, err := policy(st, metrics, "daily", 1000, 24*time.Hour, limiter.WithKey(clientIP),
 		limiter.WithAlgorithm(store.SlidingCounter))
 	if err != nil {
 		return nil, err
 	}
 	// A burst limit and an hourly one decided together: a request that
 	// either denies counts against neither.
-	burst, err := policy(st, "burst", 3, 10*time.Second, limiter.WithKey(clientIP))
+	burst, err := policy(st, metrics, "burst", 3, 10*time.Second, limiter.WithKey(clientIP))
 	if err != nil {
 		return nil, err
 	}
-	hourly, err := policy(st, "hourly", 5, time.Hour, limiter.WithKey(clientIP))
+	hourly, err := policy(st, metrics, "hourly", 5, time.Hour, limiter.WithKey(clientIP))
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +184,7 @@ func routes(st store.Store, clientIP limiter.KeyFunc, apiKeys map[string]bool) (
 	}
 	// Fail-closed (the default): without the lock store, no payment runs.
 	// limiter.PathValueKey reads gin's :id, which the adapter copies into the request.
-	orders, err := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), 5*time.Second)
+	orders, err := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), 5*time.Second, lockguard.WithObserver(metrics))
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +196,7 @@ func routes(st store.Store, clientIP limiter.KeyFunc, apiKeys map[string]bool) (
 	r.GET("/healthz", func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
 	})
+	r.GET("/metrics", gin.WrapH(metricsHandler))
 	r.GET("/api/hello", ginmw.RateLimit(api), hello)
 	r.GET("/api/daily", ginmw.RateLimit(daily), hello)
 	r.GET("/api/burst", ginmw.RateLimit(burstHourly), hello)
@@ -193,8 +207,8 @@ func routes(st store.Store, clientIP limiter.KeyFunc, apiKeys map[string]bool) (
 	return r, nil
 }
 
-func policy(st store.Store, name string, limit int, window time.Duration, opts ...limiter.Option) (*limiter.Policy, error) {
-	return limiter.NewPolicy(name, limit, window, st, opts...)
+func policy(st store.Store, obs limiter.Observer, name string, limit int, window time.Duration, opts ...limiter.Option) (*limiter.Policy, error) {
+	return limiter.NewPolicy(name, limit, window, st, append(opts, limiter.WithObserver(obs))...)
 }
 
 func hello(c *gin.Context) {
