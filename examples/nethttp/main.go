@@ -39,6 +39,8 @@
 //	                               (5 per hour) per client IP, decided together:
 //	                               a request either denies counts against
 //	                               neither; fail-open
+//	GET  /metrics                  Prometheus text format: decisions by policy and
+//	                               outcome, store latency, locks; never limited
 //	POST /login                    {"user":..,"password":..}; "correct" gives 200,
 //	                               else 401; policy "login": 3 failed attempts per
 //	                               60 s per client IP; fail-closed
