@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -357,4 +358,37 @@ func TestCounterAndGCRAMemoryUsage(t *testing.T) {
 		t.Logf("%s: MEMORY USAGE %d bytes (key %d bytes, value %q)", tc.name, bytes, len(rk), value)
 		assert.Less(t, bytes, int64(200), tc.name)
 	}
+}
+
+// TestStackOnRing decides stacks over two keys on a Ring of two miniredis
+// shards: one script call per key, and a denied stack counted nowhere.
+func TestStackOnRing(t *testing.T) {
+	ctx := context.Background()
+	m1, m2 := miniredis.RunT(t), miniredis.RunT(t)
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": m1.Addr(), "b": m2.Addr()}})
+	t.Cleanup(func() { _ = ring.Close() })
+	counter := &evalCounter{}
+	ring.AddHook(counter)
+	clock := newFakeClock(time.Minute)
+	s := must(redisstore.New(ring, redisstore.WithClock(clock.Now)))(t)
+	require.NoError(t, s.Preload(ctx))
+
+	userRule := store.Rule{Name: "user", Limit: 5, Window: time.Minute}
+	ipRule := store.Rule{Name: "ip", Limit: 1, Window: time.Minute, Algorithm: store.GCRA}
+	stack := []store.Hit{{Key: "user:alice", Rule: userRule, Cost: 2}, {Key: "ip:203.0.113.7", Rule: ipRule, Cost: 1}}
+	out := make([]store.Result, 2)
+	counter.calls()
+	require.NoError(t, s.HitAll(ctx, stack, out))
+	assert.True(t, out[0].Allowed && out[1].Allowed, "%+v", out)
+	assert.Equal(t, 3, out[0].Remaining)
+	assert.Equal(t, int64(2), counter.calls(), "one script call per key")
+
+	require.NoError(t, s.HitAll(ctx, stack, out))
+	assert.Equal(t, []store.Result{
+		{Limit: 5, Remaining: 3, ResetAfter: time.Minute},
+		{Limit: 1, RetryAfter: time.Minute, ResetAfter: time.Minute},
+	}, out, "denied by ip: the user's part as it stood")
+	assert.Equal(t, int64(3), counter.calls(), "two decisions and one undo")
+	assert.Equal(t, result{true, 0, 0, time.Minute}, hitResult(t, s, "user:alice", userRule, 3),
+		"the denied stack left the user's rule as it was")
 }
