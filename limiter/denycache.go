@@ -17,6 +17,7 @@ const DefaultDenyCacheSize = 4096
 // beyond its entry whatever its length.
 type denyCache struct {
 	seed maphash.Seed
+	now  func() time.Time // the limiter's clock (see WithClock)
 
 	mu      sync.Mutex
 	index   map[uint64]int32 // digest -> position in entries
@@ -35,9 +36,10 @@ type denyEntry struct {
 	prev, next int32
 }
 
-func newDenyCache(size int) *denyCache {
+func newDenyCache(size int, now func() time.Time) *denyCache {
 	return &denyCache{
 		seed:    maphash.MakeSeed(),
+		now:     now,
 		index:   make(map[uint64]int32, size),
 		entries: make([]denyEntry, 0, size),
 		head:    -1,
@@ -52,7 +54,7 @@ func newDenyCache(size int) *denyCache {
 // store.
 func (c *denyCache) lookup(l *Limiter, key string, n, limit int) (Decision, bool) {
 	h := maphash.String(c.seed, key)
-	now := time.Now()
+	now := c.now()
 	c.mu.Lock()
 	i, ok := c.index[h]
 	if !ok {
@@ -92,7 +94,7 @@ func (c *denyCache) add(key string, d Decision) {
 	if d.RetryAfter <= 0 {
 		return
 	}
-	e := denyEntry{digest: maphash.String(c.seed, key), until: time.Now().Add(d.RetryAfter), cost: d.Cost, limit: d.Limit}
+	e := denyEntry{digest: maphash.String(c.seed, key), until: c.now().Add(d.RetryAfter), cost: d.Cost, limit: d.Limit}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if i, ok := c.index[e.digest]; ok && c.entries[i].decs == nil {
@@ -142,7 +144,7 @@ func (c *denyCache) addStack(key string, decs []Decision) {
 		d.key = "" // a client's key may be long: the cache keeps digests only
 		kept[i] = d
 	}
-	now := time.Now()
+	now := c.now()
 	e := denyEntry{digest: maphash.String(c.seed, key), until: now.Add(wait), decs: kept, at: now}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -155,7 +157,7 @@ func (c *denyCache) addStack(key string, decs []Decision) {
 // under the same limit as then and a denying part still has to wait.
 func (c *denyCache) lookupStack(key string, parts []stackPart) ([]Decision, bool) {
 	h := maphash.String(c.seed, key)
-	now := time.Now()
+	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	i, ok := c.index[h]

@@ -10,7 +10,7 @@ import (
 // and a lookup counts as a use.
 func TestDenyCacheBoundedLRU(t *testing.T) {
 	l := &Limiter{name: "x"}
-	c := newDenyCache(3)
+	c := newDenyCache(3, time.Now)
 	deny := Decision{Cost: 1, Limit: 5, RetryAfter: time.Hour}
 	for i := range 3 {
 		c.add("k"+strconv.Itoa(i), deny)
@@ -45,7 +45,7 @@ func TestDenyCacheBoundedLRU(t *testing.T) {
 // or a smaller limit.
 func TestDenyCacheCostAndLimit(t *testing.T) {
 	l := &Limiter{name: "x"}
-	c := newDenyCache(8)
+	c := newDenyCache(8, time.Now)
 	c.add("k", Decision{Cost: 3, Limit: 10, RetryAfter: time.Hour})
 	for _, tc := range []struct {
 		cost, limit int

@@ -103,7 +103,7 @@ type Decision struct {
 // millisecond and store.MaxWindow, and s neither nil nor a nil pointer (such
 // as a (*memstore.Store)(nil)); otherwise the error wraps ErrInvalidConfig.
 // Of the options, New takes those that shape the count (WithAlgorithm,
-// WithBurst, WithDenyCache, WithObserver); an option that only a Policy
+// WithBurst, WithDenyCache, WithObserver, WithClock); an option that only a Policy
 // uses, such as WithKey, is an error wrapping ErrInvalidConfig.
 //
 // A second open Limiter with the same name over the same store is an error
@@ -141,7 +141,7 @@ func newLimiter(name string, limit int, window time.Duration, s store.WindowStor
 		obs:   p.observer,
 	}
 	if size := p.denyCacheSize; size > 0 && !l.local {
-		l.deny = newDenyCache(size)
+		l.deny = newDenyCache(size, p.now)
 	}
 	if err := register(l); err != nil {
 		return nil, err

@@ -449,11 +449,11 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithClock sets the clock X-RateLimit-Reset is computed from (it is an
-// absolute time; every other value is relative). The default is time.Now;
-// tests pass the same clock as the store's.
+// absolute time; every other value is relative) and the deny cache counts
+// retry-afters down on. The default is time.Now; tests pass the same clock
+// as the store's.
 func WithClock(now func() time.Time) Option {
 	return func(p *Policy) {
-		p.markHTTP("WithClock")
 		if now == nil {
 			p.setErr(invalid("nil clock"))
 			return

@@ -56,7 +56,7 @@ func Stack(policies ...*Policy) (*Policy, error) {
 	}
 	s := &Policy{stack: append([]*Policy(nil), policies...)}
 	if l := policies[0].lim; !l.local && policies[0].denyCacheSize > 0 {
-		s.stackDeny = newDenyCache(policies[0].denyCacheSize)
+		s.stackDeny = newDenyCache(policies[0].denyCacheSize, policies[0].now)
 	}
 	return s, nil
 }
