@@ -18,7 +18,8 @@
 // The Result tells whether the hits were recorded, how many remain, when to
 // retry and when capacity next grows. HitAll decides several rules together
 // (a burst and a daily limit on one route): all of them record, or none.
-// Undo removes recorded hits again.
+// Undo removes recorded hits again. For operators, Peek reads a key's state
+// without counting a hit and Reset forgets it.
 //
 // # Locks
 //
@@ -26,7 +27,8 @@
 // semantics; the same token acquiring again succeeds and renews the TTL) and
 // returns a fencing token that increases on every successful acquire of that key,
 // even across expiry of the store's own counter. Release and Extend act only when
-// the token still holds the key.
+// the token still holds the key. For operators, Inspect reports a lock's state
+// and last fence, and ForceRelease deletes a lock whoever holds it.
 //
 // # Keys
 //
@@ -311,6 +313,28 @@ type WindowStore interface {
 	// Cost, or with exactly one of ID and Cost zero, is an error wrapping
 	// ErrInvalidArgument.
 	Undo(ctx context.Context, key string, receipt Receipt) error
+	// Peek reports the state of key under rule and records nothing: the
+	// Result a Hit of cost 1 would give, without the hit. Allowed
+	// reports whether a hit of cost 1 would be recorded now. Remaining is
+	// how many hits the rule takes now, not reduced by the hit not made:
+	// when a hit of cost 1 fits, one more than that Hit would report.
+	// ResetAfter is the state's as it stands. RetryAfter is, when a hit of
+	// cost 1 does not fit, the time until it would; 0 otherwise. The
+	// Receipt is zero. So a Hit of cost 1 at the same time, with nothing
+	// in between, is allowed exactly when Peek reports Allowed, and then
+	// reports Remaining one less; denied, it reports what Peek did. Bad
+	// input, as for a Hit of cost 1, is an error wrapping
+	// ErrInvalidArgument.
+	Peek(ctx context.Context, key string, rule Rule) (Result, error)
+	// Reset forgets key's state under rule's Name and Algorithm (its other
+	// fields need only be valid), so that the next Hit finds the key as
+	// if it had never been hit. Resetting a key that has no state is not
+	// an error. Undo of a receipt issued before the Reset is not an error
+	// either; under SlidingCounter and GCRA, which do not tell calls
+	// apart, it may give back hits recorded since, never leaving more
+	// room than a fresh key has. Bad input, as for a Hit of cost 1, is an
+	// error wrapping ErrInvalidArgument.
+	Reset(ctx context.Context, key string, rule Rule) error
 }
 
 // LockResult is the outcome of LockStore.Acquire.
@@ -323,6 +347,19 @@ type LockResult struct {
 	// HolderTTL is, when not Acquired, the remaining time to live of the
 	// current holder's lock.
 	HolderTTL time.Duration
+}
+
+// LockInfo is the state of a lock as LockStore.Inspect reports it, for
+// operators. It never carries the holder's token.
+type LockInfo struct {
+	// Held reports whether some token holds the lock now.
+	Held bool
+	// TTL is, when Held, the lock's remaining time to live; 0 otherwise.
+	TTL time.Duration
+	// Fence is the last fencing token issued for the key, whether the lock
+	// is held or not; 0 when the store remembers none (the key was never
+	// acquired, or its fence counter expired).
+	Fence int64
 }
 
 // LockStore holds token-checked locks with fencing tokens.
@@ -340,6 +377,19 @@ type LockStore interface {
 	// TTL returns the remaining time to live of key's lock if token holds it;
 	// otherwise it returns ErrNotHeld.
 	TTL(ctx context.Context, key, token string) (time.Duration, error)
+	// Inspect reports whether key's lock is held, for how long, and the
+	// last fence issued for key, whoever holds it; it changes nothing. An
+	// empty key is an error wrapping ErrInvalidArgument.
+	Inspect(ctx context.Context, key string) (LockInfo, error)
+	// ForceRelease deletes key's lock whoever holds it, for an operator
+	// freeing a resource whose holder is stuck. It is dangerous: the
+	// holder is not told and keeps running, believing it holds the lock,
+	// until its next Extend or Release finds it gone (ErrNotHeld), and a
+	// new owner may acquire the key meanwhile; only fencing protects the
+	// resource then. The fence counter is kept, so the next acquire's fence
+	// is above every fence issued before. A lock that is not held is not an
+	// error. An empty key is an error wrapping ErrInvalidArgument.
+	ForceRelease(ctx context.Context, key string) error
 }
 
 // Store is both a WindowStore and a LockStore.

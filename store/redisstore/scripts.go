@@ -28,12 +28,20 @@ var (
 	lockExtendSrc string
 	//go:embed lock_ttl.lua
 	lockTTLSrc string
+	//go:embed peek.lua
+	peekSrc string
+	//go:embed reset.lua
+	resetSrc string
+	//go:embed lock_inspect.lua
+	lockInspectSrc string
+	//go:embed lock_force_release.lua
+	lockForceReleaseSrc string
 )
 
 // scriptMarker ends the functions of an algorithm's script (sliding_window.lua,
 // sliding_counter.lua, gcra.lua): what follows it is the script proper, what
-// precedes it is also put before stack.lua and undo.lua, so that each
-// algorithm's logic is written once.
+// precedes it is also put before stack.lua, undo.lua and peek.lua, so that
+// each algorithm's logic is written once.
 const scriptMarker = "\n--- script ---\n"
 
 // functions returns the part of an algorithm's script before scriptMarker.
@@ -61,8 +69,14 @@ var (
 	lockExtend     = mustCommand("sluice_lock_extend", 1, lockExtendSrc)
 	lockTTL        = mustCommand("sluice_lock_ttl", 1, lockTTLSrc)
 
+	windowPeek       = mustCommand("sluice_peek", 1, algorithmFunctions+peekSrc)
+	windowReset      = mustCommand("sluice_reset", 1, resetSrc)
+	lockInspect      = mustCommand("sluice_lock_inspect", 2, lockInspectSrc)
+	lockForceRelease = mustCommand("sluice_lock_force_release", 1, lockForceReleaseSrc)
+
 	scripts = []*lua.Command{slidingWindow, slidingCounter, gcra, stack, windowUndo,
-		lockAcquire, lockRelease, lockExtend, lockTTL}
+		lockAcquire, lockRelease, lockExtend, lockTTL,
+		windowPeek, windowReset, lockInspect, lockForceRelease}
 )
 
 // hitScripts is the script of Hit for each algorithm.

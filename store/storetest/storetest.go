@@ -71,6 +71,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("GCRA", s.testGCRA)
 	t.Run("Algorithms", s.testAlgorithms)
 	t.Run("Stack", s.testStack)
+	t.Run("Ops", s.testOps)
 }
 
 type suite struct {
