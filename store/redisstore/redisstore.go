@@ -59,6 +59,8 @@ type Store struct {
 
 	ackReplicas int           // WithReplicaAck: replicas Acquire waits for; 0: none
 	ackTimeout  time.Duration // WithReplicaAck: how long it waits for them
+
+	batch *batcher // WithPipelining: sends concurrent calls in pipelines; nil: off
 }
 
 var _ store.Store = (*Store)(nil)
@@ -71,6 +73,8 @@ type config struct {
 
 	ackReplicas int
 	ackTimeout  time.Duration
+
+	maxBatch int
 }
 
 // Option configures a Store in New.
@@ -153,11 +157,14 @@ func New(client redis.Scripter, opts ...Option) (*Store, error) {
 	if err := ackConfig(client, cfg.ackReplicas, cfg.ackTimeout); err != nil {
 		return nil, err
 	}
+	if err := batchConfig(client, cfg.maxBatch); err != nil {
+		return nil, err
+	}
 	var rnd [idPrefixBytes]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, fmt.Errorf("redisstore: hit id prefix: %w", err)
 	}
-	return &Store{
+	s := &Store{
 		client:   client,
 		prefix:   cfg.prefix,
 		timeout:  cfg.timeout,
@@ -169,7 +176,11 @@ func New(client redis.Scripter, opts ...Option) (*Store, error) {
 
 		ackReplicas: cfg.ackReplicas,
 		ackTimeout:  cfg.ackTimeout,
-	}, nil
+	}
+	if cfg.maxBatch > 1 {
+		s.batch = newBatcher(s, client, cfg.maxBatch)
+	}
+	return s, nil
 }
 
 // Hit records cost hits for key under rule if they fit, in one round trip:
@@ -306,8 +317,10 @@ func (s *Store) TTL(ctx context.Context, key, token string) (time.Duration, erro
 // run sends one script call, honouring ctx and the Store's timeout. A client
 // that applies context deadlines to its socket runs the call inline;
 // otherwise the call runs in a goroutine that the Store stops waiting for
-// when ctx is done. A call that fails as calls to a failed Cluster node fail
-// makes the client reload its slot map (see slotReloader).
+// when ctx is done. With pipelining, a call that finds another in flight
+// waits for the next pipeline instead (see batcher). A call that fails as
+// calls to a failed Cluster node fail makes the client reload its slot map
+// (see slotReloader).
 func (s *Store) run(ctx context.Context, cmd *lua.Command, keys []string, args ...any) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -317,8 +330,19 @@ func (s *Store) run(ctx context.Context, cmd *lua.Command, keys []string, args .
 		ctx, cancel = context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 	}
+	var ln *lane // with pipelining, the lane this call goes out on by itself
+	if s.batch != nil && (cmd != lockAcquire || s.ackReplicas == 0) {
+		var queued *call
+		if ln, queued = s.batch.enqueue(ctx, cmd, keys, args); queued != nil {
+			v, err := s.batch.wait(ctx, queued)
+			return v, explain(ctx, err)
+		}
+	}
 	if s.inline || ctx.Done() == nil {
 		v, err := s.send(ctx, cmd, keys, args)
+		if ln != nil {
+			s.batch.release(ln)
+		}
 		return v, explain(ctx, err)
 	}
 	type reply struct {
@@ -329,6 +353,9 @@ func (s *Store) run(ctx context.Context, cmd *lua.Command, keys []string, args .
 	go func() {
 		v, err := s.send(ctx, cmd, keys, args)
 		done <- reply{v, err}
+		if ln != nil {
+			s.batch.release(ln)
+		}
 	}()
 	select {
 	case r := <-done:
