@@ -43,9 +43,12 @@ local function counter_count_at(idx, curr, prev, window, t)
 end
 
 -- The least d >= 1 (microseconds) such that the weighted count at now + d
--- plus cost is at most lim: a closed form, then corrected by single
--- microseconds against counter_count_at for float rounding (a step or two;
--- the loops are capped so that no error could hold the server).
+-- plus cost is at most lim. The closed form is the first guess; float
+-- rounding may put it far off when the counts dwarf a microsecond's share of
+-- the weight, so the exact answer is found against counter_count_at itself,
+-- which never grows with time and fits at 2W - e: galloping from the guess
+-- in doubling steps, then bisecting, a few dozen tests at most (memstore
+-- searches the same way and so finds the same d).
 local function counter_wait(idx, e, curr, prev, window, now, cost, lim)
   local d
   if curr + cost <= lim then
@@ -57,15 +60,45 @@ local function counter_wait(idx, e, curr, prev, window, now, cost, lim)
     if e2 < 0 then e2 = 0 end
     d = (window - e) + math.ceil(e2)
   end
+  local hi = 2 * window - e
   if d < 1 then d = 1 end
-  local steps = 0
-  while steps < 100 and counter_count_at(idx, curr, prev, window, now + d) + cost > lim do
-    d, steps = d + 1, steps + 1
+  if d > hi then d = hi end
+  local function fits(x)
+    return counter_count_at(idx, curr, prev, window, now + x) + cost <= lim
   end
-  while steps < 100 and d > 1 and counter_count_at(idx, curr, prev, window, now + d - 1) + cost <= lim do
-    d, steps = d - 1, steps + 1
+  local lo = 0 -- fits(lo) is false, or lo is 0
+  if fits(d) then
+    hi = d
+    local step = 1
+    while true do
+      if hi - step < 1 then
+        lo = 0
+        break
+      end
+      if not fits(hi - step) then
+        lo = hi - step
+        break
+      end
+      hi = hi - step
+      step = step * 2
+    end
+  else
+    lo = d
+    local step = 1
+    while lo + step < hi do
+      if fits(lo + step) then
+        hi = lo + step
+        break
+      end
+      lo = lo + step
+      step = step * 2
+    end
   end
-  return d
+  while hi - lo > 1 do
+    local mid = lo + math.floor((hi - lo) / 2)
+    if fits(mid) then hi = mid else lo = mid end
+  end
+  return hi
 end
 
 local function counter_check(key, limit, window, cost, extra, now)
