@@ -105,11 +105,11 @@ func TestPipeliningOptionIsChecked(t *testing.T) {
 
 // tripCounter is a go-redis hook counting what a client sends: script
 // calls sent by themselves, pipelines and the script calls in them, and
-// NOSCRIPT replies within pipelines. With slowSingle set, it delays the
-// next script call sent by itself by that long before sending it.
+// NOSCRIPT replies within pipelines. It delays each of the next slowSingles
+// script calls sent by themselves by 50ms before sending it.
 type tripCounter struct {
 	singles, pipelines, piped, noscripts atomic.Int64
-	slowSingle                           atomic.Int64 // a time.Duration
+	slowSingles                          atomic.Int64
 }
 
 func (h *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -118,7 +118,9 @@ func (h *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if name := cmd.Name(); name == "evalsha" || name == "eval" {
 			h.singles.Add(1)
-			time.Sleep(time.Duration(h.slowSingle.Swap(0)))
+			if h.slowSingles.Add(-1) >= 0 {
+				time.Sleep(50 * time.Millisecond)
+			}
 		}
 		return next(ctx, cmd)
 	}
@@ -126,8 +128,16 @@ func (h *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (h *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.pipelines.Add(1)
-		h.piped.Add(int64(len(cmds)))
+		scripts := 0
+		for _, c := range cmds {
+			if name := c.Name(); name == "evalsha" || name == "eval" {
+				scripts++
+			}
+		}
+		if scripts > 0 { // not a new connection's handshake
+			h.pipelines.Add(1)
+			h.piped.Add(int64(scripts))
+		}
 		err := next(ctx, cmds)
 		for _, c := range cmds {
 			if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
@@ -286,8 +296,10 @@ func TestPipelinedRoundTripsOnServer(t *testing.T) {
 	}
 }
 
-// stallProxy relays TCP connections to a Redis server and holds what the
-// clients send until release: a network that delays requests, for real.
+// stallProxy relays TCP connections to a Redis server and, once told to
+// hold, holds what the clients send with EVALSHA in it until release: a
+// network that delays script calls, for real (and lets new connections'
+// handshakes through).
 type stallProxy struct {
 	addr string
 
@@ -352,7 +364,7 @@ func (p *stallProxy) relay(from, to net.Conn) {
 		n, err := from.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			if p.holding {
+			if p.holding && bytes.Contains(bytes.ToLower(buf[:n]), []byte("evalsha")) {
 				p.held = append(p.held, heldChunk{to, bytes.Clone(buf[:n])})
 			} else {
 				_, _ = to.Write(buf[:n])
@@ -366,7 +378,7 @@ func (p *stallProxy) relay(from, to net.Conn) {
 	}
 }
 
-// hold makes the proxy hold what clients send from now on.
+// hold makes the proxy hold the script calls clients send from now on.
 func (p *stallProxy) hold() {
 	p.mu.Lock()
 	p.holding = true
@@ -474,8 +486,9 @@ func TestPipelinedCallInFlightEndsAlone(t *testing.T) {
 			require.NoError(t, err)
 
 			proxy.hold()
-			first := hitAsync(bg, s, "k", rule) // in flight, held
-			proxy.waitHeld(t, 1)
+			// Two calls in flight, held: the next ones wait for a pipeline.
+			first := []<-chan outcome{hitAsync(bg, s, "k", rule), hitAsync(bg, s, "k", rule)}
+			proxy.waitHeld(t, 2)
 			cancelled, cancel := context.WithCancel(bg)
 			defer cancel()
 			timed, cancelTimed := context.WithTimeout(bg, 2*time.Second)
@@ -487,15 +500,15 @@ func TestPipelinedCallInFlightEndsAlone(t *testing.T) {
 				hitAsync(bg, s, "k", rule),
 			}
 			time.Sleep(100 * time.Millisecond) // the four wait in the queue
-			proxy.release()                    // the first call goes through ...
-			o := receive(t, first)
-			require.NoError(t, o.err)
-			require.Equal(t, 9, o.res.Remaining)
+			proxy.release()                    // the first two go through ...
+			for _, ch := range first {
+				require.NoError(t, receive(t, ch).err)
+			}
 			proxy.waitHeld(t, 4) // ... and the four go out in one pipeline, held
 
 			start := time.Now()
 			cancel()
-			o = receive(t, calls[0])
+			o := receive(t, calls[0])
 			assert.ErrorIs(t, o.err, context.Canceled)
 			assert.Less(t, time.Since(start), time.Second, "the cancelled caller returns at once")
 			o = receive(t, calls[1])
@@ -515,15 +528,15 @@ func TestPipelinedCallInFlightEndsAlone(t *testing.T) {
 			proxy.open()
 			r, err := s.Hit(bg, "k", rule, 1)
 			require.NoError(t, err)
-			assert.Equal(t, 10-6, r.Remaining, "all five calls of the pipelines counted, and this one")
+			assert.Equal(t, 10-7, r.Remaining, "all six calls counted, and this one")
 		})
 	}
 }
 
 // A caller whose context ends while its call waits for the next pipeline,
-// behind a call that a paused server holds, returns its own context error
-// at once, and its call is never sent; the other waiting calls succeed. A
-// call in flight whose deadline passes fails alone too.
+// behind the two calls in flight that a paused server holds, returns its
+// own context error at once, and its call is never sent; the other waiting
+// calls succeed. A call in flight whose deadline passes fails alone too.
 func TestPipelinedQueuedCallEndsAlone(t *testing.T) {
 	addr, _ := redistest.StartServer(t)
 	admin := redis.NewClient(&redis.Options{Addr: addr})
@@ -543,8 +556,8 @@ func TestPipelinedQueuedCallEndsAlone(t *testing.T) {
 				s := must(redisstore.New(c, pipelined, redisstore.WithPrefix(redistest.UniquePrefix("sluicetest"))))(t)
 				require.NoError(t, s.Preload(bg))
 				paused := pause()
-				first := hitAsync(bg, s, "k", rule)
-				time.Sleep(50 * time.Millisecond) // the first call is in flight
+				first := []<-chan outcome{hitAsync(bg, s, "k", rule), hitAsync(bg, s, "k", rule)}
+				time.Sleep(50 * time.Millisecond) // the first two calls are in flight
 				timed, cancelTimed := context.WithTimeout(bg, 100*time.Millisecond)
 				defer cancelTimed()
 				cancelled, cancel := context.WithCancel(bg)
@@ -555,14 +568,13 @@ func TestPipelinedQueuedCallEndsAlone(t *testing.T) {
 				assert.ErrorIs(t, receive(t, ended[0]).err, context.DeadlineExceeded)
 				assert.ErrorIs(t, receive(t, ended[1]).err, context.Canceled)
 				assert.Less(t, time.Since(paused), time.Second, "the ended callers returned during the pause")
-				require.NoError(t, receive(t, first).err)
-				for _, ch := range others {
+				for _, ch := range append(first, others...) {
 					o := receive(t, ch)
 					require.NoError(t, o.err)
 					assert.True(t, o.res.Allowed)
 				}
 				r := must(s.Hit(bg, "k", rule, 1))(t)
-				assert.Equal(t, 10-4, r.Remaining, "the ended calls were never sent")
+				assert.Equal(t, 10-5, r.Remaining, "the ended calls were never sent")
 			})
 
 			t.Run("in flight", func(t *testing.T) {
@@ -572,8 +584,9 @@ func TestPipelinedQueuedCallEndsAlone(t *testing.T) {
 				timed, cancelTimed := context.WithTimeout(bg, 100*time.Millisecond)
 				defer cancelTimed()
 				first := hitAsync(timed, s, "k", rule)
-				time.Sleep(50 * time.Millisecond) // the first call is in flight
-				others := []<-chan outcome{hitAsync(bg, s, "k", rule), hitAsync(bg, s, "k", rule)}
+				second := hitAsync(bg, s, "k", rule)
+				time.Sleep(50 * time.Millisecond) // the first two calls are in flight
+				others := []<-chan outcome{second, hitAsync(bg, s, "k", rule), hitAsync(bg, s, "k", rule)}
 				assert.ErrorIs(t, receive(t, first).err, context.DeadlineExceeded)
 				assert.Less(t, time.Since(paused), time.Second, "the call in flight returned at its deadline")
 				for _, ch := range others {
@@ -650,9 +663,9 @@ func TestPipelinedScriptFlushRecovered(t *testing.T) {
 		round()
 		for range 2 {
 			redistest.FlushScripts(t, tg.client)
-			// The first call, sent by itself, is slow: the others wait for
-			// the next pipeline, which meets the empty script cache.
-			h.slowSingle.Store(int64(50 * time.Millisecond))
+			// The two calls sent by themselves are slow: the others wait
+			// for the next pipeline, which meets the empty script cache.
+			h.slowSingles.Store(2)
 			h.noscripts.Store(0)
 			round()
 			assert.Positive(t, h.noscripts.Load(), "NOSCRIPT met in a pipeline")
