@@ -225,16 +225,6 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (Decision, erro
 	return l.decide(ctx, key, n, l.rule)
 }
 
-// ruleFor returns the limiter's rule with limit in place of its own; limit
-// 0 keeps the limiter's.
-func (l *Limiter) ruleFor(limit int) store.Rule {
-	r := l.rule
-	if limit > 0 {
-		r.Limit = limit
-	}
-	return r
-}
-
 // decide asks the deny cache, then the store, for n hits of a key that is
 // not empty under rule (the limiter's, or one with a per-request limit).
 func (l *Limiter) decide(ctx context.Context, key string, n int, rule store.Rule) (Decision, error) {
