@@ -27,7 +27,14 @@
 // named is the path measured. Keys are created before timing starts.
 //
 // redis_test.go, when present, compares store/redisstore with go-redis/redis_rate
-// on a real Redis server (REDIS_ADDR).
+// on a real Redis server (REDIS_ADDR): serially, from 64 goroutines over 1,024
+// keys (Parallel) and from 64 goroutines on one key (HotKey), with and without
+// WithPipelining (the redisstore-pipelined contenders). Besides decisions/s
+// it reports, per decision, the server's time in commands (INFO
+// commandstats), its CPU time (INFO cpu) and the read events it handled
+// (INFO stats, about one per round trip). The pipelining comparison:
+//
+//	scripts/with-redis.sh sh -c 'cd bench && go test -run x -bench "RedisDecision/Allowed/.*/(redisstore|redisrate)" -cpu 2'
 //
 // Run the comparison from this directory:
 //

@@ -53,8 +53,10 @@ type redisContender struct {
 }
 
 var redisContenders = []redisContender{
-	{"redisstore", newRedisstore(false)},
-	{"redisstore-timeout", newRedisstore(true)},
+	{"redisstore", newRedisstore(false, false)},
+	{"redisstore-timeout", newRedisstore(true, false)},
+	{"redisstore-pipelined", newRedisstore(false, true)},
+	{"redisstore-pipelined-timeout", newRedisstore(true, true)},
 	{"script", newRawScript},
 	{"minimal", newMinimalLog},
 	{"redisrate", newRedisRate},
@@ -63,10 +65,15 @@ var redisContenders = []redisContender{
 
 // newRedisstore measures sluice's store. With timeout, the store has a
 // per-call timeout over a client that applies context deadlines itself
-// (ContextTimeoutEnabled), the configuration for production.
-func newRedisstore(timeout bool) func(testing.TB, *redis.Client, string, redisConfig) redisDecider {
+// (ContextTimeoutEnabled), the configuration for production. With
+// pipelined, concurrent calls go out in pipelines
+// (WithPipelining(DefaultMaxBatch)).
+func newRedisstore(timeout, pipelined bool) func(testing.TB, *redis.Client, string, redisConfig) redisDecider {
 	return func(tb testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider {
 		opts := []redisstore.Option{redisstore.WithPrefix(prefix)}
+		if pipelined {
+			opts = append(opts, redisstore.WithPipelining(redisstore.DefaultMaxBatch))
+		}
 		if timeout {
 			o := *client.Options()
 			o.ContextTimeoutEnabled = true
@@ -218,21 +225,37 @@ func redisPrefix(b *testing.B, client *redis.Client) string {
 	return prefix
 }
 
-// redisRun measures decide over every key, serially or in parallel, and
-// reports the fraction of decisions allowed and the server's time per
-// decision (server-µs/op, from INFO commandstats).
-func redisRun(b *testing.B, client *redis.Client, decide redisDecider, parallel bool) {
+// The modes of redisRun.
+const (
+	serial   = "Serial"   // one goroutine, cycling through the keys
+	parallel = "Parallel" // 64 goroutines, each cycling through the keys
+	hotKey   = "HotKey"   // 64 goroutines, every call on one key
+)
+
+// redisRun measures decide in mode (serial, parallel or hotKey) and
+// reports decisions/s, the fraction of decisions allowed, and per decision
+// the server's time in commands (server-µs/op, from INFO commandstats), the
+// server's CPU time (server-cpu-µs/op, from INFO cpu: also the reading and
+// writing of sockets that commandstats leaves out) and the read events the
+// server handled (reads/op, total_reads_processed from INFO stats: about
+// one per round trip of each client).
+func redisRun(b *testing.B, client *redis.Client, decide redisDecider, mode string) {
 	ctx := context.Background()
 	for n := range redisKeys { // every key exists before timing starts
 		if _, err := decide(ctx, n); err != nil {
 			b.Fatal(err)
 		}
 	}
+	if mode == hotKey {
+		all := decide
+		decide = func(ctx context.Context, _ int) (bool, error) { return all(ctx, 0) }
+	}
 	var allowed atomic.Int64
-	before := serverMicros(b, client)
+	before := serverStats(b, client)
 	b.ReportAllocs()
 	b.ResetTimer()
-	if parallel {
+	start := time.Now()
+	if mode != serial {
 		// 64 goroutines on a 2-core machine: enough callers in flight to
 		// keep Redis busy, as a loaded application server would.
 		b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
@@ -266,22 +289,53 @@ func redisRun(b *testing.B, client *redis.Client, decide redisDecider, parallel 
 		}
 		allowed.Add(n)
 	}
+	elapsed := time.Since(start)
 	b.StopTimer()
-	b.ReportMetric(float64(allowed.Load())/float64(b.N), "allowed/op")
-	b.ReportMetric(float64(serverMicros(b, client)-before)/float64(b.N), "server-µs/op")
+	after := serverStats(b, client)
+	n := float64(b.N)
+	b.ReportMetric(n/elapsed.Seconds(), "decisions/s")
+	b.ReportMetric(float64(allowed.Load())/n, "allowed/op")
+	b.ReportMetric(float64(after.commandMicros-before.commandMicros)/n, "server-µs/op")
+	b.ReportMetric(float64(after.cpuMicros-before.cpuMicros)/n, "server-cpu-µs/op")
+	b.ReportMetric(float64(after.reads-before.reads)/n, "reads/op")
 }
 
-// serverMicros returns the microseconds the server has spent in commands
-// since its statistics were last reset: the sum of usec over INFO
-// commandstats. Other clients of the server count too, so the benchmarks
-// run one at a time (make bench runs packages one after another).
-func serverMicros(b *testing.B, client *redis.Client) int64 {
-	info, err := client.Info(context.Background(), "commandstats").Result()
+// stats are a server's counters since it started (or since its statistics
+// were last reset).
+type stats struct {
+	commandMicros int64 // time in commands: the sum of usec over INFO commandstats
+	cpuMicros     int64 // CPU time: used_cpu_sys + used_cpu_user of INFO cpu
+	reads         int64 // read events handled: total_reads_processed of INFO stats
+}
+
+// serverStats reads the server's counters. Other clients of the server
+// count too, so the benchmarks run one at a time (make bench runs packages
+// one after another).
+func serverStats(b *testing.B, client *redis.Client) stats {
+	info, err := client.Info(context.Background(), "commandstats", "cpu", "stats").Result()
 	if err != nil {
 		b.Fatal(err)
 	}
-	var total int64
+	var st stats
 	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		if name, value, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "cmdstat_") {
+			switch name {
+			case "used_cpu_sys", "used_cpu_user":
+				sec, err := strconv.ParseFloat(value, 64)
+				if err != nil {
+					b.Fatalf("INFO cpu: %q: %v", line, err)
+				}
+				st.cpuMicros += int64(sec * 1e6)
+			case "total_reads_processed":
+				n, err := strconv.ParseInt(value, 10, 64)
+				if err != nil {
+					b.Fatalf("INFO stats: %q: %v", line, err)
+				}
+				st.reads = n
+			}
+			continue
+		}
 		_, rest, ok := strings.Cut(line, ",usec=")
 		if !ok || !strings.HasPrefix(line, "cmdstat_") || strings.HasPrefix(line, "cmdstat_info:") {
 			continue
@@ -291,17 +345,20 @@ func serverMicros(b *testing.B, client *redis.Client) int64 {
 		if err != nil {
 			b.Fatalf("INFO commandstats: %q: %v", line, err)
 		}
-		total += n
+		st.commandMicros += n
 	}
-	return total
+	return st
 }
 
 // BenchmarkRedisDecision runs every Redis contender under every
-// configuration, serially and in parallel, against the server at REDIS_ADDR.
-// Names read RedisDecision/<config>/<Serial|Parallel>/<library>, so that
+// configuration, serially, in parallel over many keys and in parallel on one
+// hot key, against the server at REDIS_ADDR. Names read
+// RedisDecision/<config>/<Serial|Parallel|HotKey>/<library>, so that
 // benchstat can set the libraries side by side: redisstore is sluice's store
 // (background context), redisstore-timeout the same with WithTimeout over a
-// ContextTimeoutEnabled client, script sluice's sliding-window script run
+// ContextTimeoutEnabled client, redisstore-pipelined and
+// redisstore-pipelined-timeout the same two with WithPipelining, script
+// sluice's sliding-window script run
 // with go-redis directly (the floor for redisstore), minimal the smallest
 // sliding log (minimal_log.lua, the yardstick of the script's server time),
 // redisrate go-redis/redis_rate's Allow (GCRA), ulule ulule/limiter's Redis
@@ -309,11 +366,11 @@ func serverMicros(b *testing.B, client *redis.Client) int64 {
 func BenchmarkRedisDecision(b *testing.B) {
 	client := redisClient(b)
 	for _, c := range redisConfigs {
-		for _, mode := range []string{"Serial", "Parallel"} {
+		for _, mode := range []string{serial, parallel, hotKey} {
 			for _, lib := range redisContenders {
 				b.Run(c.name+"/"+mode+"/"+lib.name, func(b *testing.B) {
 					prefix := redisPrefix(b, client)
-					redisRun(b, client, lib.make(b, client, prefix, c), mode == "Parallel")
+					redisRun(b, client, lib.make(b, client, prefix, c), mode)
 				})
 			}
 		}

@@ -90,4 +90,51 @@
 // hung server keeps them forever, so the pool can drain and later calls fail
 // after the client's PoolTimeout. Either way, a call that ended with a
 // context error may still have been applied by Redis.
+//
+// # Pipelining
+//
+// WithPipelining sends the decisions that many goroutines make at once in
+// pipelines, so that many EVALSHA share one round trip:
+//
+//	s, err := redisstore.New(client, redisstore.WithPipelining(redisstore.DefaultMaxBatch))
+//
+// Each server (the one server, a Cluster's master, a Ring's shard) has its
+// own pipelines. A call goes out at once, by itself, while fewer than two
+// calls or pipelines are in flight to its server; calls made while two are
+// wait, and go out together, at most the batch bound to a pipeline, as soon
+// as one of the two ends. Every call is still one script call, and calls
+// that meet NOSCRIPT in a pipeline are sent again with EVAL, in one more
+// pipeline, so the caller never sees it. A caller whose context ends returns
+// its context's error at once, whether its call is waiting or on the wire;
+// a waiting call is then never sent, and the pipeline of a sent one goes on
+// without it, so its neighbours are unaffected. A pipeline runs on a context
+// of its own: its deadline is the latest of its calls' deadlines (each
+// bounded by WithTimeout), and it has none if one of its calls has none.
+// Failed calls in a pipeline make a Cluster client reload its slot map as
+// single calls do.
+//
+// In exchange, a call shares some of its pipeline's fate: its reply is read
+// with the whole pipeline's; a connection that breaks fails every call of
+// the pipeline, and go-redis retries the whole pipeline as it retries a
+// single call (up to MaxRetries, on network errors only: each call may then
+// run twice); go-redis hooks (tracing, metrics) see pipelines, not single
+// calls.
+//
+// Measured with the bench module on a 2-core machine (decisions/s, medians
+// of 5 runs of 2s, the sliding log, every contender in the same run): from
+// 64 goroutines over 1,024 keys, 47,000 pipelined against 17,000
+// unpipelined and 22,500 for go-redis/redis_rate (1.9 times redis_rate's
+// rate, 1.5 to 2.5 across the runs); on one hot key, 64,000 against 22,800
+// and 24,800 (2.1 times redis_rate's). Redis spent 13.7 µs of CPU per
+// decision instead of 25.6 (INFO cpu), and handled one read event for 20
+// decisions. From one goroutine the latency is the same (the call goes by
+// itself); from 2 to 8 goroutines the rate is within the noise of
+// unpipelined calls, from 16 it is 1.8 times theirs. While one of three
+// Cluster masters was paused for a second, decisions for the other two
+// went on as without pipelining.
+//
+// Pipelining is off by default: it never made a decision slower here, but
+// it gains only where many decisions are in flight at once, and it changes
+// what a call shares with others (above). Turn it on for an instance that
+// decides for many concurrent requests.
 package redisstore

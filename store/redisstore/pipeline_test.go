@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"strconv"
 	"strings"
@@ -25,6 +26,20 @@ import (
 )
 
 var pipelined = redisstore.WithPipelining(redisstore.DefaultMaxBatch)
+
+// A Store for an application server that decides for many requests at
+// once: concurrent decisions share round trips. (Compiled, not run: it
+// needs a Redis server.)
+func ExampleWithPipelining() {
+	client := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
+	st, err := redisstore.New(client,
+		redisstore.WithTimeout(50*time.Millisecond),
+		redisstore.WithPipelining(redisstore.DefaultMaxBatch))
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = st
+}
 
 func TestConformancePipelinedMiniredis(t *testing.T) {
 	var (
