@@ -68,11 +68,17 @@ func TestPreloadCachesEveryScript(t *testing.T) {
 				shas = append(shas, c.SHA())
 			}
 		}
-		// The store's scripts are its own: the .lua files beside redisstore.
+		// The store's scripts are its own: the .lua files beside redisstore
+		// that run as they stand (stack.lua, undo.lua and peek.lua run with
+		// the algorithms' functions put before them; redisstore's own tests
+		// check those).
 		files, err := filepath.Glob("../../store/redisstore/*.lua")
 		require.NoError(t, err)
 		require.NotEmpty(t, files)
 		for _, f := range files {
+			if base := filepath.Base(f); base == "stack.lua" || base == "undo.lua" || base == "peek.lua" {
+				continue
+			}
 			src, err := os.ReadFile(f)
 			require.NoError(t, err)
 			sum := sha1.Sum(src)
