@@ -95,7 +95,9 @@ const (
 	// exceed W in microseconds). A hit of cost c is recorded iff the
 	// bucket holds c tokens, and takes them. Remaining is the whole tokens
 	// left; ResetAfter is the time until the bucket is full again (0 when
-	// it is full); RetryAfter is the time until c tokens are there. Limits,
+	// it is full); RetryAfter is the time until c tokens are there. GCRA's
+	// times are rounded to the nearest microsecond (a token interval need
+	// not be a whole number of them). Limits,
 	// bursts and costs are bounded by MaxCounterLimit.
 	GCRA
 )

@@ -38,7 +38,7 @@ func interval(rule store.Rule) float64 {
 func hitGCRA(w *window, now int64, rule store.Rule, cost int, m mode, res *store.Result) bool {
 	t := interval(rule)
 	capacity := rule.Capacity()
-	nowF := float64(now)
+	nowF := gcraTime(now)
 	tat0 := nowF
 	if w.holds(store.GCRA) {
 		if tat, _ := w.gcra(); tat > tat0 {
@@ -48,7 +48,9 @@ func hitGCRA(w *window, now int64, rule store.Rule, cost int, m mode, res *store
 	newTat := tat0 + float64(float64(cost)*t)
 	burst := float64(float64(capacity) * t)
 	allowAt := newTat - burst
-	fits := nowF >= allowAt
+	// Half a microsecond of slack absorbs the float rounding of absolute
+	// times, as in tokens and untilFull (and in the Redis script).
+	fits := nowF+0.5 >= allowAt
 	if m == fitsOnly {
 		return fits
 	}
@@ -59,23 +61,44 @@ func hitGCRA(w *window, now int64, rule store.Rule, cost int, m mode, res *store
 		w.expires = now + ttl
 		res.Allowed = true
 		res.Remaining = tokens(burst, newTat-nowF, t, capacity)
-		res.ResetAfter = micros(ttl)
+		res.ResetAfter = micros(untilFull(newTat - nowF))
 		res.Receipt = store.Receipt{ID: 1, Cost: cost, Rule: rule}
 		return true
 	}
 	if !fits {
-		res.RetryAfter = micros(max(ceilMicros(allowAt-nowF), 1))
+		res.RetryAfter = micros(max(ceilMicros((allowAt-nowF)-0.5), 1))
 	}
 	res.Remaining = tokens(burst, tat0-nowF, t, capacity)
-	res.ResetAfter = micros(ceilMicros(tat0 - nowF))
+	res.ResetAfter = micros(untilFull(tat0 - nowF))
 	return fits
 }
 
+// gcraEpoch is where GCRA's float times start: 2024-01-01 00:00:00 UTC in
+// µs since the Unix epoch. Counted from it rather than from 1970, times are
+// about eight times as precise in a float64 (a 32nd of a microsecond rather
+// than a quarter), so a theoretical arrival time built by many additions of a
+// fractional token interval stays within the half microsecond the
+// arithmetic allows for. The Redis script counts from the same instant.
+const gcraEpoch = 1_704_067_200_000_000
+
+// gcraTime returns now (µs since the Unix epoch) as GCRA's float time.
+func gcraTime(now int64) float64 { return float64(now - gcraEpoch) }
+
+// untilFull returns the whole microseconds until a bucket that owes owed µs
+// is full again, as tokens counts it: until it owes at most half a
+// microsecond.
+func untilFull(owed float64) int64 {
+	return ceilMicros(owed - 0.5)
+}
+
 // tokens returns the whole tokens in a bucket of burst µs (capacity tokens
-// of t µs) that owes owed µs: floor((burst-owed)/t + 1e-9), within
-// [0, capacity].
+// of t µs) that owes owed µs: floor((burst-owed+0.5)/t), within
+// [0, capacity]. The half microsecond absorbs the rounding of absolute
+// times in float64 (a quarter of a microsecond today), which would
+// otherwise report a token less when t is not a whole number of
+// microseconds; t is at least one microsecond, so it never adds a token.
 func tokens(burst, owed, t float64, capacity int) int {
-	n := math.Floor((burst-owed)/t + 1e-9)
+	n := math.Floor(((burst - owed) + 0.5) / t)
 	return int(min(max(n, 0), float64(capacity)))
 }
 
@@ -96,7 +119,7 @@ func undoGCRA(t *table, d uint64, w *window, now int64, rule store.Rule, cost in
 	tat, _ := w.gcra()
 	iv := interval(rule)
 	tat -= float64(float64(cost) * iv)
-	nowF := float64(now)
+	nowF := gcraTime(now)
 	if tat <= nowF {
 		t.remove(d)
 		return

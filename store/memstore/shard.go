@@ -66,7 +66,7 @@ func (w *window) used(now int64) float64 {
 		return counterUsed(w, now) / limit
 	case store.GCRA:
 		tat, interval := w.gcra()
-		return max(tat-float64(now), 0) / interval / limit
+		return max(tat-gcraTime(now), 0) / interval / limit
 	default:
 		return float64(w.hits.n) / limit
 	}

@@ -73,7 +73,7 @@ func TestEvictBeforeAcrossAlgorithms(t *testing.T) {
 	expired.setCounter(start/win-5, 8, 8, 8)
 	expired.expires = now - 1
 	// GCRA with capacity 5, T = 1000µs, owing half a token: a tenth.
-	gcraTenth.setGCRA(float64(now+500), 1000, 5)
+	gcraTenth.setGCRA(gcraTime(now+500), 1000, 5)
 	gcraTenth.expires = now + 500
 	// A counter with 4 hits of 8 in the previous fixed window, half-way
 	// through the current one: weighted count 2, a quarter of its limit.
@@ -84,7 +84,7 @@ func TestEvictBeforeAcrossAlgorithms(t *testing.T) {
 	logHalf.hits.n = 2
 	logHalf.expires = now + win
 	// GCRA owing all 5 tokens.
-	gcraFull.setGCRA(float64(now+5000), 1000, 5)
+	gcraFull.setGCRA(gcraTime(now+5000), 1000, 5)
 	gcraFull.expires = now + 5000
 
 	for _, c := range []struct {

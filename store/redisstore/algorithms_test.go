@@ -159,10 +159,11 @@ func TestGCRAArithmetic(t *testing.T) {
 			rule := store.Rule{Limit: 3, Window: 70 * time.Second, Algorithm: store.GCRA}
 			assert.Equal(t, result{true, 0, 0, 70 * time.Second}, hitResult(t, s, "k", rule, 3))
 			clock.Advance(23 * time.Second)
-			// 23/23.33 of a token: the first comes 333333.3µs later.
-			assert.Equal(t, result{false, 0, 333334 * µs, 47 * time.Second}, hitResult(t, s, "k", rule, 1))
-			clock.Advance(333333 * µs)
-			assert.Equal(t, result{false, 0, µs, 46666667 * µs}, hitResult(t, s, "k", rule, 1))
+			// 23/23.33 of a token: the first comes 333333.3µs later,
+			// rounded to the nearest microsecond.
+			assert.Equal(t, result{false, 0, 333333 * µs, 47 * time.Second}, hitResult(t, s, "k", rule, 1))
+			clock.Advance(333332 * µs)
+			assert.Equal(t, result{false, 0, µs, 46666668 * µs}, hitResult(t, s, "k", rule, 1))
 			clock.Advance(µs)
 			assert.Equal(t, result{true, 0, 0, 70 * time.Second}, hitResult(t, s, "k", rule, 1))
 		})

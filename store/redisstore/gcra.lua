@@ -30,8 +30,16 @@
 
 local gcra_max_us = 9007199254740992
 
+-- GCRA's float times count from 2024-01-01 00:00:00 UTC (in µs since the
+-- Unix epoch), as memstore's do: about eight times as precise in a double as
+-- times counted from 1970, so a tat built by many additions of a fractional
+-- token interval stays within the half microsecond the arithmetic allows.
+-- Every gcra_* function takes now since the Unix epoch and shifts it.
+local gcra_epoch = 1704067200000000
+
 -- extra is the burst.
 local function gcra_check(key, limit, window, cost, extra, now)
+  now = now - gcra_epoch
   local t = window / limit
   local burst = tonumber(extra)
   local tat = now
@@ -41,10 +49,13 @@ local function gcra_check(key, limit, window, cost, extra, now)
     if stored > now then tat = stored end
   end
   local new_tat = tat + cost * t
-  return now >= new_tat - burst * t, tat, new_tat, t, burst
+  -- Half a microsecond of slack absorbs the float rounding of absolute
+  -- times, as in remaining and reset_after below (and in memstore).
+  return now + 0.5 >= new_tat - burst * t, tat, new_tat, t, burst
 end
 
 local function gcra_finish(record, key, limit, window, cost, now, fits, tat, new_tat, t, burst)
+  now = now - gcra_epoch
   local allowed, retry_after = 0, 0
   if record then
     -- tat expires when the bucket is full again: new_tat - now microseconds
@@ -54,20 +65,27 @@ local function gcra_finish(record, key, limit, window, cost, now, fits, tat, new
     redis.call('SET', key, string.format('%.17g', new_tat), 'PX', ms)
     allowed, tat = 1, new_tat
   elseif not fits then
-    retry_after = math.min(math.max(1, math.ceil((new_tat - burst * t) - now)), gcra_max_us)
+    retry_after = math.min(math.max(1, math.ceil(((new_tat - burst * t) - now) - 0.5)), gcra_max_us)
   end
-  local remaining = math.floor((burst * t - (tat - now)) / t + 1e-9)
+  -- Half a microsecond absorbs the float rounding of absolute times (as
+  -- memstore does): a token interval that is not a whole number of
+  -- microseconds would otherwise show a token less.
+  local remaining = math.floor(((burst * t - (tat - now)) + 0.5) / t)
   if remaining < 0 then
     remaining = 0
   elseif remaining > burst then
     remaining = burst
   end
-  return {allowed, remaining, retry_after, math.min(math.ceil(tat - now), gcra_max_us), 1}
+  -- Full again once it owes at most half a microsecond, as remaining counts.
+  local reset_after = math.ceil((tat - now) - 0.5)
+  if reset_after < 0 then reset_after = 0 end
+  return {allowed, remaining, retry_after, math.min(reset_after, gcra_max_us), 1}
 end
 
 -- Gives cost tokens back: tat moves back by cost*T; a bucket that is full
 -- again is deleted.
 local function gcra_undo(key, limit, window, cost, id, now)
+  now = now - gcra_epoch
   local v = redis.call('GET', key)
   if not v then
     return 0

@@ -811,6 +811,20 @@ func (s suite) testGCRA(t *testing.T) {
 		check(t, "cost 10 after refunding twice", e.hit(other, rule, 10), want{true, 10, 0, 0, 60 * sec})
 	})
 
+	t.Run("WholeTokensOfAFractionalInterval", func(t *testing.T) {
+		// 9 per minute: a token every 6666666.7µs. Each hit on a full
+		// bucket leaves exactly one token less, however the float times
+		// round.
+		e := s.env(t)
+		rule := store.Rule{Limit: 9, Window: time.Minute, Algorithm: store.GCRA}
+		key := e.key("k")
+		for i := 1; i <= 9; i++ {
+			if res := e.hit(key, rule, 1); !res.Allowed || res.Remaining != 9-i {
+				t.Fatalf("hit %d: %+v, want allowed with %d remaining", i, res, 9-i)
+			}
+		}
+	})
+
 	t.Run("FractionalTokens", func(t *testing.T) {
 		e := s.env(t)
 		rule := store.Rule{Limit: 3, Window: 70 * time.Second, Algorithm: store.GCRA} // a token every 23.3s
@@ -820,14 +834,15 @@ func (s suite) testGCRA(t *testing.T) {
 			t.Errorf("cost 3 of 3: %+v, want allowed with 0 remaining and ResetAfter 70s (within float rounding)", res)
 		}
 		e.advance(23 * sec)
-		// 23/23.33 of a token: none whole yet.
+		// 23/23.33 of a token: none whole yet. The token is there after
+		// 333333.3µs: GCRA's times are rounded to the nearest microsecond.
 		res = e.hit(key, rule, 1)
-		if res.Allowed || res.Remaining != 0 || res.RetryAfter != 333334*µs {
-			t.Errorf("cost 1 at 23s: %+v, want denied with 0 remaining and RetryAfter 333334µs", res)
+		if res.Allowed || res.Remaining != 0 || res.RetryAfter != 333333*µs {
+			t.Errorf("cost 1 at 23s: %+v, want denied with 0 remaining and RetryAfter 333333µs", res)
 		}
-		e.advance(333334 * µs)
+		e.advance(333333 * µs)
 		if res := e.hit(key, rule, 1); !res.Allowed || res.Remaining != 0 {
-			t.Errorf("cost 1 at 23.333334s: %+v, want allowed with 0 remaining", res)
+			t.Errorf("cost 1 at 23.333333s: %+v, want allowed with 0 remaining", res)
 		}
 	})
 }
