@@ -1,12 +1,15 @@
 // Package redisstore implements store.Store on Redis, so that every instance
 // of an application shares one rate-limit quota and one set of locks.
 //
-// A Store runs its own Lua scripts (sliding window, undo, lock acquire,
-// release, extend and TTL; .lua files embedded in the package) through any
-// go-redis v9 client that implements redis.Scripter: *redis.Client (also the
-// failover client that redis.NewFailoverClient returns for Sentinel),
-// *redis.ClusterClient and *redis.Ring. Each decision is exactly one round
-// trip, an EVALSHA; when the server answers NOSCRIPT (after a restart, a
+// A Store runs its own Lua scripts (one per algorithm, stacks, undo, peek
+// and reset, and the lock scripts; .lua files embedded in the package)
+// through any go-redis v9 client that implements redis.Scripter:
+// *redis.Client (also the failover client that redis.NewFailoverClient
+// returns for Sentinel), *redis.ClusterClient and *redis.Ring. Each
+// decision is one EVALSHA (a stack whose keys live in different Cluster
+// slots takes one per slot, see HitAll), sent on its own or, with
+// WithPipelining, in a pipeline with concurrent ones; when the server
+// answers NOSCRIPT (after a restart, a
 // failover or SCRIPT FLUSH) the call is retried once with EVAL and the caller
 // never sees the error. To avoid that extra round trip on the first calls
 // after start-up, preload the scripts on every master:
