@@ -170,9 +170,8 @@ func (p *Policy) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (nex
 }
 
 // request picks r's key (with key, or the policy's KeyFunc when nil), cost
-// and rule. A key or cost that cannot be determined is a 400 Rejection; a
-// limit from WithLimitFunc out of range is reported and follows the fail
-// mode (a nil Rejection under FailOpen with ok false).
+// and rule. A key, cost or limit that cannot be determined is a 400
+// Rejection; a configuration fault under FailOpen is errServe.
 func (p *Policy) request(r *http.Request, key KeyFunc) (k string, cost int, rule store.Rule, rj *Rejection) {
 	if key == nil {
 		key = p.key
@@ -189,11 +188,13 @@ func (p *Policy) request(r *http.Request, key KeyFunc) (k string, cost int, rule
 	}
 	rule = p.lim.rule
 	if p.limitFn != nil {
-		if n := p.limitFn(r); n != 0 {
+		n, err := p.limitFn(r)
+		if err == nil {
 			rule.Limit = n
-			if err := rule.Validate(); err != nil {
-				return "", 0, rule, p.storeFailure(r, fmt.Errorf("%w: limit function: %w", ErrInvalidConfig, err))
-			}
+			err = rule.Validate()
+		}
+		if err != nil {
+			return "", 0, rule, p.badRequestRejection(r, errors.Join(ErrInvalidLimit, err))
 		}
 	}
 	cost = p.cost
@@ -340,6 +341,10 @@ func DenyJSON(w http.ResponseWriter, r *http.Request, d Decision) {
 func badRequestJSON(w http.ResponseWriter, _ *http.Request, err error) {
 	if errors.Is(err, ErrInvalidCost) {
 		writeJSON(w, http.StatusBadRequest, `{"error":"invalid request cost"}`)
+		return
+	}
+	if errors.Is(err, ErrInvalidLimit) {
+		writeJSON(w, http.StatusBadRequest, `{"error":"invalid request limit"}`)
 		return
 	}
 	writeJSON(w, http.StatusBadRequest, `{"error":"cannot identify client"}`)

@@ -34,6 +34,10 @@ var (
 
 	// ErrInvalidCost reports a request cost outside 1..limit.
 	ErrInvalidCost = errors.New("limiter: invalid request cost")
+
+	// ErrInvalidLimit reports a request limit (see WithLimitFunc) that could
+	// not be determined or is out of the algorithm's range.
+	ErrInvalidLimit = errors.New("limiter: invalid request limit")
 )
 
 // MaxNameLen is the longest name a Limiter may have.

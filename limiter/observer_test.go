@@ -2,6 +2,7 @@ package limiter_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -81,11 +82,14 @@ func TestNoObserverNoAllocs(t *testing.T) {
 // WithLimitFunc chooses the limit per request; the headers show it.
 func TestLimitFunc(t *testing.T) {
 	clk := newClock()
-	plan := func(r *http.Request) int {
-		if r.Header.Get("X-Plan") == "pro" {
-			return 4
+	plan := func(r *http.Request) (int, error) {
+		switch r.Header.Get("X-Plan") {
+		case "pro":
+			return 4, nil
+		case "free":
+			return 2, nil
 		}
-		return 0 // the policy's own: 2
+		return 0, errors.New("no plan")
 	}
 	p := mustPolicy(t, "plans", 2, time.Minute, newMem(t, clk), limiter.WithClock(clk.Now),
 		limiter.WithKey(limiter.HeaderKey("X-User", nil)), limiter.WithLimitFunc(plan))
@@ -98,7 +102,7 @@ func TestLimitFunc(t *testing.T) {
 	}
 	var free, pro []int
 	for range 5 {
-		free = append(free, send("f", "").Code)
+		free = append(free, send("f", "free").Code)
 		pro = append(pro, send("p", "pro").Code)
 	}
 	assert.Equal(t, []int{200, 200, 429, 429, 429}, free)
@@ -107,10 +111,18 @@ func TestLimitFunc(t *testing.T) {
 	assert.Equal(t, "4", w.Header().Get("X-RateLimit-Limit"))
 	assert.Equal(t, `"plans";q=4;w=60`, w.Header().Get("RateLimit-Policy"))
 
+	// No plan, or a limit out of range: a request error, reported, never a
+	// silent allow, under either fail mode.
+	w = send("nobody", "")
+	assert.Equal(t, 400, w.Code)
+	assert.JSONEq(t, `{"error":"invalid request limit"}`, w.Body.String())
+	var reported []error
 	bad := mustPolicy(t, "badplan", 2, time.Minute, newMem(t, clk),
-		limiter.WithLimitFunc(func(*http.Request) int { return -1 }), limiter.WithFailMode(limiter.FailClosed),
-		limiter.WithErrorHandler(func(_ context.Context, _ string, _ error) {}))
-	assert.Equal(t, 503, serve(chain(ok, bad), httptest.NewRequest("GET", "/", nil)).Code)
+		limiter.WithLimitFunc(func(*http.Request) (int, error) { return 5000, nil }),
+		limiter.WithErrorHandler(func(_ context.Context, _ string, err error) { reported = append(reported, err) }))
+	assert.Equal(t, 400, serve(chain(ok, bad), httptest.NewRequest("GET", "/", nil)).Code)
+	require.Len(t, reported, 1)
+	assert.ErrorIs(t, reported[0], limiter.ErrInvalidLimit)
 }
 
 // New refuses an option that only a Policy uses.

@@ -99,7 +99,7 @@ type Policy struct {
 	onError    ErrorHandler
 	logger     *slog.Logger
 	now        func() time.Time
-	limitFn    func(*http.Request) int
+	limitFn    func(*http.Request) (int, error)
 
 	// What shapes the Limiter's count (see New).
 	algorithm     store.Algorithm
@@ -520,14 +520,18 @@ func WithObserver(o Observer) Option {
 }
 
 // WithLimitFunc chooses the limit of each request, for plans and tiers
-// (free 100 per hour, pro 10,000 per hour, under one policy): fn returns
-// the request's limit, or 0 for the policy's own. The headers and the
-// Decision then show that limit. A value out of the algorithm's range (see
-// NewPolicy) is a server fault: it is reported and the fail mode applies.
-// Under the sliding log, a client whose limit drops keeps the hits it has
-// in the window; under GCRA the refill rate follows the limit. The default
-// uses the policy's limit for every request.
-func WithLimitFunc(fn func(r *http.Request) int) Option {
+// (free 100 per hour, pro 10,000 per hour, under one policy): fn returns the
+// request's limit, for instance from the authenticated user's plan. The
+// headers and the Decision then show that limit. An error, or a limit below
+// 1 or above the algorithm's bound (store.MaxLimit for the sliding log,
+// store.MaxCounterLimit otherwise), answers the request through the
+// RequestErrorHandler (400 {"error":"invalid request limit"} by default)
+// without counting it, and is reported (the error wraps ErrInvalidLimit):
+// never a silent allow. When a client's limit changes, the hits it already
+// has count against the new limit (under GCRA the refill rate follows it).
+// The window stays the policy's. The default uses the policy's limit for
+// every request.
+func WithLimitFunc(fn func(r *http.Request) (int, error)) Option {
 	return func(p *Policy) {
 		p.markHTTP("WithLimitFunc")
 		if fn == nil {
@@ -562,7 +566,7 @@ func (p *Policy) report(ctx context.Context, err error) {
 		return
 	}
 	t, level, msg := &p.storeLog, slog.LevelError, "sluice: rate limiter store failed"
-	if errors.Is(err, ErrNoKey) || errors.Is(err, ErrInvalidCost) {
+	if errors.Is(err, ErrNoKey) || errors.Is(err, ErrInvalidCost) || errors.Is(err, ErrInvalidLimit) {
 		t, level, msg = &p.keyLog, slog.LevelWarn, "sluice: request refused: no key or cost"
 	}
 	ok, suppressed := t.Allow()

@@ -6,6 +6,7 @@ package limiter_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -211,8 +212,11 @@ func ExampleWithLimitFunc() {
 
 	// snippet:begin ratelimit-plans
 	plans := map[string]int{"free": 100, "pro": 10_000} // per hour
-	perPlan := func(r *http.Request) int {
-		return plans[r.Header.Get("X-Plan")] // from your auth layer; 0: the policy's own limit
+	perPlan := func(r *http.Request) (int, error) {
+		if limit, ok := plans[r.Header.Get("X-Plan")]; ok { // from your auth layer
+			return limit, nil
+		}
+		return 0, errors.New("unknown plan") // 400, never a silent allow
 	}
 	api, _ := limiter.NewPolicy("api", 100, time.Hour, st,
 		limiter.WithAlgorithm(store.GCRA), limiter.WithLimitFunc(perPlan))
