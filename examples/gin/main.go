@@ -323,7 +323,8 @@ func openStore(ctx context.Context) (store.Store, string, func(), error) {
 	err := client.Ping(ctx).Err()
 	var st *redisstore.Store
 	if err == nil {
-		st, err = redisstore.New(client, redisstore.WithTimeout(time.Second))
+		// Concurrent decisions share pipelines: fewer round trips under load.
+		st, err = redisstore.New(client, redisstore.WithTimeout(time.Second), redisstore.WithPipelining(redisstore.DefaultMaxBatch))
 	}
 	if err == nil {
 		err = st.Preload(ctx)
