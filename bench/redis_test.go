@@ -19,6 +19,7 @@ import (
 	ulule "github.com/ulule/limiter/v3"
 	ulredis "github.com/ulule/limiter/v3/drivers/store/redis"
 
+	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/redisstore"
 )
@@ -57,6 +58,9 @@ var redisContenders = []redisContender{
 	{"redisstore-timeout", newRedisstore(true, false)},
 	{"redisstore-pipelined", newRedisstore(false, true)},
 	{"redisstore-pipelined-timeout", newRedisstore(true, true)},
+	{"redisstore-counter", newRedisstoreAlgorithm(store.SlidingCounter)},
+	{"redisstore-gcra", newRedisstoreAlgorithm(store.GCRA)},
+	{"limiter", newRedisLimiter},
 	{"script", newRawScript},
 	{"minimal", newMinimalLog},
 	{"redisrate", newRedisRate},
@@ -90,6 +94,44 @@ func newRedisstore(timeout, pipelined bool) func(testing.TB, *redis.Client, stri
 			res, err := s.Hit(ctx, keys[n], c.rule, 1)
 			return res.Allowed, err
 		}
+	}
+}
+
+// newRedisstoreAlgorithm measures sluice's store under another algorithm
+// than the sliding log, with the same limit and window.
+func newRedisstoreAlgorithm(a store.Algorithm) func(testing.TB, *redis.Client, string, redisConfig) redisDecider {
+	return func(tb testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider {
+		s, err := redisstore.New(client, redisstore.WithPrefix(prefix))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rule := c.rule
+		rule.Algorithm = a
+		keys := redisKeyNames("client:")
+		return func(ctx context.Context, n int) (bool, error) {
+			res, err := s.Hit(ctx, keys[n], rule, 1)
+			return res.Allowed, err
+		}
+	}
+}
+
+// newRedisLimiter measures a limiter.Limiter over redisstore, as a policy runs
+// it: with its deny cache in front of the store (DefaultDenyCacheSize), so
+// that a denied key is answered in process until its retry-after.
+func newRedisLimiter(tb testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider {
+	s, err := redisstore.New(client, redisstore.WithPrefix(prefix))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l, err := limiter.New("bench", c.rule.Limit, c.rule.Window, s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = l.Close() })
+	keys := redisKeyNames("client:")
+	return func(ctx context.Context, n int) (bool, error) {
+		d, err := l.Allow(ctx, keys[n])
+		return d.Allowed, err
 	}
 }
 
@@ -362,7 +404,9 @@ func serverStats(b *testing.B, client *redis.Client) stats {
 // with go-redis directly (the floor for redisstore), minimal the smallest
 // sliding log (minimal_log.lua, the yardstick of the script's server time),
 // redisrate go-redis/redis_rate's Allow (GCRA), ulule ulule/limiter's Redis
-// store (a fixed window).
+// store (a fixed window), redisstore-counter and redisstore-gcra sluice's
+// store under its O(1) algorithms, and limiter a limiter.Limiter over
+// redisstore with its deny cache (a denied hot key is answered in process).
 func BenchmarkRedisDecision(b *testing.B) {
 	client := redisClient(b)
 	for _, c := range redisConfigs {
