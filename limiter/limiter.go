@@ -92,7 +92,10 @@ type Decision struct {
 
 	lim     *Limiter
 	key     string // the client's key
-	receipt store.Receipt
+	// What Undo needs of the store's receipt: its rule is the limiter's
+	// with Limit in place of its own.
+	receiptID   uint64
+	receiptCost int
 }
 
 // New returns a Limiter named name that allows limit hits per key in any
@@ -286,7 +289,7 @@ func (l *Limiter) decision(key string, n int, rule store.Rule, res store.Result)
 		key:        key,
 	}
 	if res.Allowed {
-		d.receipt = res.Receipt
+		d.receiptID, d.receiptCost = res.Receipt.ID, res.Receipt.Cost
 		d.RetryAfter = 0
 	}
 	return d
@@ -316,7 +319,7 @@ func (d Decision) MarshalJSON() ([]byte, error) {
 // by another Limiter is an error wrapping store.ErrInvalidArgument. Undo works
 // after Close too, so that requests in flight can finish.
 func (l *Limiter) Undo(ctx context.Context, d Decision) error {
-	if d.lim == nil || d.receipt.IsZero() {
+	if d.lim == nil || (d.receiptID == 0 && d.receiptCost == 0) {
 		return nil
 	}
 	if d.lim != l {
@@ -325,7 +328,9 @@ func (l *Limiter) Undo(ctx context.Context, d Decision) error {
 	if l.deny != nil {
 		l.deny.remove(d.key) // the key has room again: ask the store next time
 	}
-	return l.st.Undo(ctx, d.key, d.receipt)
+	rule := l.rule
+	rule.Limit = d.Limit
+	return l.st.Undo(ctx, d.key, store.Receipt{ID: d.receiptID, Cost: d.receiptCost, Rule: rule})
 }
 
 // Close releases the limiter's name so that a new Limiter may use it on the
