@@ -90,8 +90,8 @@ type Decision struct {
 	// the bucket is full again); 0 when nothing is counted.
 	ResetAfter time.Duration
 
-	lim     *Limiter
-	key     string // the client's key
+	lim *Limiter
+	key string // the client's key
 	// What Undo needs of the store's receipt: its rule is the limiter's
 	// with Limit in place of its own.
 	receiptID   uint64
