@@ -356,9 +356,11 @@ func testFences(t *testing.T, e *env) {
 }
 
 func testKeepAlive(t *testing.T, e *env) {
-	const ttl = 600 * time.Millisecond
+	// A TTL long enough that a loaded machine's late extend (every ttl/3)
+	// does not lose the lock, and a hold of three TTLs.
+	const ttl = time.Second
 	url := e.serve(t, config{ttl: ttl})
-	a := async(context.Background(), url+"/orders/1?hold=2000") // over 3 TTLs
+	a := async(context.Background(), url+"/orders/1?hold=3000") // 3 TTLs
 	e.waitEntered(t)
 
 	tries := 0
