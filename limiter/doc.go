@@ -1,11 +1,13 @@
-// Package limiter is sluice's framework-neutral rate limiter: a named
-// sliding-window rule over a store, and the HTTP policy around it.
+// Package limiter is sluice's framework-neutral rate limiter: a named rate
+// rule over a store, and the HTTP policy around it.
 //
 // # Limiter
 //
-// A Limiter allows at most Limit hits per key in any sliding window of length
+// A Limiter allows at most Limit hits per key in any window of length
 // Window, counted in a store.WindowStore (store/memstore for one process,
-// store/redisstore for every instance of an application sharing one Redis):
+// store/redisstore for every instance of an application sharing one Redis)
+// by the exact sliding log, or by the sliding-window counter or GCRA for
+// large quotas (WithAlgorithm):
 //
 //	st, _ := memstore.New()
 //	l, err := limiter.New("api", 100, time.Minute, st)
@@ -14,8 +16,8 @@
 //		// wait d.RetryAfter
 //	}
 //
-// Counters live under the key name + ":" + key, so limiters with different
-// names never mix their counts; a second live limiter with the same name over
+// The store hashes the limiter's name with each key, so limiters with
+// different names never mix their counts; a second live limiter with the same name over
 // the same store is a configuration error (ErrNameInUse). Bad input is an
 // error, never a panic and never a silent allow.
 //
@@ -33,9 +35,13 @@
 //	RateLimit-Policy: "api";q=5;w=10
 //	RateLimit: "api";r=4;t=10
 //
-// and denies with 429 Too Many Requests, Retry-After and a JSON body. Stacked
-// policies on one route add their own member to RateLimit-Policy and
-// RateLimit; the X-RateLimit-* fields show the most restrictive one. When the
+// and denies with 429 Too Many Requests, Retry-After and a JSON body. Stack
+// decides several policies on one route together (a request one denies is
+// counted by none); each adds its own member to RateLimit-Policy and
+// RateLimit, and the X-RateLimit-* fields show the most restrictive one.
+// WithLimitFunc picks a limit per request (plans). Over a remote store a
+// deny cache answers a client just denied in process until its retry-after
+// has passed, and WithObserver reports every decision for metrics. When the
 // store fails or does not answer within the policy's timeout the Policy fails
 // open or closed, as configured. The handler finds the decisions with
 // FromContext or DecisionFor.
