@@ -109,9 +109,6 @@ func (p *Policy) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (nex
 		return r, nil, nil
 	}
 	k, cost, rule, rj := p.request(r, key)
-	if rj == errServe {
-		return r, nil, nil
-	}
 	if rj != nil {
 		return r, nil, rj
 	}
@@ -171,7 +168,7 @@ func (p *Policy) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (nex
 
 // request picks r's key (with key, or the policy's KeyFunc when nil), cost
 // and rule. A key, cost or limit that cannot be determined is a 400
-// Rejection; a configuration fault under FailOpen is errServe.
+// Rejection.
 func (p *Policy) request(r *http.Request, key KeyFunc) (k string, cost int, rule store.Rule, rj *Rejection) {
 	if key == nil {
 		key = p.key
@@ -208,7 +205,8 @@ func (p *Policy) request(r *http.Request, key KeyFunc) (k string, cost int, rule
 		}
 		cost = c
 	} else if cost > maxCost(rule) {
-		return "", 0, rule, p.storeFailure(r, fmt.Errorf("%w: cost %d exceeds %d under the request's limit", ErrInvalidConfig, cost, maxCost(rule)))
+		// The limit chosen for the request is below the policy's cost.
+		return "", 0, rule, p.badRequestRejection(r, fmt.Errorf("%w: cost %d exceeds %d under the request's limit", ErrInvalidLimit, cost, maxCost(rule)))
 	}
 	return k, cost, rule, nil
 }
@@ -220,21 +218,6 @@ func (p *Policy) badRequestRejection(r *http.Request, err error) *Rejection {
 	p.report(r.Context(), err)
 	return &Rejection{Status: http.StatusBadRequest, Err: err, p: p, r: r}
 }
-
-// storeFailure reports err, a failure to decide that is not the client's,
-// and returns the 503 Rejection of FailClosed, or errServe under FailOpen.
-func (p *Policy) storeFailure(r *http.Request, err error) *Rejection {
-	p.observe(StoreError, 0)
-	p.report(r.Context(), err)
-	if p.fail == FailClosed {
-		return &Rejection{Status: http.StatusServiceUnavailable, Err: err, p: p, r: r}
-	}
-	return errServe
-}
-
-// errServe is the sentinel Rejection with which request tells Admit to serve
-// the request unlimited (a fault under FailOpen); Admit never returns it.
-var errServe = &Rejection{}
 
 // observe tells the policy's Observer about an outcome that did not reach
 // the store.

@@ -123,6 +123,17 @@ func TestLimitFunc(t *testing.T) {
 	assert.Equal(t, 400, serve(chain(ok, bad), httptest.NewRequest("GET", "/", nil)).Code)
 	require.Len(t, reported, 1)
 	assert.ErrorIs(t, reported[0], limiter.ErrInvalidLimit)
+
+	// A limit below the policy's fixed cost is a request error too, under
+	// the default fail-open: the request is not served unlimited.
+	costly := mustPolicy(t, "costly", 10, time.Minute, newMem(t, clk), limiter.WithCost(3),
+		limiter.WithLimitFunc(func(*http.Request) (int, error) { return 2, nil }),
+		limiter.WithErrorHandler(func(_ context.Context, _ string, err error) { reported = append(reported, err) }))
+	w = serve(chain(ok, costly), httptest.NewRequest("GET", "/", nil))
+	assert.Equal(t, 400, w.Code)
+	assert.JSONEq(t, `{"error":"invalid request limit"}`, w.Body.String())
+	require.Len(t, reported, 2)
+	assert.ErrorIs(t, reported[1], limiter.ErrInvalidLimit)
 }
 
 // New refuses an option that only a Policy uses.

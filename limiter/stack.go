@@ -89,9 +89,6 @@ func (s *Policy) admitStack(w http.ResponseWriter, r *http.Request, key KeyFunc)
 			continue
 		}
 		k, cost, rule, rj := p.request(r, key)
-		if rj == errServe {
-			continue
-		}
 		if rj != nil {
 			return r, nil, rj
 		}
