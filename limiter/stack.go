@@ -101,7 +101,11 @@ func (s *Policy) admitStack(w http.ResponseWriter, r *http.Request, key KeyFunc)
 		return r, nil, nil
 	}
 
-	decs, err := s.decideStack(parent, parts)
+	var cacheKey string // the request's deny-cache key; "" without a cache
+	if s.stackDeny != nil {
+		cacheKey = stackKey(parts)
+	}
+	decs, err := s.decideStack(parent, parts, cacheKey)
 	if err != nil {
 		if errors.Is(parent.Err(), context.Canceled) {
 			return r, nil, &Rejection{Status: http.StatusServiceUnavailable, Err: err, p: parts[0].p, r: r, cancelled: true}
@@ -151,10 +155,6 @@ func (s *Policy) admitStack(w http.ResponseWriter, r *http.Request, key KeyFunc)
 	if undo == nil {
 		return next, nil, nil
 	}
-	var cacheKey string
-	if s.stackDeny != nil {
-		cacheKey = stackKey(parts)
-	}
 	return next, func(status int) {
 		for _, u := range undo {
 			if u.p.finish(next, u.d, status) && s.stackDeny != nil {
@@ -171,17 +171,15 @@ type stackUndo struct {
 	d Decision
 }
 
-// decideStack asks the stack's deny cache, then the store, about parts
-// together, and returns their decisions.
-func (s *Policy) decideStack(parent context.Context, parts []stackPart) ([]Decision, error) {
+// decideStack asks the stack's deny cache (under cacheKey), then the store,
+// about parts together, and returns their decisions.
+func (s *Policy) decideStack(parent context.Context, parts []stackPart, cacheKey string) ([]Decision, error) {
 	for _, part := range parts {
 		if part.p.lim.closed.Load() {
 			return nil, ErrClosed
 		}
 	}
-	var cacheKey string
 	if s.stackDeny != nil {
-		cacheKey = stackKey(parts)
 		if decs, ok := s.stackDeny.lookupStack(cacheKey, parts); ok {
 			for i, part := range parts {
 				if l := part.p.lim; l.obs != nil && decs[i].denying() {
