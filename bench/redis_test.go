@@ -3,7 +3,9 @@ package bench
 import (
 	"context"
 	crand "crypto/rand"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/base64"
 	"encoding/hex"
 	"math/rand/v2"
 	"os"
@@ -55,6 +57,7 @@ type redisContender struct {
 
 var redisContenders = []redisContender{
 	{"redisstore", newRedisstore(false, false)},
+	{"redisstore-clock", newRedisstoreClock},
 	{"redisstore-timeout", newRedisstore(true, false)},
 	{"redisstore-pipelined", newRedisstore(false, true)},
 	{"redisstore-pipelined-timeout", newRedisstore(true, true)},
@@ -62,7 +65,8 @@ var redisContenders = []redisContender{
 	{"redisstore-gcra", newRedisstoreAlgorithm(store.GCRA)},
 	{"limiter", newRedisLimiter},
 	{"script", newRawScript},
-	{"minimal", newMinimalLog},
+	{"minimal", newMinimalLog(false)},
+	{"minimal-time", newMinimalLog(true)},
 	{"redisrate", newRedisRate},
 	{"ulule", newUlule},
 }
@@ -94,6 +98,21 @@ func newRedisstore(timeout, pipelined bool) func(testing.TB, *redis.Client, stri
 			res, err := s.Hit(ctx, keys[n], c.rule, 1)
 			return res.Allowed, err
 		}
+	}
+}
+
+// newRedisstoreClock measures sluice's store with the caller's time
+// (WithClock(time.Now)) instead of Redis TIME: the script's cost without the
+// TIME call, as the minimal contender pays it.
+func newRedisstoreClock(tb testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider {
+	s, err := redisstore.New(client, redisstore.WithPrefix(prefix), redisstore.WithClock(time.Now))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keys := redisKeyNames("client:")
+	return func(ctx context.Context, n int) (bool, error) {
+		res, err := s.Hit(ctx, keys[n], c.rule, 1)
+		return res.Allowed, err
 	}
 }
 
@@ -147,12 +166,12 @@ func newRawScript(tb testing.TB, client *redis.Client, prefix string, c redisCon
 	if err := script.Load(context.Background(), client).Err(); err != nil {
 		tb.Fatal(err)
 	}
-	keys := redisKeyNames(prefix + "raw:")
+	keys := sluiceShapedKeys(prefix, "w")
 	limit, window := c.rule.Limit, c.rule.Window.Microseconds()
-	var id atomic.Uint64
+	member := hitMembers()
 	return func(ctx context.Context, n int) (bool, error) {
 		v, err := script.Run(ctx, client, []string{keys[n]}, limit, window, 1,
-			"h"+strconv.FormatUint(id.Add(1), 36), "").Slice()
+			member(), "").Slice()
 		if err != nil {
 			return false, err
 		}
@@ -166,22 +185,51 @@ func newRawScript(tb testing.TB, client *redis.Client, prefix string, c redisCon
 //go:embed minimal_log.lua
 var minimalLog string
 
-// newMinimalLog runs the smallest sliding-window log (four commands, the
-// caller's time): what sluice's script costs above it is the price of Redis
-// time, exact reset and retry times, and unique members.
-func newMinimalLog(tb testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider {
-	script := redis.NewScript(minimalLog)
-	if err := script.Load(context.Background(), client).Err(); err != nil {
-		tb.Fatal(err)
+// newMinimalLog runs the smallest sliding-window log (four commands): what
+// sluice's script costs above it is the price of exact reset and retry
+// times. Without withTime it takes the caller's time (compare it with
+// redisstore-clock); with it, it reads Redis TIME as redisstore does. Its
+// keys and members have the length of redisstore's.
+func newMinimalLog(withTime bool) func(testing.TB, *redis.Client, string, redisConfig) redisDecider {
+	return func(tb testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider {
+		script := redis.NewScript(minimalLog)
+		if err := script.Load(context.Background(), client).Err(); err != nil {
+			tb.Fatal(err)
+		}
+		keys := sluiceShapedKeys(prefix, "m")
+		limit, window := c.rule.Limit, c.rule.Window.Microseconds()
+		member := hitMembers()
+		return func(ctx context.Context, n int) (bool, error) {
+			var now any = ""
+			if !withTime {
+				now = time.Now().UnixMicro()
+			}
+			v, err := script.Run(ctx, client, []string{keys[n]}, limit, window, now, member()).Int64()
+			return v == 1, err
+		}
 	}
-	keys := redisKeyNames(prefix + "min:")
-	limit, window := c.rule.Limit, c.rule.Window.Microseconds()
+}
+
+// sluiceShapedKeys returns redisKeys keys of the length and shape of
+// redisstore's sliding-log keys under prefix: prefix, tag, ":{", 32 hex
+// digits, "}:s:", 16 hex digits.
+func sluiceShapedKeys(prefix, tag string) []string {
+	out := make([]string, redisKeys)
+	for i := range out {
+		sum := sha256.Sum256([]byte("client:" + strconv.Itoa(i)))
+		out[i] = prefix + tag + ":{" + hex.EncodeToString(sum[:16]) + "}:s:" + hex.EncodeToString(sum[16:24])
+	}
+	return out
+}
+
+// hitMembers returns a source of sorted-set members shaped like redisstore's
+// hit ids: 8 random base64url characters and a counter in base 36.
+func hitMembers() func() string {
+	var r [6]byte
+	_, _ = crand.Read(r[:])
+	head := base64.RawURLEncoding.EncodeToString(r[:])
 	var id atomic.Uint64
-	return func(ctx context.Context, n int) (bool, error) {
-		v, err := script.Run(ctx, client, []string{keys[n]}, limit, window,
-			time.Now().UnixMicro(), strconv.FormatUint(id.Add(1), 36)).Int64()
-		return v == 1, err
-	}
+	return func() string { return head + strconv.FormatUint(id.Add(1), 36) }
 }
 
 // newUlule measures ulule/limiter's Redis store (a fixed window: INCR and
@@ -276,8 +324,11 @@ const (
 
 // redisRun measures decide in mode (serial, parallel or hotKey) and
 // reports decisions/s, the fraction of decisions allowed, and per decision
-// the server's time in commands (server-µs/op, from INFO commandstats), the
-// server's CPU time (server-cpu-µs/op, from INFO cpu: also the reading and
+// the server's time in commands (server-µs/op, from INFO commandstats:
+// commands that a script calls count there too, on top of the script's own
+// time, which already holds them), the time of one script call
+// (evalsha-µs/call: usec over calls of EVALSHA in INFO commandstats, the
+// script's whole cost and nothing else), the server's CPU time (server-cpu-µs/op, from INFO cpu: also the reading and
 // writing of sockets that commandstats leaves out) and the read events the
 // server handled (reads/op, total_reads_processed from INFO stats: about
 // one per round trip of each client).
@@ -338,6 +389,9 @@ func redisRun(b *testing.B, client *redis.Client, decide redisDecider, mode stri
 	b.ReportMetric(n/elapsed.Seconds(), "decisions/s")
 	b.ReportMetric(float64(allowed.Load())/n, "allowed/op")
 	b.ReportMetric(float64(after.commandMicros-before.commandMicros)/n, "server-µs/op")
+	if calls := after.evalsha - before.evalsha; calls > 0 {
+		b.ReportMetric(float64(after.evalshaMicros-before.evalshaMicros)/float64(calls), "evalsha-µs/call")
+	}
 	b.ReportMetric(float64(after.cpuMicros-before.cpuMicros)/n, "server-cpu-µs/op")
 	b.ReportMetric(float64(after.reads-before.reads)/n, "reads/op")
 }
@@ -348,6 +402,8 @@ type stats struct {
 	commandMicros int64 // time in commands: the sum of usec over INFO commandstats
 	cpuMicros     int64 // CPU time: used_cpu_sys + used_cpu_user of INFO cpu
 	reads         int64 // read events handled: total_reads_processed of INFO stats
+	evalsha       int64 // EVALSHA calls: calls of cmdstat_evalsha
+	evalshaMicros int64 // time in EVALSHA: usec of cmdstat_evalsha
 }
 
 // serverStats reads the server's counters. Other clients of the server
@@ -388,6 +444,13 @@ func serverStats(b *testing.B, client *redis.Client) stats {
 			b.Fatalf("INFO commandstats: %q: %v", line, err)
 		}
 		st.commandMicros += n
+		if strings.HasPrefix(line, "cmdstat_evalsha:calls=") {
+			calls, _, _ := strings.Cut(strings.TrimPrefix(line, "cmdstat_evalsha:calls="), ",")
+			if st.evalsha, err = strconv.ParseInt(calls, 10, 64); err != nil {
+				b.Fatalf("INFO commandstats: %q: %v", line, err)
+			}
+			st.evalshaMicros = n
+		}
 	}
 	return st
 }
@@ -401,8 +464,11 @@ func serverStats(b *testing.B, client *redis.Client) stats {
 // ContextTimeoutEnabled client, redisstore-pipelined and
 // redisstore-pipelined-timeout the same two with WithPipelining, script
 // sluice's sliding-window script run
-// with go-redis directly (the floor for redisstore), minimal the smallest
-// sliding log (minimal_log.lua, the yardstick of the script's server time),
+// with go-redis directly (the floor for redisstore), redisstore-clock
+// redisstore with the caller's time (WithClock) rather than Redis TIME,
+// minimal and minimal-time the smallest sliding log (minimal_log.lua, the
+// yardstick of the script's server time) with the caller's time and with
+// Redis TIME, on keys and members as long as redisstore's,
 // redisrate go-redis/redis_rate's Allow (GCRA), ulule ulule/limiter's Redis
 // store (a fixed window), redisstore-counter and redisstore-gcra sluice's
 // store under its O(1) algorithms, and limiter a limiter.Limiter over
