@@ -46,6 +46,7 @@ var examples = []example{
 	{name: "nethttp", pkg: "./examples/nethttp", framework: "net/http"},
 	{name: "echo", pkg: "./examples/echo", framework: "echo"},
 	{name: "gin", pkg: "./examples/gin", framework: "gin"},
+	{name: "config", pkg: "./examples/config", framework: "config"},
 }
 
 // The contract of the routes (DESIGN.md, "Example servers").
@@ -490,6 +491,46 @@ func TestStartupErrors(t *testing.T) {
 	}
 }
 
+// TestConfigFile runs examples/config on a file of the operator's
+// (SLUICE_CONFIG): its limits are served without a rebuild, and a file with
+// a mistake stops the server at start with the mistake's line.
+func TestConfigFile(t *testing.T) {
+	ex := examples[len(examples)-1]
+	require.Equal(t, "config", ex.name)
+	dir := t.TempDir()
+
+	t.Run("served", func(t *testing.T) {
+		path := filepath.Join(dir, "limits.yaml")
+		require.NoError(t, os.WriteFile(path, []byte("policies:\n  api: {rate: 2/1m}\nroutes:\n  - {route: GET /api/hello, limit: api}\n"), 0o600))
+		in := start(t, ex, "SLUICE_CONFIG="+path)
+		assert.Equal(t, http.StatusOK, in.do(t, "GET", "/api/hello", "").status)
+		r := in.do(t, "GET", "/api/hello", "")
+		assert.Equal(t, http.StatusOK, r.status)
+		assert.Equal(t, `"api";q=2;w=60`, r.header.Get("RateLimit-Policy"))
+		assert.Equal(t, http.StatusTooManyRequests, in.do(t, "GET", "/api/hello", "").status)
+		// Routes the file leaves out are not limited.
+		r = in.do(t, "GET", "/api/burst", "")
+		assert.Equal(t, http.StatusOK, r.status)
+		assert.Empty(t, r.header.Get("RateLimit-Policy"))
+	})
+	t.Run("mistake", func(t *testing.T) {
+		path := filepath.Join(dir, "bad.yaml")
+		require.NoError(t, os.WriteFile(path, []byte("policies:\n  api:\n    rate: 5 per second\n"), 0o600))
+		ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, binary(t, ex))
+		cmd.Env = environ("SLUICE_CONFIG=" + path)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "stderr:\n%s", &stderr)
+		assert.Equal(t, 1, exit.ExitCode())
+		assert.Empty(t, stdout.String())
+		assert.Contains(t, stderr.String(), "sluice example (config): "+path+`:3: policy "api": rate "5 per second"`)
+	})
+}
+
 // TestGracefulShutdown sends SIGTERM while a payment is in flight: the payment
 // completes and the process exits with status 0.
 func TestGracefulShutdown(t *testing.T) {
@@ -559,7 +600,7 @@ func environ(env ...string) []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		switch k, _, _ := strings.Cut(kv, "="); k {
-		case "ADDR", "REDIS_URL", "REDIS_CLUSTER", "TRUSTED_PROXIES", "API_KEYS", "GIN_MODE":
+		case "ADDR", "REDIS_URL", "REDIS_CLUSTER", "REDIS_SENTINELS", "REDIS_MASTER", "TRUSTED_PROXIES", "API_KEYS", "GIN_MODE", "SLUICE_CONFIG":
 		default:
 			out = append(out, kv)
 		}
