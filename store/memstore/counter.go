@@ -73,7 +73,7 @@ func counterUsed(w *window, now int64) float64 {
 
 // hitCounter is decide for the sliding-window counter, on w's counter state
 // at now (µs).
-func hitCounter(w *window, now int64, rule store.Rule, cost int, m mode, res *store.Result) bool {
+func hitCounter(w *window, now int64, rule *store.Rule, cost int, m mode, res *store.Result) bool {
 	win := int64(rule.Window / time.Microsecond)
 	limit, c := int64(rule.Limit), int64(cost)
 	idx := floorDiv(now, win)
@@ -96,7 +96,7 @@ func hitCounter(w *window, now int64, rule store.Rule, cost int, m mode, res *st
 		w.setCounter(idx, curr, prev, limit)
 		w.expires = now + (win - e) + win
 		res.Allowed = true
-		res.Receipt = store.Receipt{ID: uint64(idx) + 1, Cost: cost, Rule: rule}
+		res.Receipt = store.Receipt{ID: uint64(idx) + 1, Cost: cost, Rule: *rule}
 	case !fits:
 		res.RetryAfter = micros(counterWait(now, win, idx, curr, prev, c, limit))
 	}

@@ -35,8 +35,8 @@ func interval(rule store.Rule) float64 {
 }
 
 // hitGCRA is decide for GCRA, on w's GCRA state at now (µs).
-func hitGCRA(w *window, now int64, rule store.Rule, cost int, m mode, res *store.Result) bool {
-	t := interval(rule)
+func hitGCRA(w *window, now int64, rule *store.Rule, cost int, m mode, res *store.Result) bool {
+	t := interval(*rule)
 	capacity := rule.Capacity()
 	nowF := gcraTime(now)
 	tat0 := nowF
@@ -62,7 +62,7 @@ func hitGCRA(w *window, now int64, rule store.Rule, cost int, m mode, res *store
 		res.Allowed = true
 		res.Remaining = tokens(burst, newTat-nowF, t, capacity)
 		res.ResetAfter = micros(untilFull(newTat - nowF))
-		res.Receipt = store.Receipt{ID: 1, Cost: cost, Rule: rule}
+		res.Receipt = store.Receipt{ID: 1, Cost: cost, Rule: *rule}
 		return true
 	}
 	if !fits {

@@ -272,8 +272,10 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	if err := s.check(ctx); err != nil {
 		return store.Result{}, err
 	}
-	if err := store.ValidateHit(key, rule, cost); err != nil {
-		return store.Result{}, err
+	if !validHit(key, &rule, cost) {
+		if err := store.ValidateHit(key, rule, cost); err != nil {
+			return store.Result{}, err
+		}
 	}
 	d := s.digest(rule.Name, key, rule.Algorithm)
 	sh := s.shard(d)
@@ -292,9 +294,29 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	}
 	var res store.Result
 	// Time is kept in microseconds, like the Lua scripts.
-	s.decide(sh, w, nowNanos/1e3, rule, cost, record, &res)
+	s.decide(sh, w, nowNanos/1e3, &rule, cost, record, &res)
 	sh.mu.Unlock()
 	return res, nil
+}
+
+// validHit reports whether store.ValidateHit accepts the arguments of a Hit
+// without a burst, checked inline: the usual rules pass here, at a fraction
+// of ValidateHit's cost on a decision. False means "not shown valid here":
+// the caller then asks ValidateHit, which has the last word and the error.
+func validHit(key string, rule *store.Rule, cost int) bool {
+	if key == "" || cost <= 0 || cost > rule.Limit || rule.Burst != 0 ||
+		rule.Window < time.Millisecond || rule.Window > store.MaxWindow {
+		return false
+	}
+	switch rule.Algorithm {
+	case store.SlidingLog:
+		return rule.Limit <= store.MaxLimit && cost <= store.MaxCost
+	case store.SlidingCounter:
+		return rule.Limit <= store.MaxCounterLimit
+	case store.GCRA:
+		return rule.Limit <= store.MaxCounterLimit && int64(rule.Window/time.Microsecond) >= int64(rule.Limit)
+	}
+	return false
 }
 
 // A mode says what decide does besides telling whether a hit fits.
@@ -314,7 +336,7 @@ const (
 // decide decides a hit of cost on w at now (microseconds) under rule, by the
 // rule's algorithm, does what m says, and reports whether the hit fits. The
 // rule and cost must have been validated, and sh must be locked.
-func (s *Store) decide(sh *shard, w *window, now int64, rule store.Rule, cost int, m mode, res *store.Result) bool {
+func (s *Store) decide(sh *shard, w *window, now int64, rule *store.Rule, cost int, m mode, res *store.Result) bool {
 	switch rule.Algorithm {
 	case store.SlidingCounter:
 		return hitCounter(w, now, rule, cost, m, res)
@@ -325,7 +347,7 @@ func (s *Store) decide(sh *shard, w *window, now int64, rule store.Rule, cost in
 }
 
 // hitLog is decide for the sliding log.
-func (s *Store) hitLog(sh *shard, w *window, now int64, rule store.Rule, cost int, m mode, res *store.Result) bool {
+func (s *Store) hitLog(sh *shard, w *window, now int64, rule *store.Rule, cost int, m mode, res *store.Result) bool {
 	win := int64(rule.Window / time.Microsecond)
 	if w.expires <= now {
 		w.hits.reset() // every hit has left: skip the pruning
@@ -352,7 +374,7 @@ func (s *Store) hitLog(sh *shard, w *window, now int64, rule store.Rule, cost in
 		count += cost
 		w.expires = newest + win
 		res.Allowed = true
-		res.Receipt = store.Receipt{ID: id, Cost: cost, Rule: rule}
+		res.Receipt = store.Receipt{ID: id, Cost: cost, Rule: *rule}
 	case !fits:
 		// The (count+cost-limit)-th oldest hit must leave before cost fits.
 		at := w.hits.oldest()

@@ -34,7 +34,7 @@ func (s *Store) Peek(ctx context.Context, key string, rule store.Rule) (store.Re
 		w = &empty // a key without state gets none
 	}
 	var res store.Result
-	fits := s.decide(sh, w, now, rule, 1, describe, &res)
+	fits := s.decide(sh, w, now, &rule, 1, describe, &res)
 	if fits && rule.Algorithm != store.SlidingLog {
 		// Remaining is what the hit would leave, plus the hit: the float
 		// arithmetic of the O(1) algorithms need not give exactly one less
@@ -43,7 +43,7 @@ func (s *Store) Peek(ctx context.Context, key string, rule store.Rule) (store.Re
 		// (The log's count is an integer: its Remaining is exact.)
 		shadow := *w
 		var hit store.Result
-		s.decide(sh, &shadow, now, rule, 1, record, &hit)
+		s.decide(sh, &shadow, now, &rule, 1, record, &hit)
 		res.Remaining = hit.Remaining + 1
 	}
 	res.Allowed = fits

@@ -88,7 +88,7 @@ func (s *Store) HitAll(ctx context.Context, hits []store.Hit, out []store.Result
 		if w == nil {
 			w = sh.addWindow(digests[i], nowNanos, s.shardKeys, h.Rule.Algorithm, keep[:len(hits)])
 		}
-		s.decide(sh, w, now, h.Rule, h.Cost, record, &out[i])
+		s.decide(sh, w, now, &h.Rule, h.Cost, record, &out[i])
 	}
 	return nil
 }
@@ -103,7 +103,7 @@ func (s *Store) decidePart(d uint64, h store.Hit, now int64, m mode, res *store.
 	if w == nil {
 		w = &empty
 	}
-	return s.decide(sh, w, now, h.Rule, h.Cost, m, res)
+	return s.decide(sh, w, now, &h.Rule, h.Cost, m, res)
 }
 
 // shardIndex returns the index of the shard holding a key digest.
