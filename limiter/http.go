@@ -130,7 +130,8 @@ func (p *Policy) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (nex
 	if p.timeout > 0 && !p.lim.local {
 		ctx, cancel = context.WithTimeout(parent, p.timeout)
 	}
-	d, err := p.lim.decide(ctx, k, cost, rule)
+	var d Decision
+	err := p.lim.decide(ctx, k, cost, &rule, &d)
 	if cancel != nil {
 		cancel()
 	}
