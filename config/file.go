@@ -105,7 +105,7 @@ func Parse(name string, data []byte) (*File, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%w: %s: %s", ErrInvalidConfig, name, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
-	p := &parser{file: &File{name: name}}
+	p := &parser{file: &File{name: name}, policyNames: map[string]bool{}, guardNames: map[string]bool{}}
 	switch {
 	case len(doc.Content) == 0:
 		p.errorf(1, "the file is empty")
@@ -155,6 +155,9 @@ func (e *Error) Unwrap() error { return ErrInvalidConfig }
 type parser struct {
 	file *File
 	errs []Problem
+	// Names declared, valid or not: a route that names a policy with a
+	// mistake is not reported a second time.
+	policyNames, guardNames map[string]bool
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {
@@ -241,6 +244,7 @@ func (p *parser) top(n *yaml.Node) {
 	}
 	if v := f["policies"]; v != nil {
 		p.eachNamed(v, "policies", func(name string, line int, body *yaml.Node) {
+			p.policyNames[name] = true
 			if ps := p.policy(name, line, body); ps != nil {
 				p.file.policies = append(p.file.policies, ps)
 			}
@@ -248,6 +252,7 @@ func (p *parser) top(n *yaml.Node) {
 	}
 	if v := f["guards"]; v != nil {
 		p.eachNamed(v, "guards", func(name string, line int, body *yaml.Node) {
+			p.guardNames[name] = true
 			if gs := p.guard(name, line, body); gs != nil {
 				p.file.guards = append(p.file.guards, gs)
 			}
@@ -556,14 +561,7 @@ func (p *parser) route(n *yaml.Node) *routeSpec {
 
 // crossCheck reports names used but not declared, and routes given twice.
 func (p *parser) crossCheck() {
-	policies := map[string]bool{}
-	for _, ps := range p.file.policies {
-		policies[ps.name] = true
-	}
-	guards := map[string]bool{}
-	for _, gs := range p.file.guards {
-		guards[gs.name] = true
-	}
+	policies, guards := p.policyNames, p.guardNames
 	seen := map[string]int{}
 	mux := http.NewServeMux()
 	for _, rs := range p.file.routes {
