@@ -14,9 +14,11 @@
 #   make run         go run ./examples/nethttp
 #   make fmt         gofmt -w .
 #
-# Modules: the root module, adapters/echomw, adapters/ginmw, examples/echo,
-# examples/gin and bench, joined by go.work. Targets read the module list from
-# go.work (`go list -m`), so a module added there is tested everywhere.
+# Modules: the root module, the adapters (adapters/echomw, adapters/ginmw), the
+# metrics modules, the config modules (config, config/echoconfig,
+# config/ginconfig), the examples and bench, joined by go.work. Targets read
+# the module list from go.work (`go list -m`), so a module added there is
+# tested everywhere.
 #
 # Redis: `test` and `bench` run under scripts/with-redis.sh, which starts a
 # standalone redis-server and a 3-node Redis Cluster on free loopback ports and
