@@ -13,28 +13,29 @@ type stateKey struct{}
 
 // reqState is the per-request state of the policies on a route. It is the
 // request's context itself (it embeds the parent and answers Value for
-// stateKey), and it holds the decisions, the header value slices and the
-// bytes of the strings a decision needs, so that the allowed path costs one
-// allocation for all of them plus one for the request copy that carries it.
+// stateKey), it holds the request that carries it (a copy of the one the
+// first policy saw, with this context), and it holds the decisions, the
+// header value slices and the bytes of the strings a decision needs, so
+// that the allowed path costs one allocation for all of them.
 //
 // A reqState belongs to one request and is used by one goroutine at a time:
 // the middleware chain in front of the handler. Stacked policies that see the
-// very request it was made for append to it; a policy that sees another
-// request (one a middleware in between derived) starts a new state seeded
-// with the decisions so far.
+// very request it carries append to it; a policy that sees another request
+// (one a middleware in between derived) starts a new state seeded with the
+// decisions so far.
 type reqState struct {
 	context.Context
-	req    *http.Request // the request whose context this is
+	req    http.Request // the request whose context this is
 	decs   []Decision
-	legacy int // index in decs of the decision shown in X-RateLimit-*; -1 none
+	legacy int32 // index in decs of the decision shown in X-RateLimit-*; -1 none
+	nvals  uint8 // vals in use
+	used   uint8 // bytes of buf in use
 
 	// Room for one policy's decision, header values and strings (the
 	// common case); stacked policies spill to the heap.
 	inline [1]Decision
 	vals   [6]string // backing arrays of header values
-	nvals  int
-	buf    [128]byte // bytes of strings handed out by str; never rewritten
-	used   int
+	buf    [128]byte // bytes of strings handed out by keep; never rewritten
 }
 
 // Value answers stateKey with s and passes every other key to the parent.
@@ -45,14 +46,25 @@ func (s *reqState) Value(key any) any {
 	return s.Context.Value(key)
 }
 
-func newState(parent context.Context, prev *reqState) *reqState {
+// attach returns the state on which to record r's decisions, and the
+// request that carries it: prev itself if it carries r (a policy stacked on
+// a request that another one decided), else a new state seeded with prev's
+// decisions (prev may be nil) and carrying a copy of r. parent is r's
+// context.
+func attach(r *http.Request, parent context.Context, prev *reqState) (*reqState, *http.Request) {
+	if prev != nil && r == &prev.req {
+		return prev, r
+	}
 	s := &reqState{Context: parent, legacy: -1}
 	s.decs = s.inline[:0]
 	if prev != nil {
 		s.decs = append(s.decs, prev.decs...)
 		s.legacy = prev.legacy
 	}
-	return s
+	// WithContext's copy does not outlive this statement, so it stays on
+	// the stack: the request lives in s, and one allocation serves both.
+	s.req = *r.WithContext(s)
+	return s, &s.req
 }
 
 // decided reports whether s holds a decision of limiter l for key; s may be
@@ -75,49 +87,36 @@ func stateOf(ctx context.Context) *reqState {
 	return s
 }
 
-// str returns the concatenation of parts. Strings live in s.buf while it has
-// room: a region is handed out once and never written again, so the strings
-// are immutable as Go requires, and they keep s alive while in use. When
-// s.buf is full the bytes are copied to the heap as usual.
-func (s *reqState) str(parts ...string) string {
-	n := 0
-	for _, p := range parts {
-		n += len(p)
-	}
-	if n == 0 {
+// free returns the unused room of s.buf, empty, for a string's bytes to be
+// appended to and then handed to keep.
+func (s *reqState) free() []byte {
+	return s.buf[s.used:s.used:len(s.buf)]
+}
+
+// keep returns the bytes b, appended to what free returned, as a string.
+// While they fit, they stay in s.buf: the region is handed out once and
+// never written again, so the string is immutable as Go requires, and it
+// keeps s alive while in use. Bytes that did not fit were moved to the heap
+// by append, and the string uses them there.
+func (s *reqState) keep(b []byte) string {
+	if len(b) == 0 {
 		return ""
 	}
-	if n > len(s.buf)-s.used {
-		b := make([]byte, 0, n)
-		for _, p := range parts {
-			b = append(b, p...)
-		}
-		return unsafe.String(unsafe.SliceData(b), n)
+	if len(b) <= len(s.buf)-int(s.used) { // append did not move them
+		s.used += uint8(len(b))
 	}
-	b := s.buf[s.used:s.used]
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	s.used += n
-	return unsafe.String(unsafe.SliceData(b), n)
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// itoa returns the decimal form of v, stored like str's strings.
+// itoa returns the decimal form of v, stored as keep stores strings.
 func (s *reqState) itoa(v int64) string {
-	var tmp [20]byte
-	return s.bytes(strconv.AppendInt(tmp[:0], v, 10))
-}
-
-// bytes returns a string with b's contents, stored like str's strings; b
-// itself is not kept.
-func (s *reqState) bytes(b []byte) string {
-	return s.str(unsafe.String(unsafe.SliceData(b), len(b)))
+	return s.keep(strconv.AppendInt(s.free(), v, 10))
 }
 
 // slot returns a one-element slice holding v, for a header map entry,
 // backed by s.vals while it has room.
 func (s *reqState) slot(v string) []string {
-	if s.nvals == len(s.vals) {
+	if int(s.nvals) == len(s.vals) {
 		return []string{v}
 	}
 	i := s.nvals

@@ -120,11 +120,6 @@ func (p *Policy) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (nex
 		// routes) counts a request once.
 		return r, nil, nil
 	}
-	st := prev
-	if st == nil || st.req != r {
-		st = newState(parent, prev)
-	}
-
 	ctx := parent
 	var cancel context.CancelFunc
 	if p.timeout > 0 && !p.lim.local {
@@ -150,11 +145,7 @@ func (p *Policy) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (nex
 		return r, nil, nil
 	}
 
-	next = r
-	if st.req != r {
-		next = r.WithContext(st)
-		st.req = next
-	}
+	st, next := attach(r, parent, prev)
 	st.decs = append(st.decs, d)
 	p.setHeaders(w.Header(), st, len(st.decs)-1)
 	if !d.Allowed {
@@ -268,18 +259,17 @@ func (p *Policy) setHeaders(h http.Header, st *reqState, i int) {
 		limitValue, policyValue = st.itoa(int64(d.Limit)), p.policyMember(d.Limit)
 	}
 	if p.headers&LegacyHeaders != 0 && (st.legacy < 0 || stricter(d, &st.decs[st.legacy])) {
-		st.legacy = i
+		st.legacy = int32(i)
 		h[hdrLimit] = st.slot(limitValue)
 		h[hdrRemaining] = st.slot(st.itoa(int64(d.Remaining)))
 		h[hdrReset] = st.slot(st.itoa(d.resetAt(p.now())))
 	}
 	if p.headers&IETFHeaders != 0 {
-		var tmp [64]byte
-		b := append(tmp[:0], p.rlPrefix...)
+		b := append(st.free(), p.rlPrefix...)
 		b = strconv.AppendInt(b, int64(d.Remaining), 10)
 		b = append(b, ";t="...)
 		b = strconv.AppendInt(b, d.resetSeconds(), 10)
-		rl := st.bytes(b)
+		rl := st.keep(b)
 		h[hdrPolicy] = st.slot(appendMember(h[hdrPolicy], policyValue))
 		h[hdrRateLimit] = st.slot(appendMember(h[hdrRateLimit], rl))
 	}

@@ -175,13 +175,15 @@ func configure(opts []Option) (*Policy, error) {
 		deny:          DenyJSON,
 		badRequest:    badRequestJSON,
 		logger:        slog.Default(),
-		now:           time.Now,
 		denyCacheSize: DefaultDenyCacheSize,
 	}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(p)
 		}
+	}
+	if p.now == nil { // no WithClock
+		p.now = new(wallClock).now
 	}
 	return p, p.err
 }
@@ -450,8 +452,8 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithClock sets the clock X-RateLimit-Reset is computed from (it is an
 // absolute time; every other value is relative) and the deny cache counts
-// retry-afters down on. The default is time.Now; tests pass the same clock
-// as the store's.
+// retry-afters down on. The default is the system clock, time.Now; tests
+// pass the same clock as the store's.
 func WithClock(now func() time.Time) Option {
 	return func(p *Policy) {
 		if now == nil {

@@ -123,15 +123,7 @@ func (s *Policy) admitStack(w http.ResponseWriter, r *http.Request, key KeyFunc)
 		return r, nil, nil
 	}
 
-	st := prev
-	if st == nil || st.req != r {
-		st = newState(parent, prev)
-	}
-	next := r
-	if st.req != r {
-		next = r.WithContext(st)
-		st.req = next
-	}
+	st, next := attach(r, parent, prev)
 	h := w.Header()
 	deny := -1
 	for i, part := range parts {
