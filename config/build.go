@@ -275,7 +275,9 @@ func (rt *Routes) Guard(name string) *lockguard.Guard { return rt.guards[name] }
 // Match returns the route for a request's method and the route path a
 // router matched, in echo's or gin's syntax ("/orders/:id/pay", as
 // echo.Context.Path and gin.Context.FullPath give it) or ServeMux's, or nil.
-// A route of the request's method wins over one for every method; a HEAD
+// A route whose path is the same wins; else the longest route whose path
+// ends with / (every path below it, as in a ServeMux). Among those, a route
+// of the request's method wins over one for every method, and a HEAD
 // request also matches a GET route. Routes with a host never match.
 func (rt *Routes) Match(method, path string) *Route {
 	k := matchKey{method, path}
@@ -285,40 +287,65 @@ func (rt *Routes) Match(method, path string) *Route {
 	if ok {
 		return r
 	}
-	canon := canonPath(path)
-	r = rt.find(method, canon)
-	if r == nil && method == http.MethodHead {
-		r = rt.find(http.MethodGet, canon)
+	r = rt.find(method, canonPath(path))
+	if standardMethod(method) { // a bounded set of keys
+		rt.mu.Lock()
+		if len(rt.match) < maxMatchCache {
+			rt.match[k] = r
+		}
+		rt.mu.Unlock()
 	}
-	if r == nil {
-		r = rt.find("", canon)
-	}
-	rt.mu.Lock()
-	if len(rt.match) < 4096 { // a router has a bounded set of route paths
-		rt.match[k] = r
-	}
-	rt.mu.Unlock()
 	return r
 }
 
+// maxMatchCache bounds the routes Match remembers: a router has a bounded
+// set of route paths, but a caller might pass request paths.
+const maxMatchCache = 4096
+
+func standardMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
 func (rt *Routes) find(method, canon string) *Route {
-	for _, r := range rt.routes {
-		if r.spec.host == "" && r.Method == method && r.spec.canon == canon {
-			return r
+	methods := []string{method, ""}
+	if method == http.MethodHead {
+		methods = []string{method, http.MethodGet, ""}
+	}
+	for _, m := range methods {
+		for _, r := range rt.routes {
+			if r.spec.host == "" && r.Method == m && !r.spec.prefix && r.spec.canon == canon {
+				return r
+			}
+		}
+	}
+	var best *Route
+	for _, m := range methods {
+		for _, r := range rt.routes {
+			if r.spec.host == "" && r.Method == m && r.spec.prefix && strings.HasPrefix(canon, r.spec.canon) &&
+				(best == nil || len(r.spec.canon) > len(best.spec.canon)) {
+				best = r
+			}
+		}
+		if best != nil {
+			return best
 		}
 	}
 	return nil
 }
 
 // Handler returns next behind the file's routes: a request that matches a
-// route's pattern (as an http.ServeMux matches it, path parameters
-// included) passes its policy and then its guard before next serves it;
-// other requests go straight to next. next is usually the ServeMux that
-// serves the same patterns. Mount Handler inside any middleware that puts
-// values in the request's context for context keys.
+// route's pattern (as an http.ServeMux would match it, path parameters
+// included) passes the route's policy and then its guard before next
+// serves it; every other request goes straight to next. next is usually
+// the ServeMux that serves the same patterns. Mount Handler inside any
+// middleware that puts values in the request's context for context keys.
 func (rt *Routes) Handler(next http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	root := false
 	for _, r := range rt.routes {
 		h := next
 		if r.Guard != nil {
@@ -327,16 +354,27 @@ func (rt *Routes) Handler(next http.Handler) http.Handler {
 		if r.Policy != nil {
 			h = httpmw.RateLimit(r.Policy)(h)
 		}
-		p := r.spec.muxPattern()
-		root = root || p == "/"
-		if err := register(mux, p, h); err != nil {
+		if err := register(mux, r.spec.muxPattern(), routeHandler{h}); err != nil {
 			panic("config: " + err.Error()) // Parse registered the same patterns
 		}
 	}
-	if !root {
-		mux.Handle("/", next)
-	}
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The mux's own answers (redirects to a cleaned path, 404, 405)
+		// are next's to give: only a route's handler counts.
+		if h, _ := mux.Handler(r); isRoute(h) {
+			mux.ServeHTTP(w, r) // sets the path values, runs the route
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// routeHandler marks the handlers of the file's routes in Handler's mux.
+type routeHandler struct{ http.Handler }
+
+func isRoute(h http.Handler) bool {
+	_, ok := h.(routeHandler)
+	return ok
 }
 
 // Close closes the policies and stacks Build made.

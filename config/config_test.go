@@ -350,7 +350,15 @@ func TestParseErrors(t *testing.T) {
 		{"route twice", "policies: {a: {rate: 1/s}}\nroutes:\n  - {route: 'GET /x/{id}', limit: a}\n  - {route: GET /x/:n, limit: a}\n", 4, "the same route as line 3"},
 		{"routes conflict", "policies: {a: {rate: 1/s}}\nroutes:\n  - {route: 'GET /x/{id}', limit: a}\n  - {route: 'GET /{y}/z', limit: a}\n", 4, "conflicts"},
 		{"policy twice in a stack", "policies: {a: {rate: 1/s}}\nroutes:\n  - {route: GET /x, limit: [a, a]}\n", 3, `policy "a" named twice`},
-		{"bad proxy", "trusted_proxies: [10.0.0.0/8, proxy.local]\n", 1, `"proxy.local" is neither`},
+		{"bad proxy", "trusted_proxies: [10.0.0.0/8, proxy.local, unix]\n", 1, `"proxy.local" is neither`},
+		{"rate overflows", "policies:\n  a: {rate: 5/213504d}\n", 2, "is not a whole number of days"},
+		{"second document", "policies:\n  a: {rate: 1/s}\n---\npolicies:\n  b: {rate: nonsense}\n", 3, "a second YAML document"},
+		{"tab", "policies:\n\ta: {rate: 1/s}\n", 2, "found character that cannot start any token"},
+		{"param missing from the pattern", "policies: {a: {rate: 1/s, key: {param: id}}}\nroutes:\n  - {route: 'POST /x/{oid}', limit: a}\n", 3, `policy "a" counts by parameter "id", which the pattern does not have`},
+		{"guard param missing from the pattern", "guards: {g: {key: {param: id}, ttl: 1s}}\nroutes:\n  - {route: POST /x/:oid, guard: g}\n", 3, `guard "g" locks by parameter "id"`},
+		{"guard ttl too short", "guards:\n  g:\n    key: {param: id}\n    ttl: 1ns\n", 4, "ttl must be at least 1ms"},
+		{"null key", "policies:\n  a:\n    rate: 1/s\n    key: ~\n", 4, "key must be a value"},
+		{"bad header name", "policies:\n  a:\n    rate: 1/s\n    key: {header: X API Key, authenticated: true}\n", 4, `"X API Key" is not a header name`},
 		{"duplicate policy", "policies:\n  a: {rate: 1/s}\n  a: {rate: 2/s}\n", 3, `"a" is declared twice (first at line 2)`},
 		{"duplicate field", "policies:\n  a:\n    rate: 1/s\n    rate: 2/s\n", 4, "rate given twice"},
 	} {
@@ -465,4 +473,120 @@ func TestLoad(t *testing.T) {
 	_, err = config.Load(path)
 	assert.ErrorIs(t, err, config.ErrInvalidConfig)
 	assert.False(t, errors.Is(err, os.ErrNotExist))
+}
+
+func TestConflictNamesNoSource(t *testing.T) {
+	_, err := config.Parse("sluice.yaml", []byte("policies: {a: {rate: 1/s}}\nroutes:\n  - {route: 'GET /x/{id}', limit: a}\n  - {route: 'GET /{y}/z', limit: a}\n"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "conflicts")
+	assert.NotContains(t, err.Error(), "registered at")
+	assert.NotContains(t, err.Error(), ".go:")
+}
+
+// Anchors, aliases and merge keys share settings between entries.
+func TestAliasesAndMergeKeys(t *testing.T) {
+	st, err := memstore.New()
+	require.NoError(t, err)
+	defer st.Close()
+	rt := build(t, st, `
+policies:
+  base: &base {rate: 2/1h, fail: closed}
+  other:
+    <<: *base
+    rate: 1/1h
+  copy: *base
+routes:
+  - {route: GET /a, limit: base}
+  - {route: GET /b, limit: other}
+  - {route: GET /c, limit: copy}
+`)
+	mux := http.NewServeMux()
+	for _, p := range []string{"GET /a", "GET /b", "GET /c"} {
+		mux.HandleFunc(p, func(http.ResponseWriter, *http.Request) {})
+	}
+	h := rt.Handler(mux)
+	assert.Equal(t, []int{200, 200, 429}, statuses(t, h, 3, "GET", "/a"))
+	assert.Equal(t, []int{200, 429}, statuses(t, h, 2, "GET", "/b"), "the merged mapping's own rate wins")
+	assert.Equal(t, []int{200, 200, 429}, statuses(t, h, 3, "GET", "/c"))
+}
+
+// Handler leaves to next whatever is not one of the file's routes,
+// including the redirects and 405s of its own pattern matching.
+func TestHandlerPassesTheRest(t *testing.T) {
+	st, err := memstore.New()
+	require.NoError(t, err)
+	defer st.Close()
+	rt := build(t, st, `
+policies:
+  files: {rate: 1/1h}
+  all: {rate: 100/1h}
+routes:
+  - {route: GET /files/, limit: files}
+  - {route: "POST /{rest...}", limit: all}
+`)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /files", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	mux.HandleFunc("GET /files/{name}", func(http.ResponseWriter, *http.Request) {})
+	mux.HandleFunc("/", func(http.ResponseWriter, *http.Request) {})
+	h := rt.Handler(mux)
+
+	w := do(t, h, "GET", "/files")
+	assert.Equal(t, http.StatusTeapot, w.Code, "the file's /files/ does not redirect /files")
+	assert.Empty(t, w.Header().Get("RateLimit"))
+	assert.Equal(t, []int{200, 429}, statuses(t, h, 2, "GET", "/files/a.txt"))
+	// A catch-all route of the file.
+	w = do(t, h, "POST", "/anything/at/all")
+	assert.Equal(t, http.StatusOK, w.Code)
+	assert.Equal(t, `"all";r=99;t=3600`, w.Header().Get("RateLimit"))
+	assert.Empty(t, do(t, h, "PUT", "/anything").Header().Get("RateLimit"))
+}
+
+// A guard keyed by a header locks nothing for a request without it: that
+// request is refused, not locked by its address.
+func TestGuardKeyHasNoFallback(t *testing.T) {
+	st, err := memstore.New()
+	require.NoError(t, err)
+	defer st.Close()
+	rt := build(t, st, "guards: {g: {key: {header: X-Account, authenticated: true}, ttl: 1s}}\nroutes: [{route: POST /x, guard: g}]\n",
+		config.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /x", func(http.ResponseWriter, *http.Request) {})
+	h := rt.Handler(mux)
+	assert.Equal(t, http.StatusOK, do(t, h, "POST", "/x", "X-Account", "a1").Code)
+	assert.Equal(t, http.StatusBadRequest, do(t, h, "POST", "/x").Code)
+}
+
+func TestMatchPrefixAndExact(t *testing.T) {
+	st, err := memstore.New()
+	require.NoError(t, err)
+	defer st.Close()
+	rt := build(t, st, `
+policies:
+  a: {rate: 1/s}
+  b: {rate: 1/s}
+  c: {rate: 1/s}
+  d: {rate: 1/s}
+routes:
+  - {route: GET /static/, limit: a}
+  - {route: GET /static/img/, limit: b}
+  - {route: "GET /{$}", limit: c}
+  - {route: M-SEARCH /ssdp, limit: d}
+`)
+	name := func(r *config.Route) string {
+		if r == nil {
+			return "-"
+		}
+		return r.Pattern
+	}
+	for _, tc := range []struct{ method, path, want string }{
+		{"GET", "/static/:name", "GET /static/"},
+		{"GET", "/static/*", "GET /static/"},
+		{"GET", "/static/img/*", "GET /static/img/"},
+		{"GET", "/static", "-"},
+		{"GET", "/", "GET /{$}"},
+		{"GET", "/other", "-"},
+		{"M-SEARCH", "/ssdp", "M-SEARCH /ssdp"},
+	} {
+		assert.Equal(t, tc.want, name(rt.Match(tc.method, tc.path)), "%s %s", tc.method, tc.path)
+	}
 }

@@ -75,8 +75,9 @@
 // Each guard is a lockguard.Guard named by its key in the file, with lock
 // keys "<name>:<key>":
 //
-//	key   required, as for policies but without ip fallbacks: usually
-//	      {param: id}
+//	key   required, as for policies, except that header and context keys
+//	      refuse a request without the value (400) unless they say
+//	      fallback: ip: usually {param: id}
 //	ttl   required: the lock's time to live, kept alive while the request
 //	      runs
 //	fail  closed (the default: 503 while the store fails) or open
@@ -87,7 +88,12 @@
 // Each route names a pattern and a limit (one policy, or a list decided
 // together as one limiter.Stack), a guard, or both; the limit runs first, so
 // a denied request never takes the lock. Patterns use http.ServeMux syntax
-// ("POST /orders/{id}/pay"); echo and gin users may write their own
+// ("POST /orders/{id}/pay"; a path that ends with / names every path below
+// it, and {$} ends an exact one); echo and gin users may write their own
 // (":id", "*path") as well. A policy named by several routes counts them
-// together: that is a route group.
+// together: that is a route group. A key that reads a route parameter
+// must be on routes whose pattern has it.
+//
+// YAML anchors, aliases and merge keys (<<: *defaults) share settings
+// between entries. The file is one YAML document.
 package config

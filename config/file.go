@@ -1,12 +1,15 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/netip"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,7 +77,10 @@ type routeSpec struct {
 	method  string // "" for any
 	host    string
 	path    string // the path in ServeMux syntax
-	canon   string // the path with parameters unnamed, for matching
+	canon   string // the path with parameters unnamed and {$} dropped, for matching
+	prefix  bool   // the path ends with / (not {$}): every path below it
+	exact   bool   // the path ends with {$}
+	params  []string
 	limit   []string
 	guard   string
 	line    int
@@ -101,12 +107,21 @@ func Parse(name string, data []byte) (*File, error) {
 	if len(data) > MaxFileSize {
 		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrInvalidConfig, name, MaxFileSize)
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%w: %s: %s", ErrInvalidConfig, name, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
 	p := &parser{file: &File{name: name}, policyNames: map[string]bool{}, guardNames: map[string]bool{}}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	err := dec.Decode(&doc)
+	if err == nil {
+		var next yaml.Node
+		if dec.Decode(&next) != io.EOF {
+			p.errorf(next.Line, "a second YAML document (after ---): the file holds one")
+		}
+	}
 	switch {
+	case err == io.EOF:
+		p.errorf(1, "the file is empty")
+	case err != nil:
+		p.syntaxError(err)
 	case len(doc.Content) == 0:
 		p.errorf(1, "the file is empty")
 	case doc.Content[0].Kind != yaml.MappingNode:
@@ -164,18 +179,78 @@ func (p *parser) errorf(line int, format string, args ...any) {
 	p.errs = append(p.errs, Problem{Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
+// yamlLine finds the line in the YAML parser's messages ("yaml: line 3: ...").
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// syntaxError reports what the YAML parser refused, at its line.
+func (p *parser) syntaxError(err error) {
+	var te *yaml.TypeError
+	msgs := []string{err.Error()}
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	for _, msg := range msgs {
+		line := 1
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = m[2]
+		}
+		p.errorf(line, "%s", strings.TrimPrefix(msg, "yaml: "))
+	}
+}
+
+// deref follows an alias (*name) to the node its anchor (&name) marks.
+func deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+// null reports whether n is absent or YAML's null (a key with no value).
+func null(n *yaml.Node) bool {
+	n = deref(n)
+	return n == nil || n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+// pairs returns a mapping's key and value nodes, with the entries of merge
+// keys (<<: *defaults) after the mapping's own, so that the own win.
+func pairs(n *yaml.Node) [][2]*yaml.Node {
+	var own, merged [][2]*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], deref(n.Content[i+1])
+		if k.Tag != "!!merge" {
+			own = append(own, [2]*yaml.Node{k, v})
+			continue
+		}
+		from := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			from = v.Content
+		}
+		for _, m := range from {
+			if m = deref(m); m.Kind == yaml.MappingNode {
+				merged = append(merged, pairs(m)...)
+			}
+		}
+	}
+	return append(own, merged...)
+}
+
 // fields returns the mapping's values by key, reporting keys not in allowed
 // and anything that is not a mapping. what names the mapping in messages.
 func (p *parser) fields(n *yaml.Node, what string, allowed ...string) map[string]*yaml.Node {
+	n = deref(n)
 	if n.Kind != yaml.MappingNode {
 		p.errorf(n.Line, "%s must be a mapping", what)
 		return nil
 	}
 	out := make(map[string]*yaml.Node, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
+	for _, kv := range pairs(n) { // the mapping's own keys first
+		k, v := kv[0], kv[1]
 		if _, dup := out[k.Value]; dup {
-			p.errorf(k.Line, "%s: %s given twice", what, k.Value)
+			if containsNode(n, k) { // not a merged default the mapping overrides
+				p.errorf(k.Line, "%s: %s given twice", what, k.Value)
+			}
 			continue
 		}
 		if !contains(allowed, k.Value) {
@@ -185,6 +260,16 @@ func (p *parser) fields(n *yaml.Node, what string, allowed ...string) map[string
 		out[k.Value] = v
 	}
 	return out
+}
+
+// containsNode reports whether k is one of n's own keys (not merged).
+func containsNode(n, k *yaml.Node) bool {
+	for i := 0; i < len(n.Content); i += 2 {
+		if n.Content[i] == k {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {
@@ -198,6 +283,7 @@ func contains(list []string, s string) bool {
 
 // scalar returns n's value if n is a non-empty scalar, else reports it.
 func (p *parser) scalar(n *yaml.Node, what string) (string, bool) {
+	n = deref(n)
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" || strings.TrimSpace(n.Value) == "" {
 		p.errorf(n.Line, "%s must be a value", what)
 		return "", false
@@ -207,6 +293,7 @@ func (p *parser) scalar(n *yaml.Node, what string) (string, bool) {
 
 // names returns the names of a scalar or a sequence of scalars.
 func (p *parser) names(n *yaml.Node, what string) []string {
+	n = deref(n)
 	if n.Kind == yaml.SequenceNode {
 		if len(n.Content) == 0 {
 			p.errorf(n.Line, "%s is an empty list", what)
@@ -227,22 +314,22 @@ func (p *parser) names(n *yaml.Node, what string) []string {
 
 func (p *parser) top(n *yaml.Node) {
 	f := p.fields(n, "the file", "trusted_proxies", "policies", "guards", "routes")
-	if v := f["trusted_proxies"]; v != nil && v.Tag != "!!null" {
+	if v := f["trusted_proxies"]; !null(v) {
 		for _, c := range p.list(v, "trusted_proxies") {
 			s, ok := p.scalar(c, "trusted_proxies")
 			if !ok {
 				continue
 			}
-			if _, err := netip.ParsePrefix(s); err != nil {
+			if _, err := netip.ParsePrefix(s); err != nil && s != limiter.UnixSocketKey && s != "unix" {
 				if _, err := netip.ParseAddr(s); err != nil {
-					p.errorf(c.Line, "trusted_proxies: %q is neither a CIDR nor an address", s)
+					p.errorf(c.Line, "trusted_proxies: %q is neither a CIDR, an address nor unix", s)
 					continue
 				}
 			}
 			p.file.trusted = append(p.file.trusted, s)
 		}
 	}
-	if v := f["policies"]; v != nil {
+	if v := f["policies"]; !null(v) {
 		p.eachNamed(v, "policies", func(name string, line int, body *yaml.Node) {
 			p.policyNames[name] = true
 			if ps := p.policy(name, line, body); ps != nil {
@@ -250,7 +337,7 @@ func (p *parser) top(n *yaml.Node) {
 			}
 		})
 	}
-	if v := f["guards"]; v != nil {
+	if v := f["guards"]; !null(v) {
 		p.eachNamed(v, "guards", func(name string, line int, body *yaml.Node) {
 			p.guardNames[name] = true
 			if gs := p.guard(name, line, body); gs != nil {
@@ -258,7 +345,7 @@ func (p *parser) top(n *yaml.Node) {
 			}
 		})
 	}
-	if v := f["routes"]; v != nil {
+	if v := f["routes"]; !null(v) {
 		for _, c := range p.list(v, "routes") {
 			if rs := p.route(c); rs != nil {
 				p.file.routes = append(p.file.routes, rs)
@@ -270,6 +357,7 @@ func (p *parser) top(n *yaml.Node) {
 
 // list returns a sequence's items, reporting anything else.
 func (p *parser) list(n *yaml.Node, what string) []*yaml.Node {
+	n = deref(n)
 	if n.Kind != yaml.SequenceNode {
 		p.errorf(n.Line, "%s must be a list", what)
 		return nil
@@ -279,20 +367,23 @@ func (p *parser) list(n *yaml.Node, what string) []*yaml.Node {
 
 // eachNamed calls fn for every entry of a mapping of names to bodies.
 func (p *parser) eachNamed(n *yaml.Node, what string, fn func(name string, line int, body *yaml.Node)) {
+	n = deref(n)
 	if n.Kind != yaml.MappingNode {
 		p.errorf(n.Line, "%s must be a mapping of names", what)
 		return
 	}
 	seen := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
+	for _, kv := range pairs(n) {
+		k, v := kv[0], kv[1]
 		name := k.Value
 		if err := validName(name); err != nil {
 			p.errorf(k.Line, "%s: %v", what, err)
 			continue
 		}
 		if first, dup := seen[name]; dup {
-			p.errorf(k.Line, "%s: %q is declared twice (first at line %d)", what, name, first)
+			if containsNode(n, k) {
+				p.errorf(k.Line, "%s: %q is declared twice (first at line %d)", what, name, first)
+			}
 			continue
 		}
 		seen[name] = k.Line
@@ -333,7 +424,7 @@ func (p *parser) policy(name string, line int, n *yaml.Node) *policySpec {
 		ps.limit, ps.window = limit, window
 	}
 	if v := f["key"]; v != nil {
-		ps.key = p.key(v, what)
+		ps.key = p.key(v, what, true)
 	}
 	if v := f["count"]; v != nil {
 		if s, ok := p.scalar(v, what+": count"); ok {
@@ -398,12 +489,12 @@ func (p *parser) guard(name string, line int, n *yaml.Node) *guardSpec {
 	if v := f["key"]; v == nil {
 		p.errorf(line, "%s: key is required ({param: id})", what)
 	} else {
-		gs.key = p.key(v, what)
+		gs.key = p.key(v, what, false)
 	}
 	if v := f["ttl"]; v == nil {
 		p.errorf(line, "%s: ttl is required (5s)", what)
-	} else if gs.ttl = p.duration(v, what+": ttl"); gs.ttl == 0 && len(p.errs) == before {
-		p.errorf(v.Line, "%s: ttl must be positive", what)
+	} else if gs.ttl = p.duration(v, what+": ttl"); gs.ttl < time.Millisecond && len(p.errs) == before {
+		p.errorf(v.Line, "%s: ttl must be at least 1ms", what)
 	}
 	gs.fail = p.failMode(f["fail"], what, limiter.FailClosed)
 	if v := f["wait"]; v != nil {
@@ -415,12 +506,16 @@ func (p *parser) guard(name string, line int, n *yaml.Node) *guardSpec {
 	return gs
 }
 
-// key parses "ip" or {header|param|context: NAME, ...}.
-func (p *parser) key(n *yaml.Node, what string) keySpec {
-	ks := keySpec{line: n.Line, fallback: true}
+// key parses "ip" or {header|param|context: NAME, ...}. fallback is
+// whether header and context keys fall back to the client's address when
+// the file does not say.
+func (p *parser) key(n *yaml.Node, what string, fallback bool) keySpec {
+	n = deref(n)
+	ks := keySpec{line: n.Line, fallback: fallback}
 	what += ": key"
 	if n.Kind == yaml.ScalarNode {
-		if s, _ := p.scalar(n, what); s != "ip" {
+		s, ok := p.scalar(n, what)
+		if ok && s != "ip" {
 			p.errorf(n.Line, "%s %q: want ip, or a mapping such as {param: id} or {header: X-API-Key, known: api-keys}", what, s)
 		}
 		ks.kind = "ip"
@@ -462,12 +557,16 @@ func (p *parser) key(n *yaml.Node, what string) keySpec {
 		p.errorf(n.Line, "%s: a header key needs known: <validator> (a credential the server checks) or authenticated: true (checked before sluice runs), not both: "+
 			"a header believed unchecked lets a client escape the limit with a fresh value per request", what)
 	}
+	if ks.kind == "header" && ks.name != "" && !validToken(ks.name) {
+		p.errorf(f["header"].Line, "%s: %q is not a header name", what, ks.name)
+	}
 	if v := f["fallback"]; v != nil {
 		if ks.kind == "param" {
 			p.errorf(v.Line, "%s: fallback is for header and context keys", what)
 		}
 		switch s, _ := p.scalar(v, what+": fallback"); s {
 		case "ip":
+			ks.fallback = true
 		case "none":
 			ks.fallback = false
 		default:
@@ -574,6 +673,9 @@ func (p *parser) crossCheck() {
 			p.errorf(rs.line, "route %q: no guard %q%s", rs.pattern, rs.guard, declared(guards))
 		}
 		k := rs.method + " " + rs.host + rs.canon
+		if rs.prefix {
+			k += "…"
+		}
 		if first, dup := seen[k]; dup {
 			p.errorf(rs.line, "route %q: the same route as line %d", rs.pattern, first)
 			continue
@@ -582,8 +684,49 @@ func (p *parser) crossCheck() {
 		if err := register(mux, rs.muxPattern(), http.NotFoundHandler()); err != nil {
 			p.errorf(rs.line, "route %q: %v", rs.pattern, err)
 		}
+		// A key that reads a route parameter the pattern lacks would refuse
+		// every request with 400.
+		for _, l := range rs.limit {
+			if ps := p.policyByName(l); ps != nil && ps.key.kind == "param" && !contains(rs.params, ps.key.name) {
+				p.errorf(rs.line, "route %q: policy %q counts by parameter %q, which the pattern does not have", rs.pattern, l, ps.key.name)
+			}
+		}
+		if gs := p.guardByName(rs.guard); gs != nil && gs.key.kind == "param" && !contains(rs.params, gs.key.name) {
+			p.errorf(rs.line, "route %q: guard %q locks by parameter %q, which the pattern does not have", rs.pattern, rs.guard, gs.key.name)
+		}
 	}
 	sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
+}
+
+func (p *parser) policyByName(name string) *policySpec {
+	for _, ps := range p.file.policies {
+		if ps.name == name {
+			return ps
+		}
+	}
+	return nil
+}
+
+func (p *parser) guardByName(name string) *guardSpec {
+	for _, gs := range p.file.guards {
+		if gs.name == name {
+			return gs
+		}
+	}
+	return nil
+}
+
+// validToken reports whether s is an HTTP token (a header name, a method).
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return true
 }
 
 func declared(names map[string]bool) string {
@@ -617,7 +760,7 @@ func ParseRate(s string) (limit int, window time.Duration, err error) {
 	}
 	if days, isDays := strings.CutSuffix(w, "d"); isDays {
 		n, err := strconv.Atoi(days)
-		if err != nil || n < 1 {
+		if err != nil || n < 1 || n > int(math.MaxInt64/int64(24*time.Hour)) {
 			return 0, 0, fmt.Errorf("rate %q: the window %q is not a whole number of days", s, w)
 		}
 		return limit, time.Duration(n) * 24 * time.Hour, nil

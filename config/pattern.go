@@ -4,21 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 )
 
-// parsePattern fills the route's method, host, ServeMux path and canonical
-// path from a pattern in ServeMux syntax ("POST /orders/{id}/pay",
-// "/files/{path...}", "example.com/") or in echo's and gin's
-// ("/orders/:id/pay", "/files/*path", "/files/*").
+// parsePattern fills the route's method, host, ServeMux path, canonical
+// path and parameters from a pattern in ServeMux syntax
+// ("POST /orders/{id}/pay", "/files/{path...}", "example.com/") or in
+// echo's and gin's ("/orders/:id/pay", "/files/*path", "/files/*").
 func (rs *routeSpec) parsePattern(s string) error {
 	rest := s
 	if i := strings.IndexAny(s, " \t"); i >= 0 {
 		rs.method, rest = s[:i], strings.TrimLeft(s[i:], " \t")
-		for _, r := range rs.method {
-			if r < 'A' || r > 'Z' {
-				return fmt.Errorf("method %q: want an upper-case method such as GET", rs.method)
-			}
+		if !validToken(rs.method) || strings.ToUpper(rs.method) != rs.method {
+			return fmt.Errorf("method %q: want an upper-case method such as GET", rs.method)
 		}
 	}
 	slash := strings.IndexByte(rest, '/')
@@ -36,6 +35,7 @@ func (rs *routeSpec) parsePattern(s string) error {
 		case strings.HasPrefix(seg, ":") && len(seg) > 1:
 			path.WriteString("{" + seg[1:] + "}")
 			canon.WriteString("{}")
+			rs.params = append(rs.params, seg[1:])
 		case strings.HasPrefix(seg, "*"):
 			if !last {
 				return errors.New("a * wildcard must be the last segment")
@@ -43,24 +43,30 @@ func (rs *routeSpec) parsePattern(s string) error {
 			name := seg[1:]
 			if name == "" {
 				name = "path"
+				rs.params = append(rs.params, "*") // echo's name for it
 			}
 			path.WriteString("{" + name + "...}")
 			canon.WriteString("{...}")
+			rs.params = append(rs.params, name)
 		case seg == "{$}":
-			path.WriteString(seg)
-			canon.WriteString(seg)
+			path.WriteString(seg) // the path ends with /, exactly
+			rs.exact = true
 		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "...}"):
 			path.WriteString(seg)
 			canon.WriteString("{...}")
+			rs.params = append(rs.params, seg[1:len(seg)-4])
 		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}"):
 			path.WriteString(seg)
 			canon.WriteString("{}")
+			rs.params = append(rs.params, seg[1:len(seg)-1])
 		default:
 			path.WriteString(seg)
 			canon.WriteString(seg)
 		}
 	}
 	rs.path, rs.canon = path.String(), canon.String()
+	// In ServeMux syntax, a path that ends with / names every path below it.
+	rs.prefix = strings.HasSuffix(rs.path, "/") && !rs.exact
 	return register(http.NewServeMux(), rs.muxPattern(), http.NotFoundHandler())
 }
 
@@ -72,6 +78,8 @@ func (rs *routeSpec) muxPattern() string {
 	return rs.method + " " + rs.host + rs.path
 }
 
+var registeredAt = regexp.MustCompile(` ?\(registered at [^)]*\)`)
+
 // register adds a pattern to a ServeMux, turning its panic on a bad or
 // conflicting pattern into an error.
 func register(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
@@ -82,7 +90,8 @@ func register(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 			if i := strings.LastIndex(msg, ": "); i >= 0 && strings.HasPrefix(msg, "parsing ") {
 				msg = msg[i+2:]
 			}
-			err = errors.New(msg)
+			// Conflicts name the Go source line of each registration.
+			err = errors.New(registeredAt.ReplaceAllString(msg, ""))
 		}
 	}()
 	mux.Handle(pattern, h)
@@ -103,7 +112,9 @@ func canonPath(p string) string {
 			segs[i] = "{}"
 		case strings.HasPrefix(seg, "*"), strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "...}"):
 			segs[i] = "{...}"
-		case seg != "{$}" && strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}"):
+		case seg == "{$}":
+			segs[i] = ""
+		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}"):
 			segs[i] = "{}"
 		}
 	}

@@ -10,7 +10,8 @@
 //
 // The file's patterns may be written in echo's syntax ("/orders/:id/pay")
 // or ServeMux's ("/orders/{id}/pay"); either matches the echo route with
-// the same path. Policies and guards run as echomw.RateLimit and
+// the same path, and a pattern that ends with / matches every route below
+// it (see config.Routes.Match). Policies and guards run as echomw.RateLimit and
 // echomw.Guard would on that route. Context keys read the request's
 // context: echo's c.Set values are not in it.
 package echoconfig

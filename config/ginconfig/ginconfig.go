@@ -10,7 +10,8 @@
 //
 // The file's patterns may be written in gin's syntax ("/orders/:id/pay")
 // or ServeMux's ("/orders/{id}/pay"); either matches the gin route with
-// the same path. Policies and guards run as ginmw.RateLimit and
+// the same path, and a pattern that ends with / matches every route below
+// it (see config.Routes.Match). Policies and guards run as ginmw.RateLimit and
 // ginmw.Guard would on that route; context keys also find values an
 // earlier middleware stored with c.Set under the key's name.
 package ginconfig
@@ -27,8 +28,11 @@ import (
 // Mount adds two middleware to engine (engine.Use): one applies each
 // route's policy, the next its guard, to the requests gin routes to it;
 // requests to other routes pass untouched. gin gives middleware only to
-// routes registered after it, so Mount must come before the routes: it
-// fails if engine has routes already. opts go to every ginmw.RateLimit and
+// routes registered after it, and a group (engine.Group) keeps the
+// middleware the engine had when the group was made: call Mount before
+// registering routes and before making groups. Mount fails if engine has
+// routes already; a group made earlier it cannot see, and that group's
+// routes would go unlimited. opts go to every ginmw.RateLimit and
 // ginmw.Guard it makes.
 func Mount(engine *gin.Engine, routes *config.Routes, opts ...ginmw.Option) error {
 	if len(engine.Routes()) > 0 {
