@@ -258,20 +258,26 @@ func (p *Policy) setHeaders(h http.Header, st *reqState, i int) {
 	if d.Limit != p.lim.rule.Limit { // a limit chosen for the request
 		limitValue, policyValue = st.itoa(int64(d.Limit)), p.policyMember(d.Limit)
 	}
-	if p.headers&LegacyHeaders != 0 && (st.legacy < 0 || stricter(d, &st.decs[st.legacy])) {
-		st.legacy = int32(i)
-		h[hdrLimit] = st.slot(limitValue)
-		h[hdrRemaining] = st.slot(st.itoa(int64(d.Remaining)))
-		h[hdrReset] = st.slot(st.itoa(d.resetAt(p.now())))
-	}
+	var remaining string // d.Remaining in decimal, once formatted
 	if p.headers&IETFHeaders != 0 {
 		b := append(st.free(), p.rlPrefix...)
 		b = strconv.AppendInt(b, int64(d.Remaining), 10)
+		end := len(b)
 		b = append(b, ";t="...)
 		b = strconv.AppendInt(b, d.resetSeconds(), 10)
 		rl := st.keep(b)
+		remaining = rl[len(p.rlPrefix):end]
 		h[hdrPolicy] = st.slot(appendMember(h[hdrPolicy], policyValue))
 		h[hdrRateLimit] = st.slot(appendMember(h[hdrRateLimit], rl))
+	}
+	if p.headers&LegacyHeaders != 0 && (st.legacy < 0 || stricter(d, &st.decs[st.legacy])) {
+		st.legacy = int32(i)
+		if remaining == "" {
+			remaining = st.itoa(int64(d.Remaining))
+		}
+		h[hdrLimit] = st.slot(limitValue)
+		h[hdrRemaining] = st.slot(remaining)
+		h[hdrReset] = st.slot(st.itoa(d.resetAt(p.now())))
 	}
 }
 

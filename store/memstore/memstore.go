@@ -268,7 +268,7 @@ func (s *Store) check(ctx context.Context) error {
 
 // Hit records cost hits for key under rule if they fit, counted by the
 // rule's algorithm. See store.WindowStore.
-func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) (store.Result, error) {
+func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) (res store.Result, err error) {
 	if err := s.check(ctx); err != nil {
 		return store.Result{}, err
 	}
@@ -292,7 +292,6 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	if w == nil {
 		w = sh.addWindow(d, nowNanos, s.shardKeys, rule.Algorithm, nil)
 	}
-	var res store.Result
 	// Time is kept in microseconds, like the Lua scripts.
 	s.decide(sh, w, nowNanos/1e3, &rule, cost, record, &res)
 	sh.mu.Unlock()
