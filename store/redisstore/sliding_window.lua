@@ -50,17 +50,48 @@ local function log_leaves_after(key, window, now, rank)
   return d
 end
 
--- Hits at or before now - window have left the window: drop them and count
--- the rest. The state: count, id.
+-- Reads the two oldest hits first: in the common cases they tell what is
+-- needed without dropping anything (the window's oldest hit, for the reset
+-- time; whether one or more hits have left the window; the count of a log of
+-- one hit). Hits at or before now - window have left the window: if the
+-- oldest has and the second has not, that one hit is dropped only when hits
+-- are recorded (a denial writes nothing); if both have, all that left are
+-- dropped now. The state: count (hits in the window), id, oldest (the time
+-- of the window's oldest hit; false if unknown or none), stale (the member
+-- of the one hit that has left the window and is still in the log, or
+-- false; never nil, so that stack.lua can keep the state in a table).
 local function log_check(key, limit, window, cost, extra, now)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local count = redis.call('ZCARD', key)
-  return count + cost <= limit, count, extra
+  local cutoff = now - window
+  local m = redis.call('ZRANGE', key, 0, 1, 'WITHSCORES')
+  local count, oldest, stale = 0, false, false
+  if m[2] ~= nil then
+    local t = tonumber(m[2])
+    if t > cutoff then
+      oldest = t
+      if m[4] == nil then count = 1 else count = redis.call('ZCARD', key) end
+    elseif m[4] == nil then
+      stale = m[1]
+    else
+      t = tonumber(m[4])
+      if t > cutoff then
+        oldest, stale = t, m[1]
+        count = redis.call('ZCARD', key) - 1
+      else
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
+        count = redis.call('ZCARD', key)
+      end
+    end
+  end
+  return count + cost <= limit, count, extra, oldest, stale
 end
 
-local function log_finish(record, key, limit, window, cost, now, fits, count, id)
+local function log_finish(record, key, limit, window, cost, now, fits, count, id, oldest, stale)
   local allowed, reset_after, retry_after = 0, 0, 0
   if record then
+    if stale then
+      redis.call('ZREM', key, stale)
+      stale = false
+    end
     if cost == 1 then
       redis.call('ZADD', key, now, id)
     else
@@ -86,15 +117,24 @@ local function log_finish(record, key, limit, window, cost, now, fits, count, id
     count = count + cost
   end
   if count > 0 and reset_after == 0 then
-    reset_after = log_leaves_after(key, window, now, 0)
+    if oldest then
+      -- Hits recorded at now leave after window, no earlier than this one.
+      reset_after = oldest + window - now
+      if reset_after > window then reset_after = window end
+    else
+      -- Only after the drop of every hit that left: rank 0 is in the window.
+      reset_after = log_leaves_after(key, window, now, 0)
+    end
   end
   if not fits then
-    -- The (count + cost - limit)-th oldest hit must leave before cost fits;
-    -- for the oldest, that is the reset time already read.
+    -- The (count + cost - limit)-th oldest hit in the window must leave
+    -- before cost fits; for the oldest, that is the reset time already read.
+    -- A hit that left and is still in the log comes before them all.
     local rank = count + cost - limit - 1
     if rank == 0 then
       retry_after = reset_after
     else
+      if stale then rank = rank + 1 end
       retry_after = log_leaves_after(key, window, now, rank)
     end
   end
@@ -131,5 +171,5 @@ else
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local key, limit, window, cost = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local fits, count, id = log_check(key, limit, window, cost, ARGV[4], now)
-return log_finish(fits, key, limit, window, cost, now, fits, count, id)
+local fits, count, id, oldest, stale = log_check(key, limit, window, cost, ARGV[4], now)
+return log_finish(fits, key, limit, window, cost, now, fits, count, id, oldest, stale)
