@@ -490,3 +490,45 @@ func TestRejectionWithoutPolicy(t *testing.T) {
 	(&limiter.Rejection{Status: http.StatusBadRequest, Err: limiter.ErrNoKey}).Write(w)
 	assert.Equal(t, "{\"error\":\"cannot identify client\"}\n", w.Body.String())
 }
+
+// TestLongNameHeaders checks the headers of a policy whose name is as long
+// as a name may be, under a limit chosen per request with many digits: their
+// values outgrow the room a request's state keeps for them, and must come
+// out whole, on the allowed request and on the denied one (which adds
+// Retry-After).
+func TestLongNameHeaders(t *testing.T) {
+	clk := newClock()
+	name := strings.Repeat("n", limiter.MaxNameLen)
+	p, err := limiter.NewPolicy(name, 1000, time.Hour, newMem(t, clk),
+		limiter.WithAlgorithm(store.SlidingCounter), limiter.WithClock(clk.Now),
+		limiter.WithLimitFunc(func(*http.Request) (int, error) { return 123_456_789, nil }),
+		limiter.WithCostFunc(func(*http.Request) (int, error) { return 123_456_788, nil }))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	r := request("192.0.2.1:1")
+
+	w := httptest.NewRecorder()
+	next, _, ok := admit(p, w, r)
+	require.True(t, ok)
+	d, found := limiter.DecisionFor(next.Context(), name)
+	require.True(t, found)
+	assert.Equal(t, 1, d.Remaining)
+	reset := int64((d.ResetAfter + time.Second - 1) / time.Second)
+	require.Positive(t, reset)
+	assert.Equal(t, "123456789", w.Header().Get("X-RateLimit-Limit"))
+	assert.Equal(t, "1", w.Header().Get("X-RateLimit-Remaining"))
+	assert.Equal(t, strconv.FormatInt(t0.Unix()+reset, 10), w.Header().Get("X-RateLimit-Reset"))
+	assert.Equal(t, `"`+name+`";q=123456789;w=3600`, w.Header().Get("RateLimit-Policy"))
+	assert.Equal(t, `"`+name+`";r=1;t=`+strconv.FormatInt(reset, 10), w.Header().Get("RateLimit"))
+
+	w = httptest.NewRecorder()
+	_, _, ok = admit(p, w, r)
+	require.False(t, ok)
+	assert.Equal(t, http.StatusTooManyRequests, w.Code)
+	retry := w.Header().Get("Retry-After")
+	require.NotEmpty(t, retry)
+	assert.Equal(t, "123456789", w.Header().Get("X-RateLimit-Limit"))
+	assert.Equal(t, "1", w.Header().Get("X-RateLimit-Remaining"))
+	assert.Equal(t, `"`+name+`";q=123456789;w=3600`, w.Header().Get("RateLimit-Policy"))
+	assert.Equal(t, `"`+name+`";r=1;t=`+retry, w.Header().Get("RateLimit"))
+}
