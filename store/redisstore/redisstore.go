@@ -189,10 +189,16 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	if err := store.ValidateHit(key, rule, cost); err != nil {
 		return store.Result{}, err
 	}
-	var p part
-	s.preparePart(&p, key, rule, cost)
-	reply, err := s.run(ctx, hitScripts[rule.Algorithm], []string{p.key},
-		rule.Limit, rule.Window.Microseconds(), cost, p.extra, s.now())
+	c := new(hitCall)
+	s.preparePart(&c.part, key, rule, cost)
+	c.keys[0] = c.part.key
+	c.limit, c.window, c.cost = int64(rule.Limit), rule.Window.Microseconds(), int64(cost)
+	c.args = [...]any{&c.limit, &c.window, &c.cost, c.part.extra, ""}
+	if s.clock != nil {
+		c.now = s.clock().UnixMicro()
+		c.args[4] = &c.now
+	}
+	reply, err := s.run(ctx, hitScripts[rule.Algorithm], c.keys[:], c.args[:]...)
 	if err != nil {
 		return store.Result{}, opError("hit", err)
 	}
@@ -200,7 +206,7 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 	if !int64s(reply, v[:]) {
 		return store.Result{}, unexpected("hit", reply)
 	}
-	res, ok := p.result(v[:])
+	res, ok := c.part.result(v[:])
 	if !ok {
 		return store.Result{}, unexpected("hit", reply)
 	}
@@ -378,12 +384,34 @@ func (s *Store) send(ctx context.Context, cmd *lua.Command, keys []string, args 
 	if cmd == lockAcquire && s.ackReplicas > 0 {
 		v, err = s.acquireAcked(ctx, keys, args...)
 	} else {
-		v, err = result(cmd.Run(ctx, s.client, keys, args...))
+		v, err = result(evalSha(ctx, s.client, cmd, keys, args))
 	}
 	if err != nil {
 		s.reload.failed(err)
 	}
 	return v, err
+}
+
+// hitCall is what Hit passes to its script, in one allocation: the key and
+// argument slices and the values the arguments point to (go-redis writes
+// *int64 and *string arguments as their values, and would allocate to hold
+// each int64 or string in an interface).
+type hitCall struct {
+	part                     part
+	keys                     [1]string
+	args                     [5]any
+	limit, window, cost, now int64
+}
+
+// evalSha runs cmd with EVALSHA, and again with EVAL if the server answers
+// NOSCRIPT, as redis.Script.Run does; Script.Run also looks for NOSCRIPT in
+// a reply without an error, which costs an allocation per call.
+func evalSha(ctx context.Context, client redis.Scripter, cmd *lua.Command, keys []string, args []any) *redis.Cmd {
+	c := client.EvalSha(ctx, cmd.SHA(), keys, args...)
+	if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return client.Eval(ctx, cmd.Source(), keys, args...)
+	}
+	return c
 }
 
 // appliesDeadlines reports whether client is a go-redis client that applies

@@ -15,11 +15,12 @@ const undoArgsPerPart = 5
 
 // part is one rule's share of a decision: a Hit, or one element of HitAll.
 type part struct {
-	key   string // the Redis key of the state
-	rule  store.Rule
-	cost  int
-	id    uint64 // the sliding log's hit id; 0 for the other algorithms
-	extra any    // the scripts' per-algorithm argument: hit id, burst or ""
+	key    string // the Redis key of the state
+	rule   store.Rule
+	cost   int
+	id     uint64 // the sliding log's hit id; 0 for the other algorithms
+	member string // the sliding log's member: hitID(id)
+	extra  any    // the scripts' per-algorithm argument: &member, burst or ""
 }
 
 // preparePart fills p for cost hits of key under rule, issuing a hit id for
@@ -30,7 +31,8 @@ func (s *Store) preparePart(p *part, key string, rule store.Rule, cost int) {
 	switch rule.Algorithm {
 	case store.SlidingLog:
 		p.id = s.seq.Add(1)
-		p.extra = s.hitID(p.id)
+		p.member = s.hitID(p.id)
+		p.extra = &p.member // go-redis writes the string; no copy of it in an interface
 	case store.GCRA:
 		p.extra = rule.Capacity()
 	default:
