@@ -32,9 +32,20 @@
 // WithPipelining (the redisstore-pipelined contenders). Besides decisions/s
 // it reports, per decision, the server's time in commands (INFO
 // commandstats), its CPU time (INFO cpu) and the read events it handled
-// (INFO stats, about one per round trip). The pipelining comparison:
+// (INFO stats, about one per round trip), and the server's time per script
+// call (evalsha-µs/call), which counts each script once: the commands a
+// script calls also appear on their own in commandstats. The pipelining
+// comparison:
 //
 //	scripts/with-redis.sh sh -c 'cd bench && go test -run x -bench "RedisDecision/Allowed/.*/(redisstore|redisrate)" -cpu 2'
+//
+// The script's cost against the smallest sliding log (minimal_log.lua):
+// redisstore-clock against minimal (both on the caller's time) and
+// redisstore against minimal-time (both on Redis TIME), on keys and members
+// of the same length; the machine's load moves these figures by 10-30%
+// between runs, so compare within one run and repeat it (-count 3):
+//
+//	scripts/with-redis.sh sh -c 'cd bench && go test -run x -bench "RedisDecision/.*/.*/(redisstore|redisstore-clock|minimal|minimal-time)$" -count 3'
 //
 // Run the comparison from this directory:
 //
