@@ -234,7 +234,7 @@ func (b *batcher) sendBatch(batch []*call) {
 
 	if len(live) == 1 {
 		c := live[0]
-		c.v, c.err = result(evalSha(ctx, b.client, c.cmd, c.keys, c.args))
+		c.v, c.err = result(c.cmd.Run(ctx, b.client, c.keys, c.args...))
 		b.finish(c)
 		return
 	}

@@ -384,7 +384,7 @@ func (s *Store) send(ctx context.Context, cmd *lua.Command, keys []string, args 
 	if cmd == lockAcquire && s.ackReplicas > 0 {
 		v, err = s.acquireAcked(ctx, keys, args...)
 	} else {
-		v, err = result(evalSha(ctx, s.client, cmd, keys, args))
+		v, err = result(cmd.Run(ctx, s.client, keys, args...))
 	}
 	if err != nil {
 		s.reload.failed(err)
@@ -401,17 +401,6 @@ type hitCall struct {
 	keys                     [1]string
 	args                     [5]any
 	limit, window, cost, now int64
-}
-
-// evalSha runs cmd with EVALSHA, and again with EVAL if the server answers
-// NOSCRIPT, as redis.Script.Run does; Script.Run also looks for NOSCRIPT in
-// a reply without an error, which costs an allocation per call.
-func evalSha(ctx context.Context, client redis.Scripter, cmd *lua.Command, keys []string, args []any) *redis.Cmd {
-	c := client.EvalSha(ctx, cmd.SHA(), keys, args...)
-	if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		return client.Eval(ctx, cmd.Source(), keys, args...)
-	}
-	return c
 }
 
 // appliesDeadlines reports whether client is a go-redis client that applies

@@ -57,7 +57,7 @@ func functions(src string) string {
 var algorithmFunctions = functions(slidingWindowSrc) + functions(slidingCounterSrc) + functions(gcraSrc)
 
 // The Store's scripts; each .lua file opens with its KEYS, ARGV and reply.
-// evalSha runs them with EVALSHA and falls back to EVAL on NOSCRIPT.
+// lua.Command runs them with EVALSHA and falls back to EVAL on NOSCRIPT.
 var (
 	slidingWindow  = mustCommand("sluice_sliding_window", 1, slidingWindowSrc)
 	slidingCounter = mustCommand("sluice_sliding_counter", 1, slidingCounterSrc)
