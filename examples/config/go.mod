@@ -12,7 +12,6 @@ replace (
 
 require (
 	github.com/prometheus/client_golang v1.11.1
-	github.com/redis/go-redis/v9 v9.17.3
 	github.com/sluicehq/sluice v0.0.0-00010101000000-000000000000
 	github.com/sluicehq/sluice/config v0.0.0-00010101000000-000000000000
 	github.com/sluicehq/sluice/metrics/prommetrics v0.0.0-00010101000000-000000000000
@@ -27,6 +26,7 @@ require (
 	github.com/prometheus/client_model v0.2.0 // indirect
 	github.com/prometheus/common v0.26.0 // indirect
 	github.com/prometheus/procfs v0.6.0 // indirect
+	github.com/redis/go-redis/v9 v9.17.3 // indirect
 	go.yaml.in/yaml/v3 v3.0.2 // indirect
 	golang.org/x/sys v0.0.0-20210603081109-ebe580a85c40 // indirect
 	google.golang.org/protobuf v1.26.0-rc.1 // indirect

@@ -5,7 +5,6 @@ go 1.24
 require (
 	github.com/labstack/echo/v4 v4.13.3
 	github.com/prometheus/client_golang v1.11.1
-	github.com/redis/go-redis/v9 v9.17.3
 	github.com/sluicehq/sluice v0.0.0-00010101000000-000000000000
 	github.com/sluicehq/sluice/adapters/echomw v0.0.0-00010101000000-000000000000
 	github.com/sluicehq/sluice/metrics/prommetrics v0.0.0-00010101000000-000000000000
@@ -23,6 +22,7 @@ require (
 	github.com/prometheus/client_model v0.2.0 // indirect
 	github.com/prometheus/common v0.26.0 // indirect
 	github.com/prometheus/procfs v0.6.0 // indirect
+	github.com/redis/go-redis/v9 v9.17.3 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect
 	golang.org/x/crypto v0.31.0 // indirect

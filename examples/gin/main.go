@@ -58,30 +58,23 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/sluicehq/sluice/adapters/ginmw"
+	"github.com/sluicehq/sluice/examples/internal/demo"
 	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/metrics/prommetrics"
 	"github.com/sluicehq/sluice/store"
-	"github.com/sluicehq/sluice/store/memstore"
-	"github.com/sluicehq/sluice/store/redisstore"
 )
 
 func main() {
@@ -92,49 +85,22 @@ func main() {
 }
 
 func run() error {
-	clientIP, err := limiter.TrustedProxyIP(list(os.Getenv("TRUSTED_PROXIES"))...)
-	if err != nil {
-		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
-	}
-	apiKeys := knownKeys()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-
-	st, storeName, closeStore, err := openStore(ctx)
+	env, err := demo.Setup(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
-	r, err := routes(st, clientIP, apiKeys)
+	defer env.Close()
+	h, err := routes(env)
 	if err != nil {
 		return err
 	}
-
-	addr := os.Getenv("ADDR")
-	if addr == "" {
-		addr = ":8080"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Printf("sluice example (gin): store=%s listening on %s\n", storeName, ln.Addr())
-
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	stop() // a second signal ends the process at once
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdownCtx) // lets requests in flight (up to 10 s of work) finish
+	return demo.Serve(ctx, stop, "gin", env.StoreName, h)
 }
 
-func routes(st store.Store, clientIP limiter.KeyFunc, apiKeys map[string]bool) (*gin.Engine, error) {
+func routes(env *demo.Env) (*gin.Engine, error) {
+	st, clientIP, apiKeys := env.Store, env.ClientIP, env.APIKeys
 	// Decisions and locks are counted for Prometheus, served at /metrics.
 	metrics, err := prommetrics.New()
 	if err != nil {
@@ -235,13 +201,13 @@ func loginHandler(c *gin.Context) {
 }
 
 func validWork(c *gin.Context) {
-	if _, ok := parseWork(c.Query("work")); !ok {
-		c.AbortWithStatusJSON(http.StatusBadRequest, errorBody(badWork))
+	if _, ok := demo.ParseWork(c.Query("work")); !ok {
+		c.AbortWithStatusJSON(http.StatusBadRequest, errorBody(demo.BadWork))
 	}
 }
 
 func pay(c *gin.Context) {
-	work, _ := parseWork(c.Query("work")) // validWork checked it
+	work, _ := demo.ParseWork(c.Query("work")) // validWork checked it
 	ctx := c.Request.Context()
 	select {
 	case <-time.After(work):
@@ -253,110 +219,7 @@ func pay(c *gin.Context) {
 	if lock, ok := lockguard.FromContext(ctx); ok {
 		fence = lock.Fence() // pass it to the payment system, which rejects stale fences
 	}
-	c.JSON(http.StatusOK, payment{Order: c.Param("id"), Paid: true, Fence: fence})
-}
-
-type payment struct {
-	Order string `json:"order"`
-	Paid  bool   `json:"paid"`
-	Fence int64  `json:"fence"`
-}
-
-const badWork = "work must be a whole number of milliseconds from 0 to 10000"
-
-// parseWork reads ?work=: milliseconds from 0 to 10000, 0 when missing.
-func parseWork(s string) (time.Duration, bool) {
-	if s == "" {
-		return 0, true
-	}
-	ms, err := strconv.Atoi(s)
-	if err != nil || ms < 0 || ms > 10000 {
-		return 0, false
-	}
-	return time.Duration(ms) * time.Millisecond, true
+	c.JSON(http.StatusOK, demo.Payment{Order: c.Param("id"), Paid: true, Fence: fence})
 }
 
 func errorBody(msg string) gin.H { return gin.H{"error": msg} }
-
-// openStore returns the store the environment names (a Redis Cluster, else
-// Redis through Sentinel, else Redis, else process memory), its name for the
-// start-up line, and a function that closes it.
-func openStore(ctx context.Context) (store.Store, string, func(), error) {
-	var client redis.UniversalClient
-	var name string
-	switch seeds, sentinels, rawURL := list(os.Getenv("REDIS_CLUSTER")), list(os.Getenv("REDIS_SENTINELS")), os.Getenv("REDIS_URL"); {
-	case len(seeds) > 0:
-		client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: seeds, ContextTimeoutEnabled: true})
-		name = "redis-cluster(" + strings.Join(seeds, ",") + ")"
-	case len(sentinels) > 0:
-		master := os.Getenv("REDIS_MASTER")
-		if master == "" {
-			master = "mymaster"
-		}
-		// The failover client asks the Sentinels for the master and follows
-		// their +switch-master announcements.
-		client = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: master, SentinelAddrs: sentinels, ContextTimeoutEnabled: true})
-		name = "redis-sentinel(" + master + " via " + strings.Join(sentinels, ",") + ")"
-	case rawURL != "":
-		opts, err := redis.ParseURL(rawURL)
-		if urlErr := (*url.Error)(nil); errors.As(err, &urlErr) {
-			err = urlErr.Err // url.Error's text repeats the URL, password included
-		}
-		if err != nil {
-			return nil, "", nil, fmt.Errorf("REDIS_URL: %w", err)
-		}
-		opts.ContextTimeoutEnabled = true // deadlines apply on the socket: no goroutine per call
-		client = redis.NewClient(opts)
-		u, _ := url.Parse(rawURL) // redis.ParseURL accepted it
-		name = "redis(" + u.Redacted() + ")"
-	default:
-		st, err := memstore.New()
-		if err != nil {
-			return nil, "", nil, err
-		}
-		return st, "memory", func() { _ = st.Close() }, nil
-	}
-
-	// Fail fast on an unreachable Redis, and preload the scripts on every master.
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	err := client.Ping(ctx).Err()
-	var st *redisstore.Store
-	if err == nil {
-		// Concurrent decisions share pipelines: fewer round trips under load.
-		st, err = redisstore.New(client, redisstore.WithTimeout(time.Second), redisstore.WithPipelining(redisstore.DefaultMaxBatch))
-	}
-	if err == nil {
-		err = st.Preload(ctx)
-	}
-	if err != nil {
-		_ = client.Close()
-		return nil, "", nil, fmt.Errorf("cannot use %s: %w", name, err)
-	}
-	return st, name, func() { _ = client.Close() }, nil
-}
-
-// knownKeys returns the API keys API_KEYS lists: demo-key-1 and demo-key-2
-// when it is unset, none when it is set but empty.
-func knownKeys() map[string]bool {
-	s, ok := os.LookupEnv("API_KEYS")
-	if !ok {
-		s = "demo-key-1,demo-key-2"
-	}
-	keys := make(map[string]bool)
-	for _, k := range list(s) {
-		keys[k] = true
-	}
-	return keys
-}
-
-// list splits a comma-separated list, dropping blanks.
-func list(s string) []string {
-	var out []string
-	for f := range strings.SplitSeq(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
