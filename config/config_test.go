@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -588,5 +589,27 @@ routes:
 		{"M-SEARCH", "/ssdp", "M-SEARCH /ssdp"},
 	} {
 		assert.Equal(t, tc.want, name(rt.Match(tc.method, tc.path)), "%s %s", tc.method, tc.path)
+	}
+}
+
+// TestDocumentedFilesParse keeps the YAML the docs and the example show
+// valid.
+func TestDocumentedFilesParse(t *testing.T) {
+	yamlBlock := regexp.MustCompile("(?s)```yaml\n(.*?)```")
+	for _, name := range []string{"../docs/config.md", "../README.md", "../examples/config/sluice.yaml"} {
+		data, err := os.ReadFile(name)
+		require.NoError(t, err)
+		blocks := [][]byte{data}
+		if strings.HasSuffix(name, ".md") {
+			blocks = nil
+			for _, m := range yamlBlock.FindAllSubmatch(data, -1) {
+				blocks = append(blocks, m[1])
+			}
+			require.NotEmpty(t, blocks, name)
+		}
+		for i, b := range blocks {
+			_, err := config.Parse(name, b)
+			assert.NoError(t, err, "%s, YAML block %d", name, i+1)
+		}
 	}
 }
