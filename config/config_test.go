@@ -136,17 +136,41 @@ func repeat(code, n int) []int {
 // eachStore runs fn over memstore, miniredis, the Redis at REDIS_ADDR and
 // the Cluster at REDIS_CLUSTER_ADDRS (those skip when unset).
 func eachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
-	t.Run("memstore", func(t *testing.T) {
-		st, err := memstore.New()
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = st.Close() })
-		fn(t, st)
-	})
+	t.Run("memstore", func(t *testing.T) { fn(t, newMemstore(t)) })
 	redistest.EachTarget(t, func(t *testing.T, tg *redistest.Target) {
 		st, err := redisstore.New(tg.Client, redisstore.WithPrefix(tg.Untagged("")))
 		require.NoError(t, err)
 		fn(t, st)
 	})
+}
+
+// newMemstore returns a memstore closed when the test ends.
+func newMemstore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := memstore.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// okMux serves 200 on each pattern.
+func okMux(patterns ...string) *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, p := range patterns {
+		mux.HandleFunc(p, func(http.ResponseWriter, *http.Request) {})
+	}
+	return mux
+}
+
+// quiet keeps the policies' expected warnings out of the test output.
+var quiet = config.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+// routeName is the pattern of r, or "-" for no route.
+func routeName(r *config.Route) string {
+	if r == nil {
+		return "-"
+	}
+	return r.Pattern
 }
 
 func TestHandlerServesTheFile(t *testing.T) {
@@ -225,13 +249,9 @@ func TestHandlerServesTheFile(t *testing.T) {
 }
 
 func TestOperatorResetsAClient(t *testing.T) {
-	st, err := memstore.New()
-	require.NoError(t, err)
-	defer st.Close()
+	st := newMemstore(t)
 	rt := build(t, st, "policies: {api: {rate: 1/1h}}\nroutes: [{route: GET /x, limit: api}]\n")
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /x", func(http.ResponseWriter, *http.Request) {})
-	h := rt.Handler(mux)
+	h := rt.Handler(okMux("GET /x"))
 	assert.Equal(t, []int{200, 429}, statuses(t, h, 2, "GET", "/x"))
 	p := rt.Policy("api")
 	require.NotNil(t, p)
@@ -241,9 +261,7 @@ func TestOperatorResetsAClient(t *testing.T) {
 }
 
 func TestMatch(t *testing.T) {
-	st, err := memstore.New()
-	require.NoError(t, err)
-	defer st.Close()
+	st := newMemstore(t)
 	rt := build(t, st, `
 policies:
   a: {rate: 1/s}
@@ -260,12 +278,6 @@ routes:
   - route: POST /users/:id/items/{item}
     limit: c
 `)
-	name := func(r *config.Route) string {
-		if r == nil {
-			return "-"
-		}
-		return r.Pattern
-	}
 	for _, tc := range []struct{ method, path, want string }{
 		{"GET", "/orders/:id", "GET /orders/{id}"},
 		{"HEAD", "/orders/:oid", "GET /orders/{id}"},
@@ -278,7 +290,7 @@ routes:
 		{"GET", "/users/:uid/items/:i", "-"},
 		{"GET", "", "-"},
 	} {
-		assert.Equal(t, tc.want, name(rt.Match(tc.method, tc.path)), "%s %s", tc.method, tc.path)
+		assert.Equal(t, tc.want, routeName(rt.Match(tc.method, tc.path)), "%s %s", tc.method, tc.path)
 	}
 	r := rt.Match("GET", "/orders/:id")
 	assert.Equal(t, "a", r.Policy.Name())
@@ -398,9 +410,7 @@ routes:
 }
 
 func TestBuildErrors(t *testing.T) {
-	st, err := memstore.New()
-	require.NoError(t, err)
-	defer st.Close()
+	st := newMemstore(t)
 	f, err := config.Parse("sluice.yaml", []byte("policies:\n  api:\n    rate: 1/s\n    key: {header: X-API-Key, known: api-keys}\n"))
 	require.NoError(t, err)
 
@@ -422,13 +432,9 @@ func TestBuildErrors(t *testing.T) {
 }
 
 func TestTrustedProxies(t *testing.T) {
-	st, err := memstore.New()
-	require.NoError(t, err)
-	defer st.Close()
+	st := newMemstore(t)
 	rt := build(t, st, "trusted_proxies: [192.0.2.0/24]\npolicies: {a: {rate: 1/h}}\nroutes: [{route: GET /x, limit: a}]\n")
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /x", func(http.ResponseWriter, *http.Request) {})
-	h := rt.Handler(mux)
+	h := rt.Handler(okMux("GET /x"))
 	// Behind the trusted proxy, each forwarded client has its own quota.
 	assert.Equal(t, []int{200, 429}, statuses(t, h, 2, "GET", "/x", "X-Forwarded-For", "198.51.100.1"))
 	assert.Equal(t, 200, do(t, h, "GET", "/x", "X-Forwarded-For", "198.51.100.2").Code)
@@ -436,14 +442,10 @@ func TestTrustedProxies(t *testing.T) {
 
 func TestContextKey(t *testing.T) {
 	type userKey struct{}
-	st, err := memstore.New()
-	require.NoError(t, err)
-	defer st.Close()
+	st := newMemstore(t)
 	rt := build(t, st, "policies: {a: {rate: 1/h, key: {context: user, fallback: none}}}\nroutes: [{route: GET /x, limit: a}]\n",
-		config.WithContextKey("user", userKey{}), config.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /x", func(http.ResponseWriter, *http.Request) {})
-	h := rt.Handler(mux)
+		config.WithContextKey("user", userKey{}), quiet)
+	h := rt.Handler(okMux("GET /x"))
 	as := func(user string) int {
 		r := httptest.NewRequest("GET", "/x", nil)
 		if user != "" {
@@ -486,9 +488,7 @@ func TestConflictNamesNoSource(t *testing.T) {
 
 // Anchors, aliases and merge keys share settings between entries.
 func TestAliasesAndMergeKeys(t *testing.T) {
-	st, err := memstore.New()
-	require.NoError(t, err)
-	defer st.Close()
+	st := newMemstore(t)
 	rt := build(t, st, `
 policies:
   base: &base {rate: 2/1h, fail: closed}
@@ -501,11 +501,7 @@ routes:
   - {route: GET /b, limit: other}
   - {route: GET /c, limit: copy}
 `)
-	mux := http.NewServeMux()
-	for _, p := range []string{"GET /a", "GET /b", "GET /c"} {
-		mux.HandleFunc(p, func(http.ResponseWriter, *http.Request) {})
-	}
-	h := rt.Handler(mux)
+	h := rt.Handler(okMux("GET /a", "GET /b", "GET /c"))
 	assert.Equal(t, []int{200, 200, 429}, statuses(t, h, 3, "GET", "/a"))
 	assert.Equal(t, []int{200, 429}, statuses(t, h, 2, "GET", "/b"), "the merged mapping's own rate wins")
 	assert.Equal(t, []int{200, 200, 429}, statuses(t, h, 3, "GET", "/c"))
@@ -514,9 +510,7 @@ routes:
 // Handler leaves to next whatever is not one of the file's routes,
 // including the redirects and 405s of its own pattern matching.
 func TestHandlerPassesTheRest(t *testing.T) {
-	st, err := memstore.New()
-	require.NoError(t, err)
-	defer st.Close()
+	st := newMemstore(t)
 	rt := build(t, st, `
 policies:
   files: {rate: 1/1h}
@@ -525,10 +519,8 @@ routes:
   - {route: GET /files/, limit: files}
   - {route: "POST /{rest...}", limit: all}
 `)
-	mux := http.NewServeMux()
+	mux := okMux("GET /files/{name}", "/")
 	mux.HandleFunc("GET /files", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
-	mux.HandleFunc("GET /files/{name}", func(http.ResponseWriter, *http.Request) {})
-	mux.HandleFunc("/", func(http.ResponseWriter, *http.Request) {})
 	h := rt.Handler(mux)
 
 	w := do(t, h, "GET", "/files")
@@ -545,22 +537,16 @@ routes:
 // A guard keyed by a header locks nothing for a request without it: that
 // request is refused, not locked by its address.
 func TestGuardKeyHasNoFallback(t *testing.T) {
-	st, err := memstore.New()
-	require.NoError(t, err)
-	defer st.Close()
+	st := newMemstore(t)
 	rt := build(t, st, "guards: {g: {key: {header: X-Account, authenticated: true}, ttl: 1s}}\nroutes: [{route: POST /x, guard: g}]\n",
-		config.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /x", func(http.ResponseWriter, *http.Request) {})
-	h := rt.Handler(mux)
+		quiet)
+	h := rt.Handler(okMux("POST /x"))
 	assert.Equal(t, http.StatusOK, do(t, h, "POST", "/x", "X-Account", "a1").Code)
 	assert.Equal(t, http.StatusBadRequest, do(t, h, "POST", "/x").Code)
 }
 
 func TestMatchPrefixAndExact(t *testing.T) {
-	st, err := memstore.New()
-	require.NoError(t, err)
-	defer st.Close()
+	st := newMemstore(t)
 	rt := build(t, st, `
 policies:
   a: {rate: 1/s}
@@ -573,12 +559,6 @@ routes:
   - {route: "GET /{$}", limit: c}
   - {route: M-SEARCH /ssdp, limit: d}
 `)
-	name := func(r *config.Route) string {
-		if r == nil {
-			return "-"
-		}
-		return r.Pattern
-	}
 	for _, tc := range []struct{ method, path, want string }{
 		{"GET", "/static/:name", "GET /static/"},
 		{"GET", "/static/*", "GET /static/"},
@@ -588,7 +568,7 @@ routes:
 		{"GET", "/other", "-"},
 		{"M-SEARCH", "/ssdp", "M-SEARCH /ssdp"},
 	} {
-		assert.Equal(t, tc.want, name(rt.Match(tc.method, tc.path)), "%s %s", tc.method, tc.path)
+		assert.Equal(t, tc.want, routeName(rt.Match(tc.method, tc.path)), "%s %s", tc.method, tc.path)
 	}
 }
 
