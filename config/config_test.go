@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/internal/redistest"
+	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/memstore"
@@ -345,7 +346,6 @@ func TestParseErrors(t *testing.T) {
 		{"burst without gcra", "policies:\n  a: {rate: 1/s, burst: 5}\n", 2, "burst is for algorithm gcra only"},
 		{"limit too large for the log", "policies:\n  a: {rate: 5000/s}\n", 2, "limit"},
 		{"cost above limit", "policies:\n  a: {rate: 2/s,\n   cost: 3}\n", 3, "cost 3 is more than the limit 2"},
-		{"bad name", "policies:\n  a b: {rate: 1/s}\n", 2, `name "a b"`},
 		{"unchecked header", "policies:\n  a:\n    rate: 1/s\n    key: {header: X-API-Key}\n", 4, "known: <validator>"},
 		{"two key kinds", "policies:\n  a:\n    rate: 1/s\n    key: {param: id, context: user}\n", 4, "exactly one of header, param or context"},
 		{"bad key", "policies:\n  a:\n    rate: 1/s\n    key: user\n", 4, `key "user"`},
@@ -421,6 +421,13 @@ func TestBuildErrors(t *testing.T) {
 
 	_, err = f.Build(nil)
 	assert.ErrorIs(t, err, config.ErrInvalidConfig)
+
+	// The limiter's rules for names are reported with the name's line.
+	long, err := config.Parse("sluice.yaml", []byte("policies:\n  "+strings.Repeat("n", 65)+": {rate: 1/s}\n"))
+	require.NoError(t, err)
+	_, err = long.Build(st)
+	assert.ErrorIs(t, err, limiter.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "sluice.yaml:2: policy")
 
 	// A failed Build released the names it took: the next one succeeds.
 	rt, err := f.Build(st, config.WithKnown("api-keys", func(string) bool { return true }))

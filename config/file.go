@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -253,7 +254,7 @@ func (p *parser) fields(n *yaml.Node, what string, allowed ...string) map[string
 			}
 			continue
 		}
-		if !contains(allowed, k.Value) {
+		if !slices.Contains(allowed, k.Value) {
 			p.errorf(k.Line, "%s: unknown field %q (want %s)", what, k.Value, strings.Join(allowed, ", "))
 			continue
 		}
@@ -266,15 +267,6 @@ func (p *parser) fields(n *yaml.Node, what string, allowed ...string) map[string
 func containsNode(n, k *yaml.Node) bool {
 	for i := 0; i < len(n.Content); i += 2 {
 		if n.Content[i] == k {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
 			return true
 		}
 	}
@@ -376,10 +368,6 @@ func (p *parser) eachNamed(n *yaml.Node, what string, fn func(name string, line 
 	for _, kv := range pairs(n) {
 		k, v := kv[0], kv[1]
 		name := k.Value
-		if err := validName(name); err != nil {
-			p.errorf(k.Line, "%s: %v", what, err)
-			continue
-		}
 		if first, dup := seen[name]; dup {
 			if containsNode(n, k) {
 				p.errorf(k.Line, "%s: %q is declared twice (first at line %d)", what, name, first)
@@ -389,21 +377,6 @@ func (p *parser) eachNamed(n *yaml.Node, what string, fn func(name string, line 
 		seen[name] = k.Line
 		fn(name, k.Line, v)
 	}
-}
-
-func validName(name string) error {
-	switch {
-	case name == "":
-		return errors.New("a name is empty")
-	case len(name) > limiter.MaxNameLen:
-		return fmt.Errorf("name %q is longer than %d bytes", name, limiter.MaxNameLen)
-	}
-	for _, r := range name {
-		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return fmt.Errorf("name %q: use letters, digits, '-', '_' and '.'", name)
-		}
-	}
-	return nil
 }
 
 func (p *parser) policy(name string, line int, n *yaml.Node) *policySpec {
@@ -428,7 +401,7 @@ func (p *parser) policy(name string, line int, n *yaml.Node) *policySpec {
 	}
 	if v := f["count"]; v != nil {
 		if s, ok := p.scalar(v, what+": count"); ok {
-			if !contains([]string{"all", "failures", "successes"}, s) {
+			if !slices.Contains([]string{"all", "failures", "successes"}, s) {
 				p.errorf(v.Line, "%s: count %q: want all, failures or successes", what, s)
 			}
 			ps.count = s
@@ -687,11 +660,11 @@ func (p *parser) crossCheck() {
 		// A key that reads a route parameter the pattern lacks would refuse
 		// every request with 400.
 		for _, l := range rs.limit {
-			if ps := p.policyByName(l); ps != nil && ps.key.kind == "param" && !contains(rs.params, ps.key.name) {
+			if ps := p.policyByName(l); ps != nil && ps.key.kind == "param" && !slices.Contains(rs.params, ps.key.name) {
 				p.errorf(rs.line, "route %q: policy %q counts by parameter %q, which the pattern does not have", rs.pattern, l, ps.key.name)
 			}
 		}
-		if gs := p.guardByName(rs.guard); gs != nil && gs.key.kind == "param" && !contains(rs.params, gs.key.name) {
+		if gs := p.guardByName(rs.guard); gs != nil && gs.key.kind == "param" && !slices.Contains(rs.params, gs.key.name) {
 			p.errorf(rs.line, "route %q: guard %q locks by parameter %q, which the pattern does not have", rs.pattern, rs.guard, gs.key.name)
 		}
 	}
