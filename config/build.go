@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -354,27 +355,54 @@ func (rt *Routes) Handler(next http.Handler) http.Handler {
 		if r.Policy != nil {
 			h = httpmw.RateLimit(r.Policy)(h)
 		}
-		if err := register(mux, r.spec.muxPattern(), routeHandler{h}); err != nil {
+		rh := &routeHandler{Handler: h, segs: strings.Split(r.spec.path[1:], "/")}
+		if err := register(mux, r.spec.muxPattern(), rh); err != nil {
 			panic("config: " + err.Error()) // Parse registered the same patterns
 		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The mux's own answers (redirects to a cleaned path, 404, 405)
 		// are next's to give: only a route's handler counts.
-		if h, _ := mux.Handler(r); isRoute(h) {
-			mux.ServeHTTP(w, r) // sets the path values, runs the route
+		h, _ := mux.Handler(r)
+		rh, ok := h.(*routeHandler)
+		if !ok {
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		rh.setPathValues(r)
+		rh.ServeHTTP(w, r)
 	})
 }
 
-// routeHandler marks the handlers of the file's routes in Handler's mux.
-type routeHandler struct{ http.Handler }
+// routeHandler is a route's chain in Handler's mux, with the segments of
+// its path in ServeMux syntax.
+type routeHandler struct {
+	http.Handler
+	segs []string
+}
 
-func isRoute(h http.Handler) bool {
-	_, ok := h.(routeHandler)
-	return ok
+// setPathValues sets the request's path values as the mux would for the
+// route (mux.Handler finds the route but does not set them): each {name}
+// is its segment unescaped, a final {name...} the rest of the path.
+func (rh *routeHandler) setPathValues(r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/")
+	for _, seg := range rh.segs {
+		if !strings.HasPrefix(seg, "{") || seg == "{$}" {
+			_, rest, _ = strings.Cut(rest, "/")
+			continue
+		}
+		name, multi := strings.CutSuffix(seg[1:len(seg)-1], "...")
+		part := rest
+		if !multi {
+			part, rest, _ = strings.Cut(rest, "/")
+		}
+		if v, err := url.PathUnescape(part); err == nil {
+			r.SetPathValue(name, v)
+		}
+		if multi {
+			return
+		}
+	}
 }
 
 // Close closes the policies and stacks Build made.

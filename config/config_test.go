@@ -541,6 +541,34 @@ routes:
 	assert.Empty(t, do(t, h, "PUT", "/anything").Header().Get("RateLimit"))
 }
 
+// Handler gives the route's policy the path values a ServeMux would:
+// segments unescaped, and the rest of the path for a final wildcard.
+func TestHandlerPathValues(t *testing.T) {
+	rt := build(t, newMemstore(t), `
+policies:
+  one: {rate: 1/1h, key: {param: id}}
+  rest: {rate: 1/1h, key: {param: path}}
+routes:
+  - {route: "GET /users/{id}/report", limit: one}
+  - {route: "GET /files/{path...}", limit: rest}
+`)
+	var seen []string
+	mux := http.NewServeMux()
+	for _, p := range []string{"GET /users/{id}/report", "GET /files/{path...}"} {
+		mux.HandleFunc(p, func(_ http.ResponseWriter, r *http.Request) {
+			seen = append(seen, r.PathValue("id")+r.PathValue("path"))
+		})
+	}
+	h := rt.Handler(mux)
+	assert.Equal(t, 200, do(t, h, "GET", "/users/a%2Fb/report").Code)
+	assert.Equal(t, 429, do(t, h, "GET", "/users/a%2Fb/report").Code)
+	assert.Equal(t, 200, do(t, h, "GET", "/users/a%20b/report").Code, "another id")
+	assert.Equal(t, 200, do(t, h, "GET", "/files/a/b%20c").Code)
+	assert.Equal(t, 429, do(t, h, "GET", "/files/a/b%20c").Code)
+	assert.Equal(t, 200, do(t, h, "GET", "/files/a/b").Code, "another path")
+	assert.Equal(t, []string{"a/b", "a b", "a/b c", "a/b"}, seen, "the mux's own values reach the handler")
+}
+
 // A guard keyed by a header locks nothing for a request without it: that
 // request is refused, not locked by its address.
 func TestGuardKeyHasNoFallback(t *testing.T) {
