@@ -384,7 +384,7 @@ func (g *Guard) Admit(w http.ResponseWriter, r *http.Request, key limiter.KeyFun
 					slog.String("key", k), slog.Any("error", err))
 			default: // retried in the background (see Lock.Release)
 				g.observe(limiter.LockStoreError, latency, 0)
-				g.observe(limiter.LockReleased, latency, held)
+				g.observe(limiter.LockReleased, 0, held) // one store call: timed once
 				g.log(ctx, &g.storeLog, slog.LevelError, "sluice: lock release failed",
 					slog.String("key", k), slog.Any("error", err))
 			}
