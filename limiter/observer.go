@@ -87,7 +87,7 @@ const (
 	// LockLost: the lock expired or was taken over while held (its
 	// keep-alive could not extend it).
 	LockLost
-	// LockStoreError: the store failed on an acquire, extend or release.
+	// LockStoreError: the store failed on an acquire or a release.
 	LockStoreError
 )
 

@@ -21,7 +21,7 @@
 // outcome: limiter.Outcome.String ("allowed", "denied", "skipped",
 // "store_error", "bad_request") on decisions and limiter.LockOutcome.String
 // ("acquired", "conflict", "released", "lost", "store_error") on lock
-// events. policy is the policy's name and name the guard's or locker's
+// events. policy is the policy's name and name the guard's
 // name: never a client's key, so the number of series grows with the
 // application's configuration, not with its traffic. The first event of a
 // policy or lock name adds zero to its counters for every outcome, so that

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"sync"
-	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -125,8 +123,8 @@ type Observer struct {
 	holdTime   metric.Float64Histogram
 	lockTime   metric.Float64Histogram
 
-	policies children[policyAttrs]
-	locks    children[lockAttrs]
+	policies sync.Map // name → *policyAttrs
+	locks    sync.Map // name → *lockAttrs
 }
 
 // The measurement options of one policy, made once: the attribute set of
@@ -174,23 +172,23 @@ func New(opts ...Option) (*Observer, error) {
 	}
 	if o.lockEvents, err = m.Int64Counter("sluice.lock.events",
 		metric.WithUnit("{event}"),
-		metric.WithDescription("Lock events, by guard or locker name and outcome (acquired, conflict, released, lost, store_error).")); err != nil {
+		metric.WithDescription("Lock events, by guard name and outcome (acquired, conflict, released, lost, store_error).")); err != nil {
 		return nil, err
 	}
 	if o.locksHeld, err = m.Int64UpDownCounter("sluice.locks.held",
 		metric.WithUnit("{lock}"),
-		metric.WithDescription("Locks held now by this process, by guard or locker name.")); err != nil {
+		metric.WithDescription("Locks held now by this process, by guard name.")); err != nil {
 		return nil, err
 	}
 	if o.holdTime, err = m.Float64Histogram("sluice.lock.hold.duration",
 		metric.WithUnit("s"),
-		metric.WithDescription("How long locks were held, from acquisition to release or loss, by guard or locker name."),
+		metric.WithDescription("How long locks were held, from acquisition to release or loss, by guard name."),
 		metric.WithExplicitBucketBoundaries(cfg.hold...)); err != nil {
 		return nil, err
 	}
 	if o.lockTime, err = m.Float64Histogram("sluice.lock.store.duration",
 		metric.WithUnit("s"),
-		metric.WithDescription("Time the store took to acquire, extend or release a lock, by guard or locker name."),
+		metric.WithDescription("Time the store took to acquire or release a lock, by guard name."),
 		metric.WithExplicitBucketBoundaries(cfg.latency...)); err != nil {
 		return nil, err
 	}
@@ -202,7 +200,7 @@ func New(opts ...Option) (*Observer, error) {
 // limiter.Observer.
 func (o *Observer) ObserveDecision(e limiter.DecisionEvent) {
 	ctx := context.Background()
-	a := o.policies.get(e.Policy, o.newPolicy)
+	a := byName(&o.policies, e.Policy, o.newPolicy)
 	if i := int(e.Outcome) - 1; i >= 0 && i < len(a.outcomes) {
 		o.decisions.Add(ctx, 1, a.outcomes[i]...)
 	} else {
@@ -219,7 +217,7 @@ func (o *Observer) ObserveDecision(e limiter.DecisionEvent) {
 // latency. It implements limiter.Observer.
 func (o *Observer) ObserveLock(e limiter.LockEvent) {
 	ctx := context.Background()
-	a := o.locks.get(e.Name, o.newLock)
+	a := byName(&o.locks, e.Name, o.newLock)
 	if i := int(e.Outcome) - 1; i >= 0 && i < len(a.outcomes) {
 		o.lockEvents.Add(ctx, 1, a.outcomes[i]...)
 	} else {
@@ -259,32 +257,14 @@ func (o *Observer) newLock(name string) *lockAttrs {
 	return a
 }
 
-// children maps a policy or lock name to its measurement options. Reads
-// load an immutable map without a lock; a new name copies the map under
-// mu. Names come from the application's configuration, so there are few of
-// them and the copies stop early.
-type children[T any] struct {
-	mu sync.Mutex
-	m  atomic.Pointer[map[string]*T]
-}
-
-func (c *children[T]) get(name string, create func(string) *T) *T {
-	if m := c.m.Load(); m != nil {
-		if s, ok := (*m)[name]; ok {
-			return s
-		}
+// byName returns what m holds for name, made by create the first time.
+// Names come from the application's configuration: few, written once and
+// read on every event, which is what sync.Map is for. Two first events of a
+// name may both create; one is kept, and creating is idempotent.
+func byName[T any](m *sync.Map, name string, create func(string) *T) *T {
+	if v, ok := m.Load(name); ok {
+		return v.(*T)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m := map[string]*T{}
-	if old := c.m.Load(); old != nil {
-		if s, ok := (*old)[name]; ok {
-			return s // added while this call waited for mu
-		}
-		m = maps.Clone(*old)
-	}
-	s := create(name)
-	m[name] = s
-	c.m.Store(&m)
-	return s
+	v, _ := m.LoadOrStore(name, create(name))
+	return v.(*T)
 }

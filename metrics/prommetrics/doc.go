@@ -21,7 +21,7 @@
 // "denied", "skipped", "store_error", "bad_request") on decisions and of
 // limiter.LockOutcome.String ("acquired", "conflict", "released", "lost",
 // "store_error") on lock events. The policy label is the policy's name and
-// the name label the guard's or locker's name: never a client's key, so the
+// the name label the guard's name: never a client's key, so the
 // number of series grows with the application's configuration, not with
 // its traffic. The first event of a policy or lock name creates its series
 // for every outcome, at zero, so that rate() and ratios work from the start.

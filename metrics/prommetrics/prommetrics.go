@@ -3,10 +3,8 @@ package prommetrics
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"regexp"
 	"sync"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -139,8 +137,8 @@ type Collector struct {
 	holdTime   *prometheus.HistogramVec
 	lockTime   *prometheus.HistogramVec
 
-	policies children[policySeries]
-	locks    children[lockSeries]
+	policies sync.Map // name → *policySeries
+	locks    sync.Map // name → *lockSeries
 }
 
 // The series of one policy: a counter per outcome, indexed by Outcome-1.
@@ -184,23 +182,23 @@ func New(opts ...Option) (*Collector, error) {
 		}, []string{"policy"}),
 		lockEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name:        name("sluice_lock_events_total"),
-			Help:        "Lock events, by guard or locker name and outcome (acquired, conflict, released, lost, store_error).",
+			Help:        "Lock events, by guard name and outcome (acquired, conflict, released, lost, store_error).",
 			ConstLabels: cfg.constLabels,
 		}, []string{"name", "outcome"}),
 		locksHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name:        name("sluice_locks_held"),
-			Help:        "Locks held now by this process, by guard or locker name.",
+			Help:        "Locks held now by this process, by guard name.",
 			ConstLabels: cfg.constLabels,
 		}, []string{"name"}),
 		holdTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:        name("sluice_lock_hold_duration_seconds"),
-			Help:        "How long locks were held, from acquisition to release or loss, by guard or locker name.",
+			Help:        "How long locks were held, from acquisition to release or loss, by guard name.",
 			ConstLabels: cfg.constLabels,
 			Buckets:     cfg.hold,
 		}, []string{"name"}),
 		lockTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:        name("sluice_lock_store_duration_seconds"),
-			Help:        "Time the store took to acquire, extend or release a lock, by guard or locker name.",
+			Help:        "Time the store took to acquire or release a lock, by guard name.",
 			ConstLabels: cfg.constLabels,
 			Buckets:     cfg.latency,
 		}, []string{"name"}),
@@ -217,7 +215,7 @@ func New(opts ...Option) (*Collector, error) {
 // asked (e.Latency > 0), observes its latency. It implements
 // limiter.Observer.
 func (c *Collector) ObserveDecision(e limiter.DecisionEvent) {
-	s := c.policies.get(e.Policy, c.newPolicy)
+	s := byName(&c.policies, e.Policy, c.newPolicy)
 	if i := int(e.Outcome) - 1; i >= 0 && i < len(s.outcomes) {
 		s.outcomes[i].Inc()
 	} else {
@@ -233,7 +231,7 @@ func (c *Collector) ObserveDecision(e limiter.DecisionEvent) {
 // event with a store call (e.Latency > 0) observes its latency. It
 // implements limiter.Observer.
 func (c *Collector) ObserveLock(e limiter.LockEvent) {
-	s := c.locks.get(e.Name, c.newLock)
+	s := byName(&c.locks, e.Name, c.newLock)
 	if i := int(e.Outcome) - 1; i >= 0 && i < len(s.outcomes) {
 		s.outcomes[i].Inc()
 	} else {
@@ -293,32 +291,14 @@ func (c *Collector) newLock(name string) *lockSeries {
 	return s
 }
 
-// children maps a policy or lock name to its series. Reads load an
-// immutable map without a lock; a new name copies the map under mu. Names
-// come from the application's configuration, so there are few of them and
-// the copies stop early.
-type children[T any] struct {
-	mu sync.Mutex
-	m  atomic.Pointer[map[string]*T]
-}
-
-func (c *children[T]) get(name string, create func(string) *T) *T {
-	if m := c.m.Load(); m != nil {
-		if s, ok := (*m)[name]; ok {
-			return s
-		}
+// byName returns what m holds for name, made by create the first time.
+// Names come from the application's configuration: few, written once and
+// read on every event, which is what sync.Map is for. Two first events of a
+// name may both create; one is kept, and creating is idempotent.
+func byName[T any](m *sync.Map, name string, create func(string) *T) *T {
+	if v, ok := m.Load(name); ok {
+		return v.(*T)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m := map[string]*T{}
-	if old := c.m.Load(); old != nil {
-		if s, ok := (*old)[name]; ok {
-			return s // added while this call waited for mu
-		}
-		m = maps.Clone(*old)
-	}
-	s := create(name)
-	m[name] = s
-	c.m.Store(&m)
-	return s
+	v, _ := m.LoadOrStore(name, create(name))
+	return v.(*T)
 }
