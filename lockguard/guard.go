@@ -350,7 +350,6 @@ func (g *Guard) Admit(w http.ResponseWriter, r *http.Request, key limiter.KeyFun
 	}
 
 	g.observe(limiter.LockAcquired, latency, 0)
-	acquired := time.Now()
 
 	work, stop := lock.KeepAlive(context.WithValue(ctx, ctxKey{}, lock))
 	var once sync.Once
@@ -359,10 +358,10 @@ func (g *Guard) Admit(w http.ResponseWriter, r *http.Request, key limiter.KeyFun
 			stop()
 			cause := context.Cause(work)
 			lost := errors.Is(cause, ErrLockLost)
-			held := time.Since(acquired)
+			var held time.Duration // for the Observer only
 			var start time.Time
 			if g.obs != nil {
-				start = time.Now()
+				held, start = time.Since(lock.obtained), time.Now()
 			}
 			if lost || errors.Is(cause, ErrMaxHoldExceeded) {
 				g.log(ctx, &g.lostLog, slog.LevelWarn, "sluice: guarded handler's context cancelled",
