@@ -31,9 +31,10 @@ const stackReplyLen = partReplyLen + 2
 // round of concurrent calls undoes the keys recorded before it (so that the
 // denied stack is counted nowhere once HitAll returns) and reads how the
 // keys after it stand. Meanwhile, the recorded parts count for other
-// callers. If the undo fails (also when ctx ends before it), HitAll returns
-// an error, and the recorded parts stay counted until they leave their
-// windows.
+// callers. The undo runs even when ctx has ended by then, on a context
+// detached from ctx and bounded by the Store's timeout (WithTimeout), or by a
+// second without one. If the undo fails, HitAll returns an error, and the
+// recorded parts stay counted until they leave their windows.
 //
 // More than 16 parts, an empty stack, two parts with the same Key,
 // Rule.Name and Rule.Algorithm, len(out) != len(hits), or a part that Hit
@@ -222,10 +223,14 @@ func (s *Store) hitGroups(ctx context.Context, parts []part, groups [][]int, out
 	if failed == nil {
 		later = len(groups) - 1 - denied
 	}
+	// The undo runs whether or not ctx has ended: the parts it gives back
+	// would otherwise count for a stack that was denied.
+	uctx, cancel := s.undoContext(ctx)
+	defer cancel()
 	errs := make([]error, denied+later)
 	each(denied+later, func(i int) {
 		if i < denied {
-			errs[i] = s.undoDecision(ctx, parts, ds[i])
+			errs[i] = s.undoDecision(uctx, parts, ds[i])
 			return
 		}
 		g := denied + 1 + (i - denied)
@@ -254,6 +259,22 @@ func (s *Store) hitGroups(ctx context.Context, parts []part, groups [][]int, out
 		}
 	}
 	return nil
+}
+
+// undoTimeout bounds the undo of a denied stack's recorded parts when the
+// Store has no timeout of its own (WithTimeout).
+const undoTimeout = time.Second
+
+// undoContext returns the context of an undo of recorded parts: ctx's values
+// without its cancellation or deadline (a caller that hung up must not leave
+// a denied stack counted), bounded by the Store's timeout, or undoTimeout
+// without one.
+func (s *Store) undoContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := s.timeout
+	if d <= 0 {
+		d = undoTimeout
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
 }
 
 // undoDecision removes the hits that the recorded decision d took.
