@@ -93,13 +93,16 @@ func TestSlotReloadIsBoundedAndOnlyOnNodeFailure(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		if time.Since(start) < redisstore.ReloadInterval {
-			assert.EqualValues(t, 1, c.reloads.Load(), "64 failures within one interval ask one reload")
-		}
+		// At most one reload per interval, however many calls fail.
+		elapsed := time.Since(start)
+		assert.LessOrEqual(t, c.reloads.Load(), int64(1+elapsed/redisstore.ReloadInterval),
+			"64 failures in %v ask at most one reload per %v", elapsed, redisstore.ReloadInterval)
+		first := c.reloads.Load()
+		assert.GreaterOrEqual(t, first, int64(1))
 		time.Sleep(redisstore.ReloadInterval)
 		_, err = st.Acquire(context.Background(), "lock", "tok", time.Second)
 		require.Error(t, err)
-		assert.GreaterOrEqual(t, c.reloads.Load(), int64(2), "a failure after the interval asks again")
+		assert.Greater(t, c.reloads.Load(), first, "a failure after the interval asks again")
 	})
 	t.Run("script error", func(t *testing.T) {
 		real := redistest.Client(t)
@@ -115,7 +118,7 @@ func TestSlotReloadIsBoundedAndOnlyOnNodeFailure(t *testing.T) {
 		require.Len(t, keys, 1)
 		require.NoError(t, real.Set(context.Background(), keys[0], "not a window", time.Minute).Err())
 		_, err = st.Hit(context.Background(), "k", rule, 1)
-		require.Error(t, err, "WRONGTYPE")
+		require.ErrorContains(t, err, "WRONGTYPE")
 		assert.Zero(t, c.reloads.Load())
 	})
 }
