@@ -3,6 +3,8 @@ package limiter_test
 import (
 	"context"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -88,3 +90,60 @@ func benchAllow(b *testing.B, l *limiter.Limiter, keys []string, parallel bool) 
 		}
 	})
 }
+
+// remoteStore hides the store.InProcess of the store it wraps, so that a
+// Limiter over it behaves as over a remote store (a deny cache, a deadline
+// per decision) without the network.
+type remoteStore struct{ store.WindowStore }
+
+// BenchmarkStackRemote measures a request through a Stack of two policies
+// over a store that does not answer in-process (memstore behind
+// remoteStore), on one client: with rules that allow it, and with rules
+// that deny it, answered from the deny cache after the first denial.
+func BenchmarkStackRemote(b *testing.B) {
+	for _, rule := range []struct {
+		name   string
+		limit  int
+		window time.Duration
+	}{
+		{"Allowed", store.MaxLimit, time.Millisecond},
+		{"Denied", 1, time.Hour},
+	} {
+		b.Run(rule.name, func(b *testing.B) {
+			mem, err := memstore.New()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer mem.Close()
+			st := remoteStore{mem}
+			burst, err := limiter.NewPolicy("burst", rule.limit, rule.window, st)
+			if err != nil {
+				b.Fatal(err)
+			}
+			hourly, err := limiter.NewPolicy("hourly", rule.limit, rule.window, st)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := limiter.Stack(burst, hourly)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			r := httptest.NewRequest("GET", "/", nil)
+			w := benchWriter{h: make(http.Header)}
+			s.Admit(w, r, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				s.Admit(w, r, nil)
+			}
+		})
+	}
+}
+
+// benchWriter is a ResponseWriter that keeps headers only.
+type benchWriter struct{ h http.Header }
+
+func (w benchWriter) Header() http.Header       { return w.h }
+func (benchWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (benchWriter) WriteHeader(int)             {}
