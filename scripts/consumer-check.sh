@@ -69,12 +69,11 @@ consumer() {
 		echo
 		echo "func main() {}"
 	} >"$d/main.go"
-	(
-		cd "$d"
-		go mod tidy
-		go build ./...
-		go vet ./...
-	) || { log "$name: the consumer does not build"; fail=1; return; }
+	(cd "$d" && go mod tidy && go build ./... && go vet ./...) || {
+		log "$name: the consumer does not build"
+		fail=1
+		return
+	}
 	log "$name: $(cd "$d" && go version), $(cd "$d" && go list -m all | wc -l) modules in the graph"
 
 	local found

@@ -60,7 +60,7 @@ if ! have_redis; then
 		bash "$SCRIPT_DIR/apt-install.sh" redis-server redis-tools
 		have_redis || die "redis-server/redis-cli still missing after apt-get install"
 	else
-		log "redis-server/redis-cli not installed and cannot install them; the failover tests will SKIP"
+		log "redis-server/redis-cli not installed and cannot install them; no bed to run on"
 		exec "$@"
 	fi
 fi

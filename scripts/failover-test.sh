@@ -15,6 +15,12 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# Without the bed every scenario would skip and this run would test nothing.
+if [[ -z ${FAILOVER_CLUSTER_ADDRS:-} || -z ${FAILOVER_SENTINEL_ADDRS:-} ]]; then
+	echo "failover-test: FAILOVER_CLUSTER_ADDRS and FAILOVER_SENTINEL_ADDRS are unset: run under scripts/failover-bed.sh (make test-failover), on a machine with redis-server or root and apt-get" >&2
+	exit 1
+fi
+
 GOREDIS=${FAILOVER_GOREDIS-v9.23.0}
 PKG=./internal/failovertest
 

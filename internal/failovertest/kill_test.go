@@ -61,7 +61,7 @@ func TestClusterMasterKill(t *testing.T) {
 	for i := range 12 {
 		rate = append(rate, fmt.Sprintf("k%s:%d", run, i))
 	}
-	lockOn, lockOff := keysOn(t, sh.replicas[0], shards, sh, "r"+run+":", 3, lockKey)
+	lockOn, lockOff := keysOn(t, shards, sh, "r"+run+":", 3, lockKey)
 	on := map[string]bool{}
 	for _, k := range lockOn {
 		on[k] = true

@@ -60,7 +60,7 @@ func TestClusterLockAck(t *testing.T) {
 		heir:   serverAt(t, sh.replicas[0]),
 		keys: func(n int) []string {
 			next++
-			on, _ := keysOn(t, sh.replicas[0], shards, sh, fmt.Sprintf("lk%s:%d:", run, next), n, lockKey)
+			on, _ := keysOn(t, shards, sh, fmt.Sprintf("lk%s:%d:", run, next), n, lockKey)
 			return on
 		},
 		restore: func(t *testing.T) { victim.restart(t) },
