@@ -201,7 +201,13 @@ func (s *Store) hitGroups(ctx context.Context, parts []part, groups [][]int, out
 	ds := make([]decision, len(groups))
 	denied := -1
 	for g, idx := range groups {
-		ds[g] = s.decide(ctx, parts, idx, modeDecideUndo)
+		// The last key is never undone: either every key is recorded, or
+		// it is the one denied.
+		mode := modeDecideUndo
+		if g == len(groups)-1 {
+			mode = modeDecide
+		}
+		ds[g] = s.decide(ctx, parts, idx, mode)
 		if ds[g].err != nil || !ds[g].allowed {
 			denied = g
 			break
