@@ -249,10 +249,13 @@ func (l *Limiter) decide(ctx context.Context, key string, n int, rule *store.Rul
 			return nil
 		}
 	}
+	var res store.Result
+	var err error
 	if l.obs != nil {
-		return l.decideObserved(ctx, key, n, rule, d)
+		res, err = l.hitObserved(ctx, key, n, rule)
+	} else {
+		res, err = l.st.Hit(ctx, key, *rule, n)
 	}
-	res, err := l.st.Hit(ctx, key, *rule, n)
 	if err != nil {
 		return err
 	}
@@ -276,8 +279,9 @@ func (l *Limiter) refuse(key string, n int, rule *store.Rule) error {
 	return fmt.Errorf("limiter %q: %w: cost %d outside 1..%d", l.name, store.ErrInvalidArgument, n, rule.Capacity())
 }
 
-// decideObserved is decide's store call for a limiter with an Observer.
-func (l *Limiter) decideObserved(ctx context.Context, key string, n int, rule *store.Rule, d *Decision) error {
+// hitObserved is decide's store call for a limiter with an Observer: it
+// tells the Observer the outcome and the time the store took.
+func (l *Limiter) hitObserved(ctx context.Context, key string, n int, rule *store.Rule) (store.Result, error) {
 	start := time.Now()
 	res, err := l.st.Hit(ctx, key, *rule, n)
 	ev := DecisionEvent{Policy: l.name, Outcome: StoreError, Cost: n, Latency: time.Since(start)}
@@ -288,21 +292,7 @@ func (l *Limiter) decideObserved(ctx context.Context, key string, n int, rule *s
 		}
 	}
 	l.obs.ObserveDecision(ev)
-	if err != nil {
-		return err
-	}
-	l.fill(d, key, n, rule, &res)
-	if !d.Allowed && l.deny != nil {
-		l.deny.add(key, *d)
-	}
-	return nil
-}
-
-// decision turns a store result into a Decision.
-func (l *Limiter) decision(key string, n int, rule store.Rule, res store.Result) Decision {
-	var d Decision
-	l.fill(&d, key, n, &rule, &res)
-	return d
+	return res, err
 }
 
 // fill sets d, which must be zero, to the Decision of a store result.

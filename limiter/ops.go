@@ -32,7 +32,9 @@ func (l *Limiter) Peek(ctx context.Context, key string) (Decision, error) {
 		return Decision{}, err
 	}
 	res.Receipt = store.Receipt{} // a Peek records nothing to undo
-	return l.decision(key, 1, l.rule, res), nil
+	var d Decision
+	l.fill(&d, key, 1, &l.rule, &res)
+	return d, nil
 }
 
 // Reset forgets key's usage, for operators (a client's quota given back, a

@@ -213,7 +213,7 @@ func (s *Policy) decideStack(parent context.Context, parts []stackPart, cacheKey
 	for i, part := range parts {
 		l := part.p.lim
 		if err == nil {
-			decs[i] = l.decision(part.key, part.cost, part.rule, res[i])
+			l.fill(&decs[i], part.key, part.cost, &part.rule, &res[i])
 		}
 		if l.obs == nil {
 			continue
