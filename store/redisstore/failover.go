@@ -136,6 +136,9 @@ func (s *Store) acquireAcked(ctx context.Context, keys []string, args ...any) (a
 func (s *Store) evalWait(ctx context.Context, node pipelineClient, eval func(redis.Pipeliner) *redis.Cmd) (any, int64, error) {
 	pipe := node.Pipeline()
 	call := eval(pipe)
+	// WAIT is queued as a command of its own: redis.Pipeliner has no Wait
+	// method (only go-redis's own *redis.Pipeline has, and it truncates the
+	// timeout to whole milliseconds where WithReplicaAck rounds it up).
 	wait := redis.NewIntCmd(ctx, "wait", s.ackReplicas, ceilMillis(s.ackTimeout))
 	_ = pipe.Process(ctx, wait)
 	_, _ = pipe.Exec(ctx)
