@@ -10,14 +10,20 @@ import (
 // store remembers unless WithDenyCache sets another.
 const DefaultDenyCacheSize = 4096
 
+// seed keys the digests of every deny cache.
+var seed = maphash.MakeSeed()
+
+// digest returns the digest of a client's key, under which a Limiter's deny
+// cache keeps its denial.
+func digest(key string) uint64 { return maphash.String(seed, key) }
+
 // denyCache remembers, per client key, a denial until its retry-after has
 // passed, so that a client that keeps knocking is answered without a store
 // call. It holds at most len(entries) keys; the least recently used goes
-// first. Keys are kept as 64-bit digests, so a client's key costs no memory
-// beyond its entry whatever its length.
+// first. Keys are kept as 64-bit digests (see digest and stackDigest), so a
+// client's key costs no memory beyond its entry whatever its length.
 type denyCache struct {
-	seed maphash.Seed
-	now  func() time.Time // the limiter's clock (see WithClock)
+	now func() time.Time // the limiter's clock (see WithClock)
 
 	mu      sync.Mutex
 	index   map[uint64]int32 // digest -> position in entries
@@ -38,7 +44,6 @@ type denyEntry struct {
 
 func newDenyCache(size int, now func() time.Time) *denyCache {
 	return &denyCache{
-		seed:    maphash.MakeSeed(),
 		now:     now,
 		index:   make(map[uint64]int32, size),
 		entries: make([]denyEntry, 0, size),
@@ -47,54 +52,41 @@ func newDenyCache(size int, now func() time.Time) *denyCache {
 	}
 }
 
-// lookup returns the denial cached for key when it still holds for a
-// request of cost n under limit: the same or a larger cost, the same or a
-// smaller limit, before the cached retry-after has passed. The cache never
-// admits: no entry, or one that does not apply, sends the request to the
-// store.
-func (c *denyCache) lookup(l *Limiter, key string, n, limit int) (Decision, bool) {
-	h := maphash.String(c.seed, key)
+// lookup returns how long the denial cached under h (a key's digest) still
+// holds for a request of cost n under limit: the same or a larger cost, the
+// same or a smaller limit, before the cached retry-after has passed. The
+// cache never admits: no entry, or one that does not apply, sends the
+// request to the store.
+func (c *denyCache) lookup(h uint64, n, limit int) (wait time.Duration, ok bool) {
 	now := c.now()
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	i, ok := c.index[h]
 	if !ok {
-		c.mu.Unlock()
-		return Decision{}, false
+		return 0, false
 	}
 	e := &c.entries[i]
-	wait := e.until.Sub(now)
+	wait = e.until.Sub(now)
 	if wait <= 0 {
 		c.unlink(i)
 		c.free(i)
-		c.mu.Unlock()
-		return Decision{}, false
+		return 0, false
 	}
 	if n < e.cost || limit > e.limit {
-		c.mu.Unlock()
-		return Decision{}, false
+		return 0, false
 	}
 	c.unlink(i)
 	c.pushFront(i)
-	c.mu.Unlock()
-	return Decision{
-		Policy:     l.name,
-		Limit:      limit,
-		Window:     l.rule.Window,
-		Cost:       n,
-		Remaining:  0,
-		RetryAfter: wait,
-		ResetAfter: wait,
-		lim:        l,
-		key:        key,
-	}, true
+	return wait, true
 }
 
-// add remembers d, a denial of key, until its RetryAfter has passed.
-func (c *denyCache) add(key string, d Decision) {
+// add remembers d, a denial of the key of digest h, until its RetryAfter
+// has passed.
+func (c *denyCache) add(h uint64, d Decision) {
 	if d.RetryAfter <= 0 {
 		return
 	}
-	e := denyEntry{digest: maphash.String(c.seed, key), until: c.now().Add(d.RetryAfter), cost: d.Cost, limit: d.Limit}
+	e := denyEntry{digest: h, until: c.now().Add(d.RetryAfter), cost: d.Cost, limit: d.Limit}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if i, ok := c.index[e.digest]; ok && c.entries[i].decs == nil {
@@ -127,9 +119,9 @@ func (c *denyCache) put(e denyEntry) {
 	c.pushFront(i)
 }
 
-// addStack remembers the decisions of a denied stacked request under key
-// (its parts' keys joined) until the longest wait has passed.
-func (c *denyCache) addStack(key string, decs []Decision) {
+// addStack remembers the decisions of a denied stacked request under h (see
+// stackDigest) until the longest wait has passed.
+func (c *denyCache) addStack(h uint64, decs []Decision) {
 	var wait time.Duration
 	for i := range decs {
 		if decs[i].denying() {
@@ -145,18 +137,17 @@ func (c *denyCache) addStack(key string, decs []Decision) {
 		kept[i] = d
 	}
 	now := c.now()
-	e := denyEntry{digest: maphash.String(c.seed, key), until: now.Add(wait), decs: kept, at: now}
+	e := denyEntry{digest: h, until: now.Add(wait), decs: kept, at: now}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.put(e)
 }
 
-// lookupStack returns the decisions cached for a stacked request under key
-// (each given its part's key back),
-// with their waits counted down, when every part asks for the same cost
-// under the same limit as then and a denying part still has to wait.
-func (c *denyCache) lookupStack(key string, parts []stackPart) ([]Decision, bool) {
-	h := maphash.String(c.seed, key)
+// lookupStack returns the decisions cached for a stacked request under h
+// (see stackDigest), each given its part's key back, with their waits
+// counted down, when every part asks for the same cost under the same limit
+// as then and a denying part still has to wait.
+func (c *denyCache) lookupStack(h uint64, parts []stackPart) ([]Decision, bool) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -197,9 +188,9 @@ func (c *denyCache) lookupStack(key string, parts []stackPart) ([]Decision, bool
 	return out, true
 }
 
-// remove forgets key: this instance gave some of its hits back.
-func (c *denyCache) remove(key string) {
-	h := maphash.String(c.seed, key)
+// remove forgets the denial cached under h: this instance gave some of its
+// hits back.
+func (c *denyCache) remove(h uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if i, ok := c.index[h]; ok {

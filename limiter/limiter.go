@@ -240,12 +240,15 @@ func (l *Limiter) decide(ctx context.Context, key string, n int, rule *store.Rul
 	if key == "" || l.closed.Load() || n <= 0 || n > rule.Capacity() {
 		return l.refuse(key, n, rule)
 	}
+	var h uint64 // key's digest in the deny cache
 	if l.deny != nil {
-		if cached, ok := l.deny.lookup(l, key, n, rule.Limit); ok {
+		h = digest(key)
+		if wait, ok := l.deny.lookup(h, n, rule.Limit); ok {
 			if l.obs != nil {
 				l.obs.ObserveDecision(DecisionEvent{Policy: l.name, Outcome: Denied, Cost: n, Cached: true})
 			}
-			*d = cached
+			*d = Decision{Policy: l.name, Limit: rule.Limit, Window: rule.Window, Cost: n,
+				RetryAfter: wait, ResetAfter: wait, lim: l, key: key}
 			return nil
 		}
 	}
@@ -261,7 +264,7 @@ func (l *Limiter) decide(ctx context.Context, key string, n int, rule *store.Rul
 	}
 	l.fill(d, key, n, rule, &res)
 	if !d.Allowed && l.deny != nil {
-		l.deny.add(key, *d)
+		l.deny.add(h, *d)
 	}
 	return nil
 }
@@ -344,7 +347,7 @@ func (l *Limiter) Undo(ctx context.Context, d Decision) error {
 		return fmt.Errorf("limiter %q: %w: decision of limiter %q", l.name, store.ErrInvalidArgument, d.Policy)
 	}
 	if l.deny != nil {
-		l.deny.remove(d.key) // the key has room again: ask the store next time
+		l.deny.remove(digest(d.key)) // the key has room again: ask the store next time
 	}
 	rule := l.rule
 	rule.Limit = d.Limit

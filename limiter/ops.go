@@ -60,7 +60,7 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	if l.deny != nil {
 		// After the store call, so that a denial cached while it ran does
 		// not outlive the reset here.
-		l.deny.remove(key)
+		l.deny.remove(digest(key))
 	}
 	return err
 }

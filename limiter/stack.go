@@ -2,11 +2,12 @@ package limiter
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
@@ -73,6 +74,7 @@ func sameStore(a, b store.WindowStore) bool {
 type stackPart struct {
 	p    *Policy
 	key  string
+	h    uint64 // key's digest; 0 when the stack keeps no deny cache
 	cost int
 	rule store.Rule
 }
@@ -95,17 +97,21 @@ func (s *Policy) admitStack(w http.ResponseWriter, r *http.Request, key KeyFunc)
 		if prev.decided(p.lim, k) {
 			continue // this policy already counted the request
 		}
-		parts = append(parts, stackPart{p: p, key: k, cost: cost, rule: rule})
+		part := stackPart{p: p, key: k, cost: cost, rule: rule}
+		if s.stackDeny != nil {
+			part.h = digest(k)
+		}
+		parts = append(parts, part)
 	}
 	if len(parts) == 0 {
 		return r, nil, nil
 	}
 
-	var cacheKey string // the request's deny-cache key; "" without a cache
+	var sh uint64 // the request's digest in the stack's deny cache
 	if s.stackDeny != nil {
-		cacheKey = stackKey(parts)
+		sh = stackDigest(parts)
 	}
-	decs, err := s.decideStack(parent, parts, cacheKey)
+	decs, err := s.decideStack(parent, parts, sh)
 	if err != nil {
 		if errors.Is(parent.Err(), context.Canceled) {
 			return r, nil, &Rejection{Status: http.StatusServiceUnavailable, Err: err, p: parts[0].p, r: r, cancelled: true}
@@ -150,7 +156,7 @@ func (s *Policy) admitStack(w http.ResponseWriter, r *http.Request, key KeyFunc)
 	return next, func(status int) {
 		for _, u := range undo {
 			if u.p.finish(next, u.d, status) && s.stackDeny != nil {
-				s.stackDeny.remove(cacheKey) // hits given back: ask the store next time
+				s.stackDeny.remove(sh) // hits given back: ask the store next time
 			}
 		}
 	}, nil
@@ -163,16 +169,16 @@ type stackUndo struct {
 	d Decision
 }
 
-// decideStack asks the stack's deny cache (under cacheKey), then the store,
-// about parts together, and returns their decisions.
-func (s *Policy) decideStack(parent context.Context, parts []stackPart, cacheKey string) ([]Decision, error) {
+// decideStack asks the stack's deny cache (under h, see stackDigest), then
+// the store, about parts together, and returns their decisions.
+func (s *Policy) decideStack(parent context.Context, parts []stackPart, h uint64) ([]Decision, error) {
 	for _, part := range parts {
 		if part.p.lim.closed.Load() {
 			return nil, ErrClosed
 		}
 	}
 	if s.stackDeny != nil {
-		if decs, ok := s.stackDeny.lookupStack(cacheKey, parts); ok {
+		if decs, ok := s.stackDeny.lookupStack(h, parts); ok {
 			for i, part := range parts {
 				if l := part.p.lim; l.obs != nil && decs[i].denying() {
 					l.obs.ObserveDecision(DecisionEvent{Policy: l.name, Outcome: Denied, Cost: part.cost, Cached: true})
@@ -235,24 +241,25 @@ func (s *Policy) decideStack(parent context.Context, parts []stackPart, cacheKey
 		return nil, err
 	}
 	if s.stackDeny != nil {
-		s.stackDeny.addStack(cacheKey, decs)
+		s.stackDeny.addStack(h, decs)
 	}
 	return decs, nil
 }
 
-// stackKey joins the names and keys of a stacked request's parts: the key
-// of its deny-cache entry.
-func stackKey(parts []stackPart) string {
-	var b strings.Builder
-	for _, part := range parts {
-		b.WriteString(strconv.Itoa(len(part.p.lim.name)))
-		b.WriteByte(':')
-		b.WriteString(part.p.lim.name)
-		b.WriteString(strconv.Itoa(len(part.key)))
-		b.WriteByte(':')
-		b.WriteString(part.key)
+// stackDigest returns the digest of a stacked request in the stack's deny
+// cache: of each part's name, its length and its key's digest, in order.
+func stackDigest(parts []stackPart) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	var b [9]byte
+	for i := range parts {
+		name := parts[i].p.lim.name
+		h.WriteString(name)
+		b[0] = byte(len(name)) // at most MaxNameLen
+		binary.LittleEndian.PutUint64(b[1:], parts[i].h)
+		h.Write(b[:])
 	}
-	return b.String()
+	return h.Sum64()
 }
 
 // stackName is the name a Stack reports: its policies' names joined by
