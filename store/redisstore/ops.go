@@ -46,7 +46,7 @@ func (s *Store) Reset(ctx context.Context, key string, rule store.Rule) error {
 	if err := store.ValidateHit(key, rule, 1); err != nil {
 		return err
 	}
-	reply, err := s.run(ctx, windowReset, []string{s.windowKey(rule.Name, rule.Algorithm, key)})
+	reply, err := s.run(ctx, del, []string{s.windowKey(rule.Name, rule.Algorithm, key)})
 	if err != nil {
 		return opError("reset", err)
 	}
@@ -85,7 +85,7 @@ func (s *Store) ForceRelease(ctx context.Context, key string) error {
 	if key == "" {
 		return fmt.Errorf("%w: empty lock key", store.ErrInvalidArgument)
 	}
-	reply, err := s.run(ctx, lockForceRelease, []string{s.redisKey("l:{", key, "}")})
+	reply, err := s.run(ctx, del, []string{s.redisKey("l:{", key, "}")})
 	if err != nil {
 		return opError("force-release", err)
 	}

@@ -148,7 +148,7 @@ func TestScriptFlushIsRecovered(t *testing.T) {
 func TestPreloadCachesEveryScript(t *testing.T) {
 	files, err := filepath.Glob("*.lua")
 	require.NoError(t, err)
-	require.Len(t, files, 13)
+	require.Len(t, files, 12)
 	byName := redisstore.ScriptSHAs()
 	require.Len(t, byName, len(files), "one script per .lua file")
 	var names, shas []string

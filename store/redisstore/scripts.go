@@ -30,12 +30,10 @@ var (
 	lockTTLSrc string
 	//go:embed peek.lua
 	peekSrc string
-	//go:embed reset.lua
-	resetSrc string
+	//go:embed del.lua
+	delSrc string
 	//go:embed lock_inspect.lua
 	lockInspectSrc string
-	//go:embed lock_force_release.lua
-	lockForceReleaseSrc string
 )
 
 // scriptMarker ends the functions of an algorithm's script (sliding_window.lua,
@@ -69,14 +67,13 @@ var (
 	lockExtend     = mustCommand("sluice_lock_extend", 1, lockExtendSrc)
 	lockTTL        = mustCommand("sluice_lock_ttl", 1, lockTTLSrc)
 
-	windowPeek       = mustCommand("sluice_peek", 1, algorithmFunctions+peekSrc)
-	windowReset      = mustCommand("sluice_reset", 1, resetSrc)
-	lockInspect      = mustCommand("sluice_lock_inspect", 2, lockInspectSrc)
-	lockForceRelease = mustCommand("sluice_lock_force_release", 1, lockForceReleaseSrc)
+	windowPeek  = mustCommand("sluice_peek", 1, algorithmFunctions+peekSrc)
+	lockInspect = mustCommand("sluice_lock_inspect", 2, lockInspectSrc)
+	del         = mustCommand("sluice_del", 1, delSrc) // Reset and ForceRelease
 
 	scripts = []*lua.Command{slidingWindow, slidingCounter, gcra, stack, windowUndo,
 		lockAcquire, lockRelease, lockExtend, lockTTL,
-		windowPeek, windowReset, lockInspect, lockForceRelease}
+		windowPeek, lockInspect, del}
 )
 
 // hitScripts is the script of Hit for each algorithm.
