@@ -118,3 +118,31 @@ func TestDenyCacheStack(t *testing.T) {
 	}
 	assert.Zero(t, m.CommandCount()-before, "denied requests reached the store")
 }
+
+// A Reset or an Undo of one policy's key on this instance forgets the
+// stacked denial that policy made: the next request asks the store.
+func TestDenyCacheStackForgetsResetAndUndo(t *testing.T) {
+	m, st := miniStore(t, nil)
+	burst := mustPolicy(t, "burst", 10, time.Minute, st)
+	hourly := mustPolicy(t, "hourly", 2, time.Hour, st)
+	h := chain(ok, mustStack(t, burst, hourly))
+	const client = "192.0.2.1" // httptest's RemoteAddr
+	ctx := t.Context()
+	for range 2 {
+		require.Equal(t, 200, serve(h, httptest.NewRequest("GET", "/", nil)).Code)
+	}
+	require.Equal(t, 429, serve(h, httptest.NewRequest("GET", "/", nil)).Code)
+	before := m.CommandCount()
+	require.Equal(t, 429, serve(h, httptest.NewRequest("GET", "/", nil)).Code)
+	require.Equal(t, before, m.CommandCount(), "the stacked denial is cached")
+
+	require.NoError(t, hourly.Limiter().Reset(ctx, client))
+	assert.Equal(t, 200, serve(h, httptest.NewRequest("GET", "/", nil)).Code, "a Reset of the denying policy")
+
+	d, err := hourly.Limiter().Allow(ctx, client) // the hourly quota's last hit
+	require.NoError(t, err)
+	require.True(t, d.Allowed)
+	require.Equal(t, 429, serve(h, httptest.NewRequest("GET", "/", nil)).Code)
+	require.NoError(t, hourly.Limiter().Undo(ctx, d))
+	assert.Equal(t, 200, serve(h, httptest.NewRequest("GET", "/", nil)).Code, "an Undo of the denying policy's hit")
+}

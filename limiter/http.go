@@ -227,15 +227,14 @@ func (p *Policy) undoer(r *http.Request, d Decision) func(status int) {
 }
 
 // finish undoes the hits of d, an allowed decision on r, when the final
-// status says so under WithSkipSuccessful or WithSkipFailed, and reports
-// whether it did.
-func (p *Policy) finish(r *http.Request, d Decision, status int) bool {
+// status says so under WithSkipSuccessful or WithSkipFailed.
+func (p *Policy) finish(r *http.Request, d Decision, status int) {
 	if status == 0 {
 		status = http.StatusOK
 	}
 	ok := p.success(status)
 	if (ok && !p.skipOK) || (!ok && !p.skipFailed) {
-		return false
+		return
 	}
 	ctx := context.WithoutCancel(r.Context())
 	if p.timeout > 0 && !p.lim.local {
@@ -246,7 +245,6 @@ func (p *Policy) finish(r *http.Request, d Decision, status int) bool {
 	if err := p.lim.Undo(ctx, d); err != nil {
 		p.report(ctx, err)
 	}
-	return true
 }
 
 // setHeaders writes the quota headers of st.decs[i] to h: the IETF fields

@@ -41,10 +41,9 @@ func (l *Limiter) Peek(ctx context.Context, key string) (Decision, error) {
 // key that was counted by mistake): the key's next request finds the whole
 // limit. It deletes the key's state in the store, which every instance
 // sharing the store sees at once, and forgets any denial of the key this
-// Limiter's deny cache holds. The deny caches of other instances keep theirs
-// until their retry-after passes (see WithDenyCache), and so does a Stack's
-// own cache of stacked denials. Resetting a key that has no usage is not an
-// error.
+// Limiter's deny cache holds, also one it made in a Stack. The deny caches
+// of other instances keep theirs until their retry-after passes (see
+// WithDenyCache). Resetting a key that has no usage is not an error.
 //
 // An empty key is an error wrapping store.ErrInvalidArgument, a call after
 // Close is ErrClosed, and a store failure is returned as the store reported

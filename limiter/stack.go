@@ -34,7 +34,15 @@ const MaxStack = 16
 //
 // The policies must share one store and have different names; at most
 // MaxStack of them, none a Stack itself. The Stack owns them: its Close
-// closes each. Policies mounted one after another as separate middleware
+// closes each.
+//
+// Over a remote store a Stack answers a client it just denied from a deny
+// cache, as a single policy does (see WithDenyCache), with every policy's
+// headers, until the wait of each policy that denied has passed or that
+// policy's Limiter forgot the client (Reset, Undo); it keeps none when one
+// of its policies has WithDenyCache(0).
+//
+// Policies mounted one after another as separate middleware
 // instead decide independently: a request one of them denies stays
 // counted by those before it.
 func Stack(policies ...*Policy) (*Policy, error) {
@@ -56,7 +64,14 @@ func Stack(policies ...*Policy) (*Policy, error) {
 		names[p.lim.name] = true
 	}
 	s := &Policy{stack: append([]*Policy(nil), policies...)}
-	if l := policies[0].lim; !l.local && policies[0].denyCacheSize > 0 {
+	// A stacked denial is cached only while the caches of the policies that
+	// denied hold it (see decideStack): a stack of a policy without one
+	// keeps none.
+	cached := true
+	for _, p := range policies {
+		cached = cached && p.lim.deny != nil
+	}
+	if cached {
 		s.stackDeny = newDenyCache(policies[0].denyCacheSize, policies[0].now)
 	}
 	return s, nil
@@ -155,9 +170,7 @@ func (s *Policy) admitStack(w http.ResponseWriter, r *http.Request, key KeyFunc)
 	}
 	return next, func(status int) {
 		for _, u := range undo {
-			if u.p.finish(next, u.d, status) && s.stackDeny != nil {
-				s.stackDeny.remove(sh) // hits given back: ask the store next time
-			}
+			u.p.finish(next, u.d, status)
 		}
 	}, nil
 }
@@ -178,7 +191,7 @@ func (s *Policy) decideStack(parent context.Context, parts []stackPart, h uint64
 		}
 	}
 	if s.stackDeny != nil {
-		if decs, ok := s.stackDeny.lookupStack(h, parts); ok {
+		if decs, ok := s.stackDeny.lookupStack(h, parts); ok && s.stillDenied(parts, decs) {
 			for i, part := range parts {
 				if l := part.p.lim; l.obs != nil && decs[i].denying() {
 					l.obs.ObserveDecision(DecisionEvent{Policy: l.name, Outcome: Denied, Cost: part.cost, Cached: true})
@@ -241,9 +254,29 @@ func (s *Policy) decideStack(parent context.Context, parts []stackPart, h uint64
 		return nil, err
 	}
 	if s.stackDeny != nil {
+		for i, part := range parts {
+			if decs[i].denying() {
+				part.p.lim.deny.add(part.h, decs[i])
+			}
+		}
 		s.stackDeny.addStack(h, decs)
 	}
 	return decs, nil
+}
+
+// stillDenied reports whether the cache of each policy that denies in decs,
+// the cached decisions of parts, still holds its denial. Each policy's
+// Limiter keeps the denials it made in a stack in its own cache, which its
+// Reset and Undo clear; the stack's cache only keeps the response.
+func (s *Policy) stillDenied(parts []stackPart, decs []Decision) bool {
+	for i, part := range parts {
+		if decs[i].denying() {
+			if _, ok := part.p.lim.deny.lookup(part.h, part.cost, part.rule.Limit); !ok {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // stackDigest returns the digest of a stacked request in the stack's deny
