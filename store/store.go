@@ -226,6 +226,60 @@ func ValidateHit(key string, rule Rule, cost int) error {
 	return nil
 }
 
+// MaxStack is the most parts one WindowStore.HitAll decides.
+const MaxStack = 16
+
+// ValidateStack checks the arguments of WindowStore.HitAll, wrapping
+// ErrInvalidArgument if they are unusable: an empty stack or one of more
+// than MaxStack parts, len(out) != len(hits), a part that ValidateHit
+// rejects, or two parts with the same Key, Rule.Name and Rule.Algorithm.
+// Stores call it before doing any work.
+func ValidateStack(hits []Hit, out []Result) error {
+	switch {
+	case len(hits) == 0:
+		return fmt.Errorf("%w: empty stack", ErrInvalidArgument)
+	case len(hits) > MaxStack:
+		return fmt.Errorf("%w: %d parts in one stack, at most %d", ErrInvalidArgument, len(hits), MaxStack)
+	case len(out) != len(hits):
+		return fmt.Errorf("%w: %d results for %d parts", ErrInvalidArgument, len(out), len(hits))
+	}
+	for i, h := range hits {
+		if err := ValidateHit(h.Key, h.Rule, h.Cost); err != nil {
+			return fmt.Errorf("stack part %d: %w", i, err)
+		}
+		for j, o := range hits[:i] {
+			if o.Key == h.Key && o.Rule.Name == h.Rule.Name && o.Rule.Algorithm == h.Rule.Algorithm {
+				return fmt.Errorf("%w: stack parts %d and %d share key, rule name and algorithm", ErrInvalidArgument, j, i)
+			}
+		}
+	}
+	return nil
+}
+
+// ValidateUndo checks the arguments of WindowStore.Undo, wrapping
+// ErrInvalidArgument if they are unusable: an empty key; a receipt that is
+// not zero (see Receipt.IsZero) without both an ID and a positive Cost; or,
+// for an algorithm other than SlidingLog (whose undo needs only the ID), a
+// receipt whose Rule is not valid. A zero receipt is valid, and Undo does
+// nothing for it. Stores call it before doing any work.
+func ValidateUndo(key string, receipt Receipt) error {
+	if key == "" {
+		return fmt.Errorf("%w: empty key", ErrInvalidArgument)
+	}
+	if receipt.IsZero() {
+		return nil
+	}
+	if receipt.ID == 0 || receipt.Cost <= 0 {
+		return fmt.Errorf("%w: receipt %+v", ErrInvalidArgument, receipt)
+	}
+	if receipt.Rule.Algorithm != SlidingLog {
+		if err := receipt.Rule.Validate(); err != nil {
+			return fmt.Errorf("receipt: %w", err)
+		}
+	}
+	return nil
+}
+
 // ValidateLock checks the key, token and TTL of a lock call, wrapping
 // ErrInvalidArgument if they are unusable. With needTTL false the TTL is not
 // checked (for calls that take none).

@@ -405,22 +405,13 @@ func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) err
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	if key == "" {
-		return fmt.Errorf("%w: empty key", store.ErrInvalidArgument)
+	if err := store.ValidateUndo(key, receipt); err != nil {
+		return err
 	}
 	if receipt.IsZero() {
 		return nil
 	}
-	if receipt.ID == 0 || receipt.Cost <= 0 {
-		return fmt.Errorf("%w: receipt %+v", store.ErrInvalidArgument, receipt)
-	}
 	rule := receipt.Rule
-	if rule.Algorithm != store.SlidingLog {
-		// The log needs only the receipt's ID; GCRA needs the rule's rate.
-		if err := rule.Validate(); err != nil {
-			return err
-		}
-	}
 	d := s.digest(rule.Name, key, rule.Algorithm)
 	sh := s.shard(d)
 	sh.mu.Lock()

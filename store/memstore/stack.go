@@ -2,13 +2,9 @@ package memstore
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/sluicehq/sluice/store"
 )
-
-// maxStack is the most rules one HitAll decides.
-const maxStack = 16
 
 // HitAll decides a stack of rules together, atomically: it locks the shards
 // of every part (in ascending order, so that stacks never deadlock), reads
@@ -23,13 +19,13 @@ func (s *Store) HitAll(ctx context.Context, hits []store.Hit, out []store.Result
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	if err := validateStack(hits, out); err != nil {
+	if err := store.ValidateStack(hits, out); err != nil {
 		return err
 	}
 	var (
-		digests [maxStack]uint64 // of each part
-		keep    [maxStack]uint64 // slot digests of the parts, kept from eviction
-		locked  [maxStack]int    // indexes of the distinct shards, ascending
+		digests [store.MaxStack]uint64 // of each part
+		keep    [store.MaxStack]uint64 // slot digests of the parts, kept from eviction
+		locked  [store.MaxStack]int    // indexes of the distinct shards, ascending
 		nlocked int
 	)
 	for i, h := range hits {
@@ -109,28 +105,4 @@ func (s *Store) decidePart(d uint64, h store.Hit, now int64, m mode, res *store.
 // shardIndex returns the index of the shard holding a key digest.
 func (s *Store) shardIndex(d uint64) int {
 	return int(d >> s.shardShift & uint64(len(s.shards)-1))
-}
-
-// validateStack checks the arguments of HitAll, wrapping
-// store.ErrInvalidArgument if they are unusable.
-func validateStack(hits []store.Hit, out []store.Result) error {
-	switch {
-	case len(hits) == 0:
-		return fmt.Errorf("%w: empty stack", store.ErrInvalidArgument)
-	case len(hits) > maxStack:
-		return fmt.Errorf("%w: stack of %d rules, more than %d", store.ErrInvalidArgument, len(hits), maxStack)
-	case len(out) != len(hits):
-		return fmt.Errorf("%w: %d results for %d rules", store.ErrInvalidArgument, len(out), len(hits))
-	}
-	for i, h := range hits {
-		if err := store.ValidateHit(h.Key, h.Rule, h.Cost); err != nil {
-			return fmt.Errorf("stack part %d: %w", i, err)
-		}
-		for j, o := range hits[:i] {
-			if o.Key == h.Key && o.Rule.Name == h.Rule.Name && o.Rule.Algorithm == h.Rule.Algorithm {
-				return fmt.Errorf("%w: stack parts %d and %d have the same key, rule name and algorithm", store.ErrInvalidArgument, j, i)
-			}
-		}
-	}
-	return nil
 }

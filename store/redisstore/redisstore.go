@@ -221,19 +221,11 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 // for an algorithm other than the sliding log, is an error wrapping
 // store.ErrInvalidArgument, and sends nothing. See store.WindowStore.
 func (s *Store) Undo(ctx context.Context, key string, receipt store.Receipt) error {
-	if key == "" {
-		return fmt.Errorf("%w: empty key", store.ErrInvalidArgument)
+	if err := store.ValidateUndo(key, receipt); err != nil {
+		return err
 	}
 	if receipt.IsZero() {
 		return nil
-	}
-	if receipt.ID == 0 || receipt.Cost <= 0 {
-		return fmt.Errorf("%w: receipt %+v", store.ErrInvalidArgument, receipt)
-	}
-	if receipt.Rule.Algorithm != store.SlidingLog {
-		if err := receipt.Rule.Validate(); err != nil {
-			return fmt.Errorf("receipt: %w", err)
-		}
 	}
 	args := append(make([]any, 0, 1+undoArgsPerPart), s.now())
 	args = s.appendUndoArgs(args, receipt)

@@ -12,9 +12,6 @@ import (
 	"github.com/sluicehq/sluice/store"
 )
 
-// maxStack is the most parts one HitAll decides (store.WindowStore.HitAll).
-const maxStack = 16
-
 // stackReplyLen is how many integers stack.lua replies per part.
 const stackReplyLen = partReplyLen + 2
 
@@ -41,7 +38,7 @@ const stackReplyLen = partReplyLen + 2
 // would reject is an error wrapping store.ErrInvalidArgument, and sends
 // nothing. A single part is decided exactly as Hit decides it.
 func (s *Store) HitAll(ctx context.Context, hits []store.Hit, out []store.Result) error {
-	if err := validateStack(hits, out); err != nil {
+	if err := store.ValidateStack(hits, out); err != nil {
 		return err
 	}
 	clear(out)
@@ -73,30 +70,6 @@ func (s *Store) HitAll(ctx context.Context, hits []store.Hit, out []store.Result
 		return nil
 	}
 	return s.hitGroups(ctx, parts, groups, out)
-}
-
-// validateStack checks HitAll's arguments.
-func validateStack(hits []store.Hit, out []store.Result) error {
-	switch {
-	case len(hits) == 0:
-		return fmt.Errorf("%w: empty stack", store.ErrInvalidArgument)
-	case len(hits) > maxStack:
-		return fmt.Errorf("%w: %d parts in one stack, at most %d", store.ErrInvalidArgument, len(hits), maxStack)
-	case len(out) != len(hits):
-		return fmt.Errorf("%w: %d results for %d parts", store.ErrInvalidArgument, len(out), len(hits))
-	}
-	for i, h := range hits {
-		if err := store.ValidateHit(h.Key, h.Rule, h.Cost); err != nil {
-			return fmt.Errorf("part %d: %w", i, err)
-		}
-		for j := range i {
-			o := hits[j]
-			if o.Key == h.Key && o.Rule.Name == h.Rule.Name && o.Rule.Algorithm == h.Rule.Algorithm {
-				return fmt.Errorf("%w: parts %d and %d share key, name and algorithm", store.ErrInvalidArgument, j, i)
-			}
-		}
-	}
-	return nil
 }
 
 // groupByKey returns the indices of hits grouped by key, in order of first

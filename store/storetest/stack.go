@@ -11,9 +11,6 @@ import (
 	"github.com/sluicehq/sluice/store"
 )
 
-// maxStack is the most parts a HitAll takes.
-const maxStack = 16
-
 // hitAll calls HitAll, fails the test on error and checks the shape every
 // outcome has: all parts allowed, each with a receipt of its own cost and
 // rule and no RetryAfter, or none allowed, none with a receipt, and a
@@ -242,7 +239,7 @@ func (s suite) testStackInvalidArgument(t *testing.T) {
 	}
 	cases[len(cases)-1].extra[0].Rule.Limit = store.MaxCounterLimit + 1
 	var tooMany []store.Hit
-	for i := range maxStack + 1 - 3 {
+	for i := range store.MaxStack + 1 - 3 {
 		tooMany = append(tooMany, store.Hit{Key: "k3", Rule: rule("n"+strconv.Itoa(i), store.SlidingLog), Cost: 1})
 	}
 	cases = append(cases, tc{name: "more than 16 parts", extra: tooMany})
@@ -306,7 +303,7 @@ func (s suite) testStackInvalidArgument(t *testing.T) {
 		for _, alg := range algorithms {
 			hits = append(hits, store.Hit{Key: k, Rule: rule("x", alg), Cost: 1}, store.Hit{Key: k2, Rule: rule("x", alg), Cost: 1})
 		}
-		for i := len(hits); i < maxStack; i++ {
+		for i := len(hits); i < store.MaxStack; i++ {
 			hits = append(hits, store.Hit{Key: k, Rule: rule("n"+strconv.Itoa(i), algorithms[i%len(algorithms)]), Cost: 1})
 		}
 		for i, r := range e.hitAll(hits) {
