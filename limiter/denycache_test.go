@@ -1,7 +1,9 @@
 package limiter_test
 
 import (
+	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -145,4 +147,94 @@ func TestDenyCacheStackForgetsResetAndUndo(t *testing.T) {
 	require.Equal(t, 429, serve(h, httptest.NewRequest("GET", "/", nil)).Code)
 	require.NoError(t, hourly.Limiter().Undo(ctx, d))
 	assert.Equal(t, 200, serve(h, httptest.NewRequest("GET", "/", nil)).Code, "an Undo of the denying policy's hit")
+}
+
+// A cached stacked denial counts every policy's wait down; a policy whose
+// wait has passed no longer denies while another still does, and once the
+// longest wait has passed the store decides again.
+func TestDenyCacheStackCountdown(t *testing.T) {
+	clk := newClock()
+	m, st := miniStore(t, clk)
+	short := mustPolicy(t, "short", 1, 10*time.Second, st, limiter.WithClock(clk.Now))
+	long := mustPolicy(t, "long", 1, time.Hour, st, limiter.WithClock(clk.Now))
+	h := chain(ok, mustStack(t, short, long))
+	require.Equal(t, 200, serve(h, httptest.NewRequest("GET", "/", nil)).Code)
+	w := serve(h, httptest.NewRequest("GET", "/", nil))
+	require.Equal(t, 429, w.Code)
+	require.Equal(t, "3600", w.Header().Get("Retry-After"))
+	before := m.CommandCount()
+
+	clk.Advance(4 * time.Second)
+	w = serve(h, httptest.NewRequest("GET", "/", nil))
+	require.Equal(t, 429, w.Code)
+	assert.Equal(t, "3596", w.Header().Get("Retry-After"))
+	assert.Equal(t, `"short";r=0;t=6, "long";r=0;t=3596`, w.Header().Get("RateLimit"))
+
+	clk.Advance(6 * time.Second) // short's wait has passed, long's has not
+	w = serve(h, httptest.NewRequest("GET", "/", nil))
+	require.Equal(t, 429, w.Code)
+	assert.Equal(t, "3590", w.Header().Get("Retry-After"))
+	assert.Regexp(t, `^"short";r=\d+;t=0, "long";r=0;t=3590$`, w.Header().Get("RateLimit"))
+	assert.Contains(t, w.Body.String(), `"policy":"long"`)
+	assert.Equal(t, before, m.CommandCount(), "the denials were answered from the cache")
+
+	clk.Advance(3590 * time.Second) // long's wait has passed too
+	assert.Equal(t, 200, serve(h, httptest.NewRequest("GET", "/", nil)).Code)
+	assert.Greater(t, m.CommandCount(), before, "the store decided")
+}
+
+// A cached stacked denial answers only a request with the same cost and
+// limit for each policy; any other asks the store.
+func TestDenyCacheStackSameCostAndLimit(t *testing.T) {
+	m, st := miniStore(t, nil)
+	header := func(name string, def int) func(*http.Request) (int, error) {
+		return func(r *http.Request) (int, error) {
+			if v := r.Header.Get(name); v != "" {
+				return strconv.Atoi(v)
+			}
+			return def, nil
+		}
+	}
+	burst := mustPolicy(t, "burst", 2, time.Minute, st, limiter.WithCostFunc(header("X-Cost", 1)))
+	hourly := mustPolicy(t, "hourly", 10, time.Hour, st, limiter.WithLimitFunc(header("X-Limit", 10)))
+	h := chain(ok, mustStack(t, burst, hourly))
+	send := func(cost, limit string) int {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("X-Cost", cost)
+		r.Header.Set("X-Limit", limit)
+		return serve(h, r).Code
+	}
+	require.Equal(t, 200, send("2", "10"))
+	require.Equal(t, 429, send("1", "10"))
+	for _, tc := range []struct {
+		cost, limit string
+		cached      bool
+	}{{"1", "10", true}, {"2", "10", false}, {"1", "20", false}, {"1", "5", false}} {
+		before := m.CommandCount()
+		require.Equal(t, 429, send(tc.cost, tc.limit))
+		assert.Equal(t, tc.cached, m.CommandCount() == before, "cost %s, limit %s: answered from the cache", tc.cost, tc.limit)
+	}
+}
+
+// An undo of an admitted stacked request (skip-successful) forgets the
+// denial cached since: the next request asks the store, which admits it.
+func TestDenyCacheStackForgetsAfterUndo(t *testing.T) {
+	m, st := miniStore(t, nil)
+	failures := mustPolicy(t, "failures", 1, time.Minute, st, limiter.WithSkipSuccessful())
+	all := mustPolicy(t, "all", 100, time.Minute, st)
+	s := mustStack(t, failures, all)
+	r := httptest.NewRequest("GET", "/", nil)
+	_, done, rj := s.Admit(httptest.NewRecorder(), r, nil)
+	require.Nil(t, rj)
+	require.NotNil(t, done)
+	_, _, rj = s.Admit(httptest.NewRecorder(), r, nil)
+	require.NotNil(t, rj, "the request in flight holds the failures quota")
+	before := m.CommandCount()
+	_, _, rj = s.Admit(httptest.NewRecorder(), r, nil)
+	require.NotNil(t, rj)
+	require.Equal(t, before, m.CommandCount(), "the denial is cached")
+
+	done(200) // a success: its hit on failures is given back
+	_, _, rj = s.Admit(httptest.NewRecorder(), r, nil)
+	assert.Nil(t, rj, "a denial cached before the undo still answered")
 }
