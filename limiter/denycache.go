@@ -32,13 +32,14 @@ type denyCache struct {
 	tail    int32 // least recently used; -1 when empty
 }
 
+// denyEntry is a Limiter's denial of one key (cost and limit) or a Stack's
+// denial of one request (decs).
 type denyEntry struct {
 	digest     uint64
 	until      time.Time  // monotonic: the denial holds before it
 	cost       int        // the denied cost: smaller costs ask the store
 	limit      int        // the limit the denial was made under
 	decs       []Decision // a Stack's decisions, as the store gave them
-	at         time.Time  // when decs were made
 	prev, next int32
 }
 
@@ -89,7 +90,7 @@ func (c *denyCache) add(h uint64, d Decision) {
 	e := denyEntry{digest: h, until: c.now().Add(d.RetryAfter), cost: d.Cost, limit: d.Limit}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if i, ok := c.index[e.digest]; ok && c.entries[i].decs == nil {
+	if i, ok := c.index[e.digest]; ok {
 		e.cost = min(e.cost, c.entries[i].cost)
 	}
 	c.put(e)
@@ -119,15 +120,22 @@ func (c *denyCache) put(e denyEntry) {
 	c.pushFront(i)
 }
 
-// addStack remembers the decisions of a denied stacked request under h (see
-// stackDigest) until the longest wait has passed.
-func (c *denyCache) addStack(h uint64, decs []Decision) {
+// longestWait returns the longest RetryAfter of the denying decisions of a
+// stacked request.
+func longestWait(decs []Decision) time.Duration {
 	var wait time.Duration
 	for i := range decs {
 		if decs[i].denying() {
 			wait = max(wait, decs[i].RetryAfter)
 		}
 	}
+	return wait
+}
+
+// addStack remembers the decisions of a denied stacked request under h (see
+// stackDigest) until the longest wait has passed.
+func (c *denyCache) addStack(h uint64, decs []Decision) {
+	wait := longestWait(decs)
 	if wait <= 0 {
 		return
 	}
@@ -136,8 +144,7 @@ func (c *denyCache) addStack(h uint64, decs []Decision) {
 		d.key = "" // a client's key may be long: the cache keeps digests only
 		kept[i] = d
 	}
-	now := c.now()
-	e := denyEntry{digest: h, until: now.Add(wait), decs: kept, at: now}
+	e := denyEntry{digest: h, until: c.now().Add(wait), decs: kept}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.put(e)
@@ -159,7 +166,8 @@ func (c *denyCache) lookupStack(h uint64, parts []stackPart) ([]Decision, bool) 
 	if len(e.decs) != len(parts) {
 		return nil, false
 	}
-	elapsed := now.Sub(e.at)
+	// The decisions were made when the longest wait of them began.
+	elapsed := longestWait(e.decs) - e.until.Sub(now)
 	out := make([]Decision, len(e.decs))
 	denied := false
 	for j, d := range e.decs {
