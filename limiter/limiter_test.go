@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -284,4 +286,72 @@ func TestDecisionJSON(t *testing.T) {
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"policy":"api","limit":1,"window":"10s","cost":1,"allowed":false,
 		"remaining":0,"retry_after":"8s","reset_after":"8s"}`, string(b))
+}
+
+// WithLimitFunc chooses the limit per request; the headers show it.
+func TestLimitFunc(t *testing.T) {
+	clk := newClock()
+	plan := func(r *http.Request) (int, error) {
+		switch r.Header.Get("X-Plan") {
+		case "pro":
+			return 4, nil
+		case "free":
+			return 2, nil
+		}
+		return 0, errors.New("no plan")
+	}
+	p := mustPolicy(t, "plans", 2, time.Minute, newMem(t, clk), limiter.WithClock(clk.Now),
+		limiter.WithKey(limiter.HeaderKey("X-User", nil)), limiter.WithLimitFunc(plan))
+	h := chain(ok, p)
+	send := func(user, plan string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("X-User", user)
+		r.Header.Set("X-Plan", plan)
+		return serve(h, r)
+	}
+	var free, pro []int
+	for range 5 {
+		free = append(free, send("f", "free").Code)
+		pro = append(pro, send("p", "pro").Code)
+	}
+	assert.Equal(t, []int{200, 200, 429, 429, 429}, free)
+	assert.Equal(t, []int{200, 200, 200, 200, 429}, pro)
+	w := send("p2", "pro")
+	assert.Equal(t, "4", w.Header().Get("X-RateLimit-Limit"))
+	assert.Equal(t, `"plans";q=4;w=60`, w.Header().Get("RateLimit-Policy"))
+
+	// No plan, or a limit out of range: a request error, reported, never a
+	// silent allow, under either fail mode.
+	w = send("nobody", "")
+	assert.Equal(t, 400, w.Code)
+	assert.JSONEq(t, `{"error":"invalid request limit"}`, w.Body.String())
+	var reported []error
+	bad := mustPolicy(t, "badplan", 2, time.Minute, newMem(t, clk),
+		limiter.WithLimitFunc(func(*http.Request) (int, error) { return 5000, nil }),
+		limiter.WithErrorHandler(func(_ context.Context, _ string, err error) { reported = append(reported, err) }))
+	assert.Equal(t, 400, serve(chain(ok, bad), httptest.NewRequest("GET", "/", nil)).Code)
+	require.Len(t, reported, 1)
+	assert.ErrorIs(t, reported[0], limiter.ErrInvalidLimit)
+
+	// A limit below the policy's fixed cost is a request error too, under
+	// the default fail-open: the request is not served unlimited.
+	costly := mustPolicy(t, "costly", 10, time.Minute, newMem(t, clk), limiter.WithCost(3),
+		limiter.WithLimitFunc(func(*http.Request) (int, error) { return 2, nil }),
+		limiter.WithErrorHandler(func(_ context.Context, _ string, err error) { reported = append(reported, err) }))
+	w = serve(chain(ok, costly), httptest.NewRequest("GET", "/", nil))
+	assert.Equal(t, 400, w.Code)
+	assert.JSONEq(t, `{"error":"invalid request limit"}`, w.Body.String())
+	require.Len(t, reported, 2)
+	assert.ErrorIs(t, reported[1], limiter.ErrInvalidLimit)
+}
+
+// New refuses an option that only a Policy uses.
+func TestNewRefusesPolicyOptions(t *testing.T) {
+	_, err := limiter.New("x", 1, time.Minute, newMem(t, newClock()), limiter.WithKey(limiter.ClientIP))
+	require.ErrorIs(t, err, limiter.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "WithKey")
+	l, err := limiter.New("y", 1, time.Minute, newMem(t, newClock()), limiter.WithAlgorithm(store.GCRA), limiter.WithBurst(1))
+	require.NoError(t, err)
+	assert.Equal(t, store.GCRA, l.Algorithm())
+	require.NoError(t, l.Close())
 }
