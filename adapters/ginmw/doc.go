@@ -13,7 +13,9 @@
 // Gin keeps route parameters and the values of c.Set in *gin.Context, not in
 // *http.Request: the middleware copies the parameters into the request's path
 // values and gives the request a context that answers c.Set's string keys
-// (both only when there are some), for the policy's and guard's own functions:
+// (both only when there are some; the context reads the values live, so one
+// stored after the middleware ran is found too, and keeps a copy once the
+// request is over), for the policy's and guard's own functions:
 // limiter.PathValueKey("id") reads ":id", limiter.ContextKey("user", nil) the
 // user an authentication middleware stored with c.Set("user", ...). WithKey
 // takes a key function of the *gin.Context instead (ParamKey reads one

@@ -31,7 +31,11 @@ func Guard(g *lockguard.Guard, opts ...Option) gin.HandlerFunc {
 		if o.skip != nil && o.skip(c) {
 			return
 		}
-		r, done, rj := g.Admit(c.Writer, o.request(c), o.keyFunc(c))
+		r, kc := o.request(c)
+		if kc != nil {
+			defer kc.detach()
+		}
+		r, done, rj := g.Admit(c.Writer, r, o.keyFunc(c))
 		if rj != nil {
 			o.reject(c, rj)
 			return

@@ -114,9 +114,46 @@ func TestGuardContextKeyReadsGinKeys(t *testing.T) {
 	assert.Equal(t, http.StatusOK, <-done)
 }
 
-// The values the core sees are a copy: a request context kept after the
-// request (by a goroutine the handler started) still answers with its own
-// request's user while gin reuses its Context for other requests.
+// The request's context reads c.Keys live while the request is in flight:
+// a value stored or changed with c.Set after the middleware ran is found
+// there as c.Get finds it, and a policy stacked behind such a handler is
+// keyed by it.
+func TestGinKeysSetLaterAreLive(t *testing.T) {
+	perIP := rateLimitPolicy(t, "per-ip", 1000)
+	perTenant := rateLimitPolicy(t, "per-tenant", 1, limiter.WithKey(limiter.ContextKey("tenant", nil)))
+	r := gin.New()
+	r.GET("/report", authenticate, ginmw.RateLimit(perIP), func(c *gin.Context) {
+		c.Set("tenant", c.GetHeader("X-Tenant"))
+	}, ginmw.RateLimit(perTenant), func(c *gin.Context) {
+		if u := c.Query("as"); u != "" {
+			c.Set("user", u)
+		}
+		ctx := c.Request.Context()
+		c.String(http.StatusOK, "%v %v", ctx.Value("user"), ctx.Value("tenant"))
+	})
+	serve := func(query, user, tenant string) (int, string) {
+		req := httptest.NewRequest(http.MethodGet, "/report"+query, nil)
+		req.Header.Set("X-User", user)
+		req.Header.Set("X-Tenant", tenant)
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		return w.Code, w.Body.String()
+	}
+
+	code, body := serve("?as=bob", "alice", "acme")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "bob acme", body, "the values c.Set stored last, not those of the first middleware's time")
+	code, _ = serve("", "alice", "acme")
+	assert.Equal(t, http.StatusTooManyRequests, code, "acme's quota is spent")
+	code, body = serve("", "alice", "initech")
+	assert.Equal(t, http.StatusOK, code, "initech is not acme")
+	assert.Equal(t, "alice initech", body)
+}
+
+// Once the request is over, its context answers from a copy: a request
+// context kept after the request (by a goroutine the handler started) still
+// answers with its own request's user while gin reuses its Context for other
+// requests.
 func TestGinKeysOutliveTheRequest(t *testing.T) {
 	p := rateLimitPolicy(t, "per-user", 1000, limiter.WithKey(limiter.ContextKey("user", nil)))
 	gin.SetMode(gin.TestMode)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -76,37 +77,61 @@ func (o *options) reject(c *gin.Context, rj rejection) {
 // request returns the request for the core: c.Request carrying gin's route
 // parameters as path values and, when values were stored with c.Set, a
 // context that answers their keys, for the policy's or guard's own functions
-// (skip predicate, cost, KeyFunc). A route with neither costs nothing.
-func (o *options) request(c *gin.Context) *http.Request {
-	return withKeys(withRouteParams(c.Request, c.Params), c.Keys)
+// (skip predicate, cost, KeyFunc) and the rest of the chain. A route with
+// neither costs nothing. When this call made the keys context, it returns
+// it too, and the middleware must detach it once the rest of the chain has
+// run.
+func (o *options) request(c *gin.Context) (*http.Request, detacher) {
+	return withKeys(withRouteParams(c.Request, c.Params), c, c.Keys)
 }
+
+// detacher is a keys context that the middleware which made it detaches
+// from its *gin.Context when the request is over.
+type detacher interface{ detach() }
+
+// keysContextKey is the context key under which a keys context answers
+// itself.
+type keysContextKey struct{}
 
 // withKeys returns r with a context that also answers the string keys of
-// keys (gin's c.Keys), or r itself when keys is empty. Values stored with
-// c.Set before the middleware ran are thereby found by the core's context
-// readers (limiter.ContextKey("user", ...)) as *gin.Context.Value finds them.
-// The pairs are copied: gin reuses its Context for another request once this
-// one is over, and a context may outlive the request. The map's key type is a
-// type parameter so that the adapter builds against gin releases whose
-// c.Keys is map[string]any and those whose c.Keys is map[any]any.
-func withKeys[K comparable](r *http.Request, keys map[K]any) *http.Request {
+// keys (c.Keys), and that context; or r itself and nil when keys is empty or
+// r's context already answers c's keys (a middleware of this package in
+// front of this one made it: one context serves them all, and stacked
+// policies see the very request the one before passed on). Values stored
+// with c.Set, before the middleware ran or after, are thereby found by the
+// core's context readers (limiter.ContextKey("user", ...)) as
+// *gin.Context.Value finds them. The map's key type is a type parameter so
+// that the adapter builds against gin releases whose c.Keys is
+// map[string]any and those whose c.Keys is map[any]any.
+func withKeys[K comparable](r *http.Request, c *gin.Context, keys map[K]any) (*http.Request, detacher) {
 	if len(keys) == 0 {
-		return r
+		return r, nil
 	}
-	kc := &keysContext[K]{Context: r.Context(), keys: make([]keyValue[K], 0, len(keys))}
-	for k, v := range keys {
-		kc.keys = append(kc.keys, keyValue[K]{k, v})
+	if kc, ok := r.Context().Value(keysContextKey{}).(*keysContext[K]); ok && kc.of(c) {
+		return r, nil
 	}
-	return r.WithContext(kc)
+	kc := &keysContext[K]{Context: r.Context(), c: c}
+	// WithContext's copy does not outlive this statement, so it stays on
+	// the stack: the request lives in kc, and one allocation serves both.
+	kc.req = *r.WithContext(kc)
+	return &kc.req, kc
 }
 
-// keysContext is a context whose Value answers a string key from keys first,
-// then from the context it wraps, in the order *gin.Context.Value uses. A
-// slice, searched in order, costs one allocation less than a map for the
-// handful of values a request carries.
+// keysContext is a context whose Value answers a string key from c.Keys
+// first, then from the context it wraps, in the order *gin.Context.Value
+// uses. While the request is in flight it reads c.Keys live, so a value
+// stored with c.Set after the middleware ran is found too. Once the request
+// is over, gin reuses its Context for another one, while this context may
+// still be held (by a goroutine the handler started): detach then copies
+// the values and lets go of c.
 type keysContext[K comparable] struct {
 	context.Context
-	keys []keyValue[K]
+	req http.Request // the request whose context this is
+
+	mu     sync.RWMutex
+	c      *gin.Context   // nil once detached
+	frozen []keyValue[K]  // c.Keys when detached
+	inline [4]keyValue[K] // room for frozen, the handful of values a request carries
 }
 
 type keyValue[K comparable] struct {
@@ -114,16 +139,53 @@ type keyValue[K comparable] struct {
 	v any
 }
 
-func (c *keysContext[K]) Value(key any) any {
-	if s, ok := key.(string); ok {
-		k := any(s).(K)
-		for _, kv := range c.keys {
-			if kv.k == k {
-				return kv.v
-			}
+// of reports whether kc answers the keys of c, the request still in flight.
+func (kc *keysContext[K]) of(c *gin.Context) bool {
+	kc.mu.RLock()
+	defer kc.mu.RUnlock()
+	return kc.c == c
+}
+
+// detach copies c.Keys for Value to answer from, and lets go of c.
+func (kc *keysContext[K]) detach() {
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	keys, _ := any(kc.c.Keys).(map[K]any)
+	kc.frozen = kc.inline[:0]
+	for k, v := range keys {
+		kc.frozen = append(kc.frozen, keyValue[K]{k, v})
+	}
+	kc.c = nil
+}
+
+// Value answers keysContextKey with kc itself, a string key stored with
+// c.Set with its value, and every other key from the context kc wraps.
+func (kc *keysContext[K]) Value(key any) any {
+	switch key := key.(type) {
+	case keysContextKey:
+		return kc
+	case string:
+		if v, ok := kc.lookup(key); ok {
+			return v
 		}
 	}
-	return c.Context.Value(key)
+	return kc.Context.Value(key)
+}
+
+// lookup returns the value stored under key with c.Set.
+func (kc *keysContext[K]) lookup(key string) (any, bool) {
+	kc.mu.RLock()
+	defer kc.mu.RUnlock()
+	if kc.c != nil {
+		return kc.c.Get(key)
+	}
+	k := any(key).(K)
+	for _, kv := range kc.frozen {
+		if kv.k == k {
+			return kv.v, true
+		}
+	}
+	return nil, false
 }
 
 // keyFunc returns the WithKey hook as a KeyFunc of c, or nil.

@@ -36,13 +36,18 @@ func RateLimit(p *limiter.Policy, opts ...Option) gin.HandlerFunc {
 		if o.skip != nil && o.skip(c) {
 			return
 		}
-		r, done, rj := p.Admit(c.Writer, o.request(c), o.keyFunc(c))
+		r, kc := o.request(c)
+		if kc != nil {
+			defer kc.detach()
+		}
+		r, done, rj := p.Admit(c.Writer, r, o.keyFunc(c))
 		if rj != nil {
 			o.reject(c, rj)
 			return
 		}
 		c.Request = r
 		if done == nil {
+			c.Next() // so that kc is detached once the chain is over
 			return
 		}
 		finished := false
