@@ -15,7 +15,7 @@ import (
 )
 
 // MaxStack is the most policies one Stack decides together.
-const MaxStack = 16
+const MaxStack = store.MaxStack
 
 // Stack returns a Policy that decides policies together, for a route with
 // several limits (a burst limit and a daily limit): a request is admitted
