@@ -58,7 +58,7 @@ func TestGuardObserver(t *testing.T) {
 		r.SetPathValue("id", id)
 		return r
 	}
-	next, done, rj := g.Admit(httptest.NewRecorder(), req("1"), nil)
+	_, done, rj := g.Admit(httptest.NewRecorder(), req("1"), nil)
 	require.Nil(t, rj)
 	_, _, rj2 := g.Admit(httptest.NewRecorder(), req("1"), nil)
 	require.NotNil(t, rj2)
@@ -66,7 +66,7 @@ func TestGuardObserver(t *testing.T) {
 	done(http.StatusOK)
 
 	// Lost: the lock is deleted while the handler runs.
-	next, done, rj = g.Admit(httptest.NewRecorder(), req("2"), nil)
+	next, done, rj := g.Admit(httptest.NewRecorder(), req("2"), nil)
 	require.Nil(t, rj)
 	lock, ok := lockguard.FromContext(next.Context())
 	require.True(t, ok)
