@@ -228,9 +228,20 @@ func (l *Limiter) Allow(ctx context.Context, key string) (Decision, error) {
 func (l *Limiter) AllowN(ctx context.Context, key string, n int) (d Decision, err error) {
 	// The decision is written in place (rather than returned through each
 	// call) and the rule passed by reference: on an in-process store these
-	// copies were a third of a decision's cost.
-	err = l.decide(ctx, key, n, &l.rule, &d)
-	return d, err
+	// copies were a third of a decision's cost. A limiter with neither a
+	// deny cache nor an Observer, given valid arguments, asks the store
+	// here, without decide's frame and its copy of the Decision (about a
+	// tenth of a memstore decision).
+	if l.deny != nil || l.obs != nil || key == "" || n <= 0 || n > l.rule.Capacity() || l.closed.Load() {
+		err = l.decide(ctx, key, n, &l.rule, &d)
+		return d, err
+	}
+	res, err := l.st.Hit(ctx, key, l.rule, n)
+	if err != nil {
+		return Decision{}, err
+	}
+	l.fill(&d, key, n, &l.rule, &res)
+	return d, nil
 }
 
 // decide asks the deny cache, then the store, for n hits of key under rule
