@@ -15,7 +15,8 @@
 -- ARGV[4]  burst: the bucket's capacity B (integer, 1 <= burst <= 1e9)
 -- ARGV[5]  now in microseconds since the Unix epoch, or "" to read Redis TIME
 --
--- Reply: {allowed (1|0), remaining, retry_after_us, reset_after_us, 1}
+-- Reply: {allowed (1|0), remaining, retry_after_us, reset_after_us, 1}, or
+-- that reply packed into one integer (see reply.lua)
 --   remaining       whole tokens left
 --   retry_after_us  when denied, time until cost tokens are there
 --   reset_after_us  time until the bucket is full (0 when it is)
@@ -62,7 +63,7 @@ local function gcra_finish(record, key, limit, window, cost, now, fits, tat, new
     -- (at most 2^53), in milliseconds rounded up, at least 1.
     local ms = math.ceil(math.min(math.ceil(new_tat - now), gcra_max_us) / 1000)
     if ms < 1 then ms = 1 end
-    redis.call('SET', key, string.format('%.17g', new_tat), 'PX', ms)
+    redis.call('SET', key, string.format('%.17g', new_tat), 'PX', string.format('%d', ms))
     allowed, tat = 1, new_tat
   elseif not fits then
     retry_after = math.min(math.max(1, math.ceil(((new_tat - burst * t) - now) - 0.5)), gcra_max_us)
@@ -96,7 +97,7 @@ local function gcra_undo(key, limit, window, cost, id, now)
   else
     -- As gcra_finish writes it (tat > now: at least 1ms).
     redis.call('SET', key, string.format('%.17g', tat), 'PX',
-      math.ceil(math.min(math.ceil(tat - now), gcra_max_us) / 1000))
+      string.format('%d', math.ceil(math.min(math.ceil(tat - now), gcra_max_us) / 1000)))
   end
   return 1
 end
@@ -114,4 +115,4 @@ else
 end
 local key, limit, window, cost = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local fits, tat, new_tat, t, burst = gcra_check(key, limit, window, cost, ARGV[4], now)
-return gcra_finish(fits, key, limit, window, cost, now, fits, tat, new_tat, t, burst)
+return hit_reply(gcra_finish(fits, key, limit, window, cost, now, fits, tat, new_tat, t, burst))

@@ -48,6 +48,9 @@ var parityRules = map[store.Algorithm][]store.Rule{
 		{Name: "a", Limit: 5, Window: time.Minute},
 		{Name: "b", Limit: 3, Window: 10 * time.Second},
 		{Name: "c", Limit: 40, Window: time.Hour},
+		// Resets beyond what a packed reply holds (reply.lua): the script
+		// answers with the table.
+		{Name: "d", Limit: 4, Window: 8 * 24 * time.Hour},
 	},
 	store.SlidingCounter: {
 		{Name: "a", Limit: 5, Window: time.Minute, Algorithm: store.SlidingCounter},

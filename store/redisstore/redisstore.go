@@ -203,7 +203,7 @@ func (s *Store) Hit(ctx context.Context, key string, rule store.Rule, cost int) 
 		return store.Result{}, opError("hit", err)
 	}
 	var v [partReplyLen]int64
-	if !int64s(reply, v[:]) {
+	if !hitReply(reply, rule.Algorithm, &v) {
 		return store.Result{}, unexpected("hit", reply)
 	}
 	res, ok := c.part.result(v[:])

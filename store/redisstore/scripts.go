@@ -16,6 +16,8 @@ var (
 	slidingCounterSrc string
 	//go:embed gcra.lua
 	gcraSrc string
+	//go:embed reply.lua
+	replySrc string
 	//go:embed stack.lua
 	stackSrc string
 	//go:embed undo.lua
@@ -57,9 +59,9 @@ var algorithmFunctions = functions(slidingWindowSrc) + functions(slidingCounterS
 // The Store's scripts; each .lua file opens with its KEYS, ARGV and reply.
 // lua.Command runs them with EVALSHA and falls back to EVAL on NOSCRIPT.
 var (
-	slidingWindow  = mustCommand("sluice_sliding_window", 1, slidingWindowSrc)
+	slidingWindow  = mustCommand("sluice_sliding_window", 1, replySrc+slidingWindowSrc)
 	slidingCounter = mustCommand("sluice_sliding_counter", 1, slidingCounterSrc)
-	gcra           = mustCommand("sluice_gcra", 1, gcraSrc)
+	gcra           = mustCommand("sluice_gcra", 1, replySrc+gcraSrc)
 	stack          = mustCommand("sluice_stack", lua.AnyKeys, algorithmFunctions+stackSrc)
 	windowUndo     = mustCommand("sluice_undo", lua.AnyKeys, algorithmFunctions+undoSrc)
 	lockAcquire    = mustCommand("sluice_lock_acquire", 2, lockAcquireSrc)

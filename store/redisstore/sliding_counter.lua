@@ -127,7 +127,7 @@ local function counter_finish(record, key, limit, window, cost, now, fits, idx, 
     curr = curr + cost
     count = count + cost
     redis.call('SET', key, string.format('%.0f:%.0f:%.0f', idx, curr, prev),
-      'PX', math.ceil(((window - e) + window) / 1000))
+      'PX', string.format('%d', math.ceil(((window - e) + window) / 1000)))
     allowed = 1
   elseif not fits then
     retry_after = counter_wait(idx, e, curr, prev, window, now, cost, limit)

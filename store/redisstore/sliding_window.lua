@@ -17,7 +17,8 @@
 -- store.MaxCost), so that no call writes or drops more than a few thousand
 -- members: each call holds Redis for well under a millisecond.
 --
--- Reply: {allowed (1|0), remaining, retry_after_us, reset_after_us, 0}
+-- Reply: {allowed (1|0), remaining, retry_after_us, reset_after_us, 0}, or
+-- that reply packed into one integer (see reply.lua)
 --   remaining       limit minus the hits in the window after this call
 --   retry_after_us  when denied, time until enough hits leave for cost to fit
 --   reset_after_us  time until the oldest hit leaves the window (0 if empty)
@@ -40,7 +41,9 @@
 
 -- Time until the hit at 0-based rank (oldest first) leaves the window.
 local function log_leaves_after(key, window, now, rank)
-  local m = redis.call('ZRANGE', key, rank, rank, 'WITHSCORES')
+  local r = '0'
+  if rank ~= 0 then r = string.format('%d', rank) end
+  local m = redis.call('ZRANGE', key, r, r, 'WITHSCORES')
   if m[2] == nil then
     return 0
   end
@@ -62,7 +65,7 @@ end
 -- false; never nil, so that stack.lua can keep the state in a table).
 local function log_check(key, limit, window, cost, extra, now)
   local cutoff = now - window
-  local m = redis.call('ZRANGE', key, 0, 1, 'WITHSCORES')
+  local m = redis.call('ZRANGE', key, '0', '1', 'WITHSCORES')
   local count, oldest, stale = 0, false, false
   if m[2] ~= nil then
     local t = tonumber(m[2])
@@ -77,7 +80,7 @@ local function log_check(key, limit, window, cost, extra, now)
         oldest, stale = t, m[1]
         count = redis.call('ZCARD', key) - 1
       else
-        redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', cutoff))
         count = redis.call('ZCARD', key)
       end
     end
@@ -92,13 +95,14 @@ local function log_finish(record, key, limit, window, cost, now, fits, count, id
       redis.call('ZREM', key, stale)
       stale = false
     end
+    local at = string.format('%d', now)
     if cost == 1 then
-      redis.call('ZADD', key, now, id)
+      redis.call('ZADD', key, at, id)
     else
       -- ZADD in bounded batches: unpack has a stack limit.
       local batch = {}
       for i = 1, cost do
-        batch[#batch + 1] = now
+        batch[#batch + 1] = at
         batch[#batch + 1] = id .. '#' .. i
         if #batch >= 512 or i == cost then
           redis.call('ZADD', key, unpack(batch))
@@ -107,7 +111,7 @@ local function log_finish(record, key, limit, window, cost, now, fits, count, id
       end
     end
     -- The log is useless once its newest hit has left the window.
-    redis.call('PEXPIRE', key, math.ceil(window / 1000))
+    redis.call('PEXPIRE', key, string.format('%d', math.ceil(window / 1000)))
     allowed = 1
     if count == 0 then
       -- The window held nothing before: its oldest hits are the ones just
@@ -172,4 +176,4 @@ else
 end
 local key, limit, window, cost = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local fits, count, id, oldest, stale = log_check(key, limit, window, cost, ARGV[4], now)
-return log_finish(fits, key, limit, window, cost, now, fits, count, id, oldest, stale)
+return hit_reply(log_finish(fits, key, limit, window, cost, now, fits, count, id, oldest, stale))

@@ -40,6 +40,34 @@ func (s *Store) preparePart(p *part, key string, rule store.Rule, cost int) {
 	}
 }
 
+// Bounds of a Hit reply packed into one integer (see reply.lua).
+const (
+	packedRemainingBits = 13 // remaining in bits 1 to 13
+	packedResetShift    = 1 + packedRemainingBits
+)
+
+// hitReply reads the reply of alg's Hit script into v: the array of
+// partReplyLen integers, or the one integer that packs it (reply.lua), and
+// reports whether it is either.
+func hitReply(reply any, alg store.Algorithm, v *[partReplyLen]int64) bool {
+	n, ok := reply.(int64)
+	if !ok {
+		return int64s(reply, v[:])
+	}
+	if n < 0 || alg == store.SlidingCounter { // the counter's reply is never packed
+		return false
+	}
+	allowed, reset := n&1, n>>packedResetShift
+	v[0], v[1], v[2], v[3], v[4] = allowed, n>>1&(1<<packedRemainingBits-1), reset, reset, 0
+	if allowed == 1 {
+		v[2] = 0
+	}
+	if alg == store.GCRA {
+		v[4] = 1
+	}
+	return true
+}
+
 // result decodes the reply of a Hit script (the first partReplyLen values
 // of each part of stack.lua's reply) and reports whether it is well formed.
 func (p *part) result(v []int64) (store.Result, bool) {
