@@ -38,6 +38,10 @@
 --   undo(key, limit, window, cost, id, now) removes recorded hits and returns
 --     how much changed.
 -- extra is the algorithm's own argument: here the hit id.
+--
+-- Numbers go to redis.call as strings ('0', string.format('%d', n)): Redis
+-- formats a Lua number argument with %.17g, which costs about as much as a
+-- small command itself (the other algorithms' scripts do the same).
 
 -- Time until the hit at 0-based rank (oldest first) leaves the window.
 local function log_leaves_after(key, window, now, rank)
