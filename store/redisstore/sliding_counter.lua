@@ -126,7 +126,7 @@ local function counter_finish(record, key, limit, window, cost, now, fits, idx, 
   if record then
     curr = curr + cost
     count = count + cost
-    redis.call('SET', key, string.format('%.0f:%.0f:%.0f', idx, curr, prev),
+    redis.call('SET', key, string.format('%d:%d:%d', idx, curr, prev),
       'PX', string.format('%d', math.ceil(((window - e) + window) / 1000)))
     allowed = 1
   elseif not fits then
@@ -162,7 +162,7 @@ local function counter_undo(key, limit, window, cost, id, now)
   if curr == 0 and prev == 0 then
     redis.call('DEL', key)
   else
-    redis.call('SET', key, string.format('%.0f:%.0f:%.0f', sidx, curr, prev), 'KEEPTTL')
+    redis.call('SET', key, string.format('%d:%d:%d', sidx, curr, prev), 'KEEPTTL')
   end
   return 1
 end
