@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -164,12 +165,16 @@ func newRedisLimiter(tb testing.TB, client *redis.Client, prefix string, c redis
 }
 
 // newRawScript runs sluice's sliding-window script with go-redis directly:
-// the same script (redisstore's sliding_window.lua) and arguments as
-// redisstore, on precomputed keys.
+// the same script (redisstore's reply.lua and sliding_window.lua) and
+// arguments as redisstore, on precomputed keys.
 func newRawScript(tb testing.TB, client *redis.Client, prefix string, c redisConfig) redisDecider {
-	src, err := os.ReadFile("../store/redisstore/sliding_window.lua")
-	if err != nil {
-		tb.Fatal(err)
+	var src []byte
+	for _, f := range []string{"reply.lua", "sliding_window.lua"} {
+		b, err := os.ReadFile("../store/redisstore/" + f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		src = append(src, b...)
 	}
 	script := redis.NewScript(string(src))
 	if err := script.Load(context.Background(), client).Err(); err != nil {
@@ -180,11 +185,17 @@ func newRawScript(tb testing.TB, client *redis.Client, prefix string, c redisCon
 	member := hitMembers()
 	return func(ctx context.Context, n int) (bool, error) {
 		v, err := script.Run(ctx, client, []string{keys[n]}, limit, window, 1,
-			member(), "").Slice()
+			member(), "").Result()
 		if err != nil {
 			return false, err
 		}
-		return v[0] == int64(1), nil
+		switch v := v.(type) {
+		case int64: // the packed reply: allowed is bit 0
+			return v&1 == 1, nil
+		case []any:
+			return v[0] == int64(1), nil
+		}
+		return false, fmt.Errorf("unexpected reply %v", v)
 	}
 }
 

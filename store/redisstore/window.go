@@ -6,8 +6,10 @@ import (
 	"github.com/sluicehq/sluice/store"
 )
 
-// partReplyLen is the length of the reply of a Hit script: allowed,
-// remaining, retry_after_us, reset_after_us, receipt_id.
+// partReplyLen is the length of the reply of a Hit script as an array
+// (allowed, remaining, retry_after_us, reset_after_us, receipt_id), and of
+// each part's share of stack.lua's reply; hitReply also reads the one
+// integer that packs it.
 const partReplyLen = 5
 
 // undoArgsPerPart is how many ARGV values undo.lua takes per part.
