@@ -41,7 +41,9 @@
 --
 -- Numbers go to redis.call as strings ('0', string.format('%d', n)): Redis
 -- formats a Lua number argument with %.17g, which costs about as much as a
--- small command itself (the other algorithms' scripts do the same).
+-- small command itself (the other algorithms' scripts do the same). Lua's
+-- %d formats a C long, which holds times in microseconds on the 64-bit
+-- builds of Redis; a 32-bit build is not supported.
 
 -- Time until the hit at 0-based rank (oldest first) leaves the window.
 local function log_leaves_after(key, window, now, rank)
