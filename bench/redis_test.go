@@ -103,11 +103,17 @@ func newRedisstore(timeout, pipelined bool) func(testing.TB, *redis.Client, stri
 		if err != nil {
 			tb.Fatal(err)
 		}
-		keys := redisKeyNames("client:")
-		return func(ctx context.Context, n int) (bool, error) {
-			res, err := s.Hit(ctx, keys[n], c.rule, 1)
-			return res.Allowed, err
-		}
+		return storeDecider(s, c.rule)
+	}
+}
+
+// storeDecider decides with s.Hit under rule, on the keys every redisstore
+// contender uses.
+func storeDecider(s *redisstore.Store, rule store.Rule) redisDecider {
+	keys := redisKeyNames("client:")
+	return func(ctx context.Context, n int) (bool, error) {
+		res, err := s.Hit(ctx, keys[n], rule, 1)
+		return res.Allowed, err
 	}
 }
 
@@ -119,11 +125,7 @@ func newRedisstoreClock(tb testing.TB, client *redis.Client, prefix string, c re
 	if err != nil {
 		tb.Fatal(err)
 	}
-	keys := redisKeyNames("client:")
-	return func(ctx context.Context, n int) (bool, error) {
-		res, err := s.Hit(ctx, keys[n], c.rule, 1)
-		return res.Allowed, err
-	}
+	return storeDecider(s, c.rule)
 }
 
 // newRedisstoreAlgorithm measures sluice's store under another algorithm
@@ -136,11 +138,7 @@ func newRedisstoreAlgorithm(a store.Algorithm) func(testing.TB, *redis.Client, s
 		}
 		rule := c.rule
 		rule.Algorithm = a
-		keys := redisKeyNames("client:")
-		return func(ctx context.Context, n int) (bool, error) {
-			res, err := s.Hit(ctx, keys[n], rule, 1)
-			return res.Allowed, err
-		}
+		return storeDecider(s, rule)
 	}
 }
 
