@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice/store"
 )
@@ -125,6 +126,7 @@ func (p *Policy) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (nex
 	if p.timeout > 0 && !p.lim.local {
 		ctx, cancel = context.WithTimeout(parent, p.timeout)
 	}
+	now := p.clockForReset()
 	var d Decision
 	err := p.lim.decide(ctx, k, cost, &rule, &d)
 	if cancel != nil {
@@ -147,7 +149,7 @@ func (p *Policy) Admit(w http.ResponseWriter, r *http.Request, key KeyFunc) (nex
 
 	st, next := attach(r, parent, prev)
 	st.decs = append(st.decs, d)
-	p.setHeaders(w.Header(), st, len(st.decs)-1)
+	p.setHeaders(w.Header(), st, len(st.decs)-1, now)
 	if !d.Allowed {
 		w.Header()[hdrRetryAfter] = st.slot(st.itoa(d.retryAfterSeconds()))
 		return next, nil, &Rejection{Status: http.StatusTooManyRequests, Decision: d, p: p, r: next}
@@ -247,10 +249,25 @@ func (p *Policy) finish(r *http.Request, d Decision, status int) {
 	}
 }
 
+// clockForReset returns the time from which X-RateLimit-Reset is counted:
+// the policy's clock read before the store decides, in whole microseconds
+// as the stores keep time, or the zero time when the policy sends no legacy
+// headers (and needs no clock). The store counts its reset from the moment
+// it decides, a little later: counted from a time read after it, or from
+// the nanoseconds the store dropped, a reset that falls on a whole second
+// (the end of an aligned window) would be rounded up to the next second.
+func (p *Policy) clockForReset() time.Time {
+	if p.headers&LegacyHeaders == 0 {
+		return time.Time{}
+	}
+	return p.now().Truncate(time.Microsecond)
+}
+
 // setHeaders writes the quota headers of st.decs[i] to h: the IETF fields
 // gain a list member per policy; the legacy fields show the most restrictive
-// decision (a denial, else the lowest remaining, else the latest reset).
-func (p *Policy) setHeaders(h http.Header, st *reqState, i int) {
+// decision (a denial, else the lowest remaining, else the latest reset),
+// its reset counted from now (see clockForReset).
+func (p *Policy) setHeaders(h http.Header, st *reqState, i int, now time.Time) {
 	d := &st.decs[i]
 	limitValue, policyValue := p.limitValue, p.policyValue
 	if d.Limit != p.lim.rule.Limit { // a limit chosen for the request
@@ -275,7 +292,7 @@ func (p *Policy) setHeaders(h http.Header, st *reqState, i int) {
 		}
 		h[hdrLimit] = st.slot(limitValue)
 		h[hdrRemaining] = st.slot(remaining)
-		h[hdrReset] = st.slot(st.itoa(d.resetAt(p.now())))
+		h[hdrReset] = st.slot(st.itoa(d.resetAt(now)))
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/internal/limitertest"
 	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/store"
+	"github.com/sluicehq/sluice/store/memstore"
 )
 
 // chain applies policies (the first outermost) in front of h the way the
@@ -531,4 +532,43 @@ func TestLongNameHeaders(t *testing.T) {
 	assert.Equal(t, "1", w.Header().Get("X-RateLimit-Remaining"))
 	assert.Equal(t, `"`+name+`";q=123456789;w=3600`, w.Header().Get("RateLimit-Policy"))
 	assert.Equal(t, `"`+name+`";r=1;t=`+retry, w.Header().Get("RateLimit"))
+}
+
+// TestResetOnWindowEnd checks X-RateLimit-Reset on the real clocks of a
+// policy and of memstore, where the store decides a little after the policy
+// reads its clock: the first hit of a client under the sliding-window
+// counter leaves the count when the next window ends, on a whole second
+// that is a multiple of the window, and the header must name that second,
+// not the one after it. Each request is a new client, alone and stacked.
+func TestResetOnWindowEnd(t *testing.T) {
+	const window = 2 * time.Second
+	st, err := memstore.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	newCounter := func(name string) *limiter.Policy {
+		p, err := limiter.NewPolicy(name, 10, window, st, limiter.WithAlgorithm(store.SlidingCounter))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = p.Close() })
+		return p
+	}
+	alone := newCounter("alone")
+	stack, err := limiter.Stack(newCounter("first"), newCounter("second"))
+	require.NoError(t, err)
+	for _, p := range []*limiter.Policy{alone, stack} {
+		for i := range 200 {
+			w := httptest.NewRecorder()
+			before := time.Now()
+			_, _, ok := admit(p, w, request("192.0.2."+strconv.Itoa(i%250)+":1"))
+			require.True(t, ok)
+			reset, err := strconv.ParseInt(w.Header().Get("X-RateLimit-Reset"), 10, 64)
+			require.NoError(t, err)
+			// The next window ends at the second multiple of the window
+			// after the one the request fell in.
+			end := before.Truncate(window).Add(2 * window).Unix()
+			if before.Add(time.Millisecond).Truncate(window) != before.Truncate(window) {
+				continue // a window began while the request was decided
+			}
+			require.Equal(t, end, reset, "request %d of %s at %v", i, p.Name(), before)
+		}
+	}
 }

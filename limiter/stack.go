@@ -92,6 +92,7 @@ type stackPart struct {
 	h    uint64 // key's digest; 0 when the stack keeps no deny cache
 	cost int
 	rule store.Rule
+	now  time.Time // the policy's clock before the store decides (clockForReset)
 }
 
 // admitStack is Admit for a Stack.
@@ -126,6 +127,9 @@ func (s *Policy) admitStack(w http.ResponseWriter, r *http.Request, key KeyFunc)
 	if s.stackDeny != nil {
 		sh = stackDigest(parts)
 	}
+	for i := range parts {
+		parts[i].now = parts[i].p.clockForReset()
+	}
 	decs, err := s.decideStack(parent, parts, sh)
 	if err != nil {
 		if errors.Is(parent.Err(), context.Canceled) {
@@ -149,7 +153,7 @@ func (s *Policy) admitStack(w http.ResponseWriter, r *http.Request, key KeyFunc)
 	deny := -1
 	for i, part := range parts {
 		st.decs = append(st.decs, decs[i])
-		part.p.setHeaders(h, st, len(st.decs)-1)
+		part.p.setHeaders(h, st, len(st.decs)-1, part.now)
 		if d := &decs[i]; d.denying() && (deny < 0 || d.RetryAfter > decs[deny].RetryAfter) {
 			deny = i
 		}
