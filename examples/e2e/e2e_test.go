@@ -844,10 +844,10 @@ func assertErrorJSON(t *testing.T, r response) {
 	assert.Regexp(t, `^\{"error":"[^"]+"`, string(r.body))
 }
 
-// assertQuota checks both families of rate-limit headers.
 // checkDaily: 1000 per day per client IP, counted by the sliding-window
 // counter, whose reset is when the remaining quota next grows: at most two
-// windows ahead.
+// windows ahead, and for a client's first hit the end of the next window,
+// a multiple of the day in Unix seconds.
 func checkDaily(t *testing.T, in *instance, behindProxy bool) {
 	c := newClient(behindProxy)
 	for i := 1; i <= 3; i++ {
@@ -861,6 +861,12 @@ func checkDaily(t *testing.T, in *instance, behindProxy bool) {
 			assert.Equal(t, strconv.Itoa(1000-i), m[1])
 			reset, _ := strconv.Atoi(m[2])
 			assert.True(t, reset >= 1 && reset <= 2*86400, "RateLimit t=%d", reset)
+		}
+		if i == 1 {
+			at, err := strconv.ParseInt(r.header.Get("X-RateLimit-Reset"), 10, 64)
+			if assert.NoError(t, err) {
+				assert.Zero(t, at%86400, "X-RateLimit-Reset %d is not the end of a day window", at)
+			}
 		}
 	}
 }
@@ -894,6 +900,7 @@ func checkBurst(t *testing.T, in *instance, behindProxy bool) {
 	}
 }
 
+// assertQuota checks both families of rate-limit headers.
 func assertQuota(t *testing.T, r response, policy string, limit, window, remaining int) {
 	t.Helper()
 	h := r.header
