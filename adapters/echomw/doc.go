@@ -12,8 +12,11 @@
 //
 // Echo keeps route parameters in echo.Context, not in *http.Request: the
 // middleware copies them into the request's path values for the policy's and
-// guard's own functions, and WithKey takes a key function of the echo.Context
-// instead (ParamKey reads one parameter). WithSkip and WithDeny take the
+// guard's own functions, decoded as net/http's ServeMux decodes them (echo
+// leaves a parameter escaped when the path holds an escape such as %2F or
+// %41, so "/orders/%41" would otherwise be another order than "/orders/A"),
+// and WithKey takes a key function of the echo.Context instead (ParamKey
+// reads one parameter, decoded the same way). WithSkip and WithDeny take the
 // echo.Context too; WithDeny(HTTPError) sends rejections through echo's
 // HTTPErrorHandler. Do not key on echo.Context.RealIP unless echo's
 // IPExtractor is configured: by default it believes X-Forwarded-For from

@@ -234,3 +234,50 @@ func TestGuardUnderServeMux(t *testing.T) {
 		})
 	}
 }
+
+// TestGuardDecodesRouteParams checks that the same order written two ways,
+// "/orders/A" and "/orders/%41" (which echo leaves escaped), takes one lock:
+// while the first request holds it, the second is turned away with 409.
+func TestGuardDecodesRouteParams(t *testing.T) {
+	st, err := memstore.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	locker, err := lockguard.New(st)
+	require.NoError(t, err)
+	g, err := lockguard.NewGuard("order", locker, limiter.PathValueKey("id"), 5*time.Second)
+	require.NoError(t, err)
+	held, release := make(chan struct{}), make(chan struct{})
+	e := echo.New()
+	e.POST("/orders/:id", func(c echo.Context) error {
+		if c.Request().PathValue("id") != "A" {
+			return c.String(http.StatusTeapot, c.Request().PathValue("id"))
+		}
+		close(held)
+		<-release
+		return c.NoContent(http.StatusOK)
+	}, echomw.Guard(g))
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+
+	first := make(chan int, 1)
+	go func() {
+		res, err := http.Post(srv.URL+"/orders/A", "", nil)
+		if err != nil {
+			first <- 0
+			return
+		}
+		_ = res.Body.Close()
+		first <- res.StatusCode
+	}()
+	select {
+	case <-held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first request never took the lock")
+	}
+	res, err := http.Post(srv.URL+"/orders/%41", "", nil)
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	assert.Equal(t, http.StatusConflict, res.StatusCode, "/orders/%41 is order A, whose lock is held")
+	close(release)
+	assert.Equal(t, http.StatusOK, <-first)
+}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -108,23 +110,50 @@ func (o *options) keyFunc(c echo.Context) func(*http.Request) (string, error) {
 }
 
 // withRouteParams returns a clone of r carrying echo's route parameters as
-// path values, or r itself when there are none. It clones rather than
-// shallow-copies: a copy made by r.WithContext shares r's path-value storage,
-// and SetPathValue on it would write into r.
+// path values, decoded as net/http's ServeMux decodes them (see
+// paramValue), or r itself when there are none. It clones rather than
+// shallow-copies: a copy made by r.WithContext shares r's path-value
+// storage, and SetPathValue on it would write into r.
 func withRouteParams(r *http.Request, names, values []string) *http.Request {
 	n := min(len(names), len(values))
 	if n == 0 {
 		return r
 	}
+	raw := r.URL.RawPath != ""
 	r = r.Clone(r.Context())
 	for i := 0; i < n; i++ {
-		r.SetPathValue(names[i], values[i])
+		r.SetPathValue(names[i], decodeParam(values[i], raw))
 	}
 	return r
 }
 
+// paramValue returns the route parameter name of c, decoded: the value
+// ServeMux's r.PathValue gives for the same path. Echo matches routes on
+// the escaped path when the request has one (url.URL.RawPath, set when the
+// path holds an escape that decoding would lose, such as %2F, or one that
+// was not needed, such as %41) and leaves its parameters escaped then; so
+// "/orders/%41" and "/orders/A" would otherwise name two orders, two locks
+// and two quotas.
+func paramValue(c echo.Context, name string) string {
+	return decodeParam(c.Param(name), c.Request().URL.RawPath != "")
+}
+
+// decodeParam decodes v, a route parameter, if echo matched the escaped path
+// (raw); a value that does not decode is kept as it is.
+func decodeParam(v string, raw bool) string {
+	if !raw || !strings.Contains(v, "%") {
+		return v
+	}
+	if d, err := url.PathUnescape(v); err == nil {
+		return d
+	}
+	return v
+}
+
 // ParamKey returns a key function for WithKey that reads the route parameter
-// name (":id" in the route "/users/:id"). The key is namespaced by the
+// name (":id" in the route "/users/:id"), decoded as net/http decodes path
+// values, so that "/users/%41" and "/users/A" share a key as they do under
+// limiter.PathValueKey and ServeMux. The key is namespaced by the
 // parameter's name, "param:id:<value>", so that a parameter value never
 // shares a counter with a client address or a header key under the same
 // policy. A missing or empty parameter is an error wrapping
@@ -132,7 +161,7 @@ func withRouteParams(r *http.Request, names, values []string) *http.Request {
 func ParamKey(name string) func(c echo.Context) (string, error) {
 	prefix := "param:" + name + ":"
 	return func(c echo.Context) (string, error) {
-		if v := c.Param(name); v != "" {
+		if v := paramValue(c, name); v != "" {
 			return prefix + v, nil
 		}
 		return "", fmt.Errorf("%w: route parameter %q is empty", limiter.ErrNoKey, name)

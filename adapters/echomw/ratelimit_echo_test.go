@@ -219,3 +219,35 @@ func TestParamKeyNeverPosesAsAddress(t *testing.T) {
 	assert.Equal(t, http.StatusOK, serve(http.MethodGet, "/api/hello", "203.0.113.7:5000"),
 		"the client at 203.0.113.7 has a quota of its own")
 }
+
+// TestRouteParamsDecoded checks that route parameters reach a policy's
+// functions and ParamKey decoded, as ServeMux's r.PathValue gives them: echo
+// leaves a parameter escaped when the path holds an escape decoding loses
+// (%2F) or one not needed (%41), and a client must not get a second quota by
+// writing the same value another way.
+func TestRouteParamsDecoded(t *testing.T) {
+	byPathValue := rateLimitPolicy(t, "bypath", 1, limiter.WithKey(limiter.PathValueKey("id")))
+	byParamKey := rateLimitPolicy(t, "byparam", 1)
+	e := echo.New()
+	echoID := func(c echo.Context) error { return c.String(http.StatusOK, c.Request().PathValue("id")) }
+	e.GET("/a/:id", echoID, echomw.RateLimit(byPathValue))
+	e.GET("/b/:id", echoID, echomw.RateLimit(byParamKey, echomw.WithKey(echomw.ParamKey("id"))))
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+
+	for _, route := range []string{"/a/", "/b/"} {
+		for _, c := range []struct{ path, id string }{
+			{"x%2Fy", "x/y"},     // echo matches the escaped path: decoded here
+			{"x%252Fy", "x%2Fy"}, // echo matches the decoded path: not decoded twice
+		} {
+			code, body := rateLimitGet(t, srv.URL+route+c.path)
+			assert.Equal(t, http.StatusOK, code, route+c.path)
+			assert.Equal(t, c.id, body, route+c.path)
+		}
+		code, body := rateLimitGet(t, srv.URL+route+"A")
+		require.Equal(t, http.StatusOK, code, route+"A")
+		assert.Equal(t, "A", body)
+		code, _ = rateLimitGet(t, srv.URL+route+"%41")
+		assert.Equal(t, http.StatusTooManyRequests, code, route+"%41 is the client that used A's quota")
+	}
+}

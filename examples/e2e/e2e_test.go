@@ -247,10 +247,12 @@ func checkPay(t *testing.T, in *instance) {
 	}
 
 	// Two concurrent payments of one order: one waits for the other's lock.
-	var bad, other response
+	var bad, other, escaped response
 	won, lost, during := hold(t, in, id, func() {
 		bad = in.do(t, http.MethodPost, payPath(id, "abc"), "")
 		other = in.do(t, http.MethodPost, payPath(newOrder(), "0"), "")
+		// The same order with its first letter escaped ("e" is %65).
+		escaped = in.do(t, http.MethodPost, payPath("%65"+id[1:], "0"), "")
 	})
 	assertPaid(t, won, id)
 	assertLocked(t, lost)
@@ -258,6 +260,8 @@ func checkPay(t *testing.T, in *instance) {
 		assert.Equal(t, http.StatusBadRequest, bad.status,
 			"a bad work= is refused before the guard, also while the order is locked: %s", bad.body)
 		assert.Equal(t, http.StatusOK, other.status, "another order is not locked: %s", other.body)
+		assert.Equal(t, http.StatusConflict, escaped.status,
+			"the order's id written with an escape is the same order, locked: %s", escaped.body)
 	} else {
 		t.Log("the payment finished before the probes did; their answers prove nothing")
 	}

@@ -215,7 +215,9 @@ func pay(c echo.Context) error {
 	if lock, ok := lockguard.FromContext(ctx); ok {
 		fence = lock.Fence() // pass it to the payment system, which rejects stale fences
 	}
-	return c.JSON(http.StatusOK, demo.Payment{Order: c.Param("id"), Paid: true, Fence: fence})
+	// The guard's request carries :id decoded, as the lock key reads it
+	// (echo's c.Param leaves "%41" escaped when the path has such an escape).
+	return c.JSON(http.StatusOK, demo.Payment{Order: c.Request().PathValue("id"), Paid: true, Fence: fence})
 }
 
 func errorBody(msg string) map[string]string { return map[string]string{"error": msg} }
