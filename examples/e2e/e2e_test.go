@@ -240,7 +240,7 @@ func checkLogin(t *testing.T, in *instance, behindProxy bool) {
 
 func checkPay(t *testing.T, in *instance) {
 	id := newOrder()
-	for _, work := range []string{"abc", "20000", "10001", "-1", "1.5", "1e3", "0x10"} {
+	for _, work := range []string{"abc", "20000", "10001", "-1", "1.5", "1e3", "0x10", ""} {
 		r := in.do(t, http.MethodPost, payPath(id, work), "")
 		assert.Equal(t, http.StatusBadRequest, r.status, "work=%s: %s", work, r.body)
 		assertErrorJSON(t, r)

@@ -196,7 +196,7 @@ func loginHandler(c echo.Context) error {
 
 func validWork(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if _, ok := demo.ParseWork(c.QueryParam("work")); !ok {
+		if _, ok := demo.ParseWork(c.QueryParams()); !ok {
 			return c.JSON(http.StatusBadRequest, errorBody(demo.BadWork))
 		}
 		return next(c)
@@ -204,7 +204,7 @@ func validWork(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 func pay(c echo.Context) error {
-	work, _ := demo.ParseWork(c.QueryParam("work")) // validWork checked it
+	work, _ := demo.ParseWork(c.QueryParams()) // validWork checked it
 	ctx := c.Request().Context()
 	select {
 	case <-time.After(work):

@@ -201,13 +201,13 @@ func loginHandler(c *gin.Context) {
 }
 
 func validWork(c *gin.Context) {
-	if _, ok := demo.ParseWork(c.Query("work")); !ok {
+	if _, ok := demo.ParseWork(c.Request.URL.Query()); !ok {
 		c.AbortWithStatusJSON(http.StatusBadRequest, errorBody(demo.BadWork))
 	}
 }
 
 func pay(c *gin.Context) {
-	work, _ := demo.ParseWork(c.Query("work")) // validWork checked it
+	work, _ := demo.ParseWork(c.Request.URL.Query()) // validWork checked it
 	ctx := c.Request.Context()
 	select {
 	case <-time.After(work):

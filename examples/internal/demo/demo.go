@@ -175,12 +175,14 @@ func List(s string) []string {
 // BadWork is the error of a payment whose ?work= is not valid.
 const BadWork = "work must be a whole number of milliseconds from 0 to 10000"
 
-// ParseWork reads ?work=: milliseconds from 0 to 10000, 0 when missing.
-func ParseWork(s string) (time.Duration, bool) {
-	if s == "" {
+// ParseWork reads ?work= from a request's query q: milliseconds from 0 to
+// 10000, 0 when the parameter is missing. A parameter given empty is not a
+// number, and not valid.
+func ParseWork(q url.Values) (time.Duration, bool) {
+	if !q.Has("work") {
 		return 0, true
 	}
-	ms, err := strconv.Atoi(s)
+	ms, err := strconv.Atoi(q.Get("work"))
 	if err != nil || ms < 0 || ms > 10000 {
 		return 0, false
 	}
@@ -227,7 +229,7 @@ func Login(w http.ResponseWriter, r *http.Request) {
 // next (and its guard) runs: a bad request never takes the lock.
 func ValidWork(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := ParseWork(r.URL.Query().Get("work")); !ok {
+		if _, ok := ParseWork(r.URL.Query()); !ok {
 			WriteJSON(w, http.StatusBadRequest, ErrorBody(BadWork))
 			return
 		}
@@ -238,7 +240,7 @@ func ValidWork(next http.Handler) http.Handler {
 // Pay answers POST /orders/{id}/pay: it works ?work= milliseconds holding
 // the order's lock, then reports the lock's fence.
 func Pay(w http.ResponseWriter, r *http.Request) {
-	work, _ := ParseWork(r.URL.Query().Get("work")) // ValidWork checked it
+	work, _ := ParseWork(r.URL.Query()) // ValidWork checked it
 	select {
 	case <-time.After(work):
 	case <-r.Context().Done(): // the client hung up, or the lock was lost
