@@ -176,6 +176,24 @@ func TestLeaderboard(t *testing.T) {
 			require.NoError(t, err)
 			assert.Greater(t, tg.Client.PTTL(ctx, k).Val(), time.Duration(0), "later calls keep the expiry")
 
+			// A board of one member keeps its expiry when that member's
+			// score changes, with ttl 0 or not (kept, not started again).
+			one := tg.Key("weekly:one")
+			oneTimes, err := rediscmd.LeaderboardTimesKey(one)
+			require.NoError(t, err)
+			_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, one, "x", 1, time.Time{}, time.Hour)
+			require.NoError(t, err)
+			require.NoError(t, tg.Client.PExpire(ctx, one, 50*time.Second).Err())
+			for _, ttl := range []time.Duration{0, time.Hour} {
+				_, err = rediscmd.LeaderboardAdd(ctx, tg.Client, one, "x", 5, time.Time{}, ttl)
+				require.NoError(t, err)
+				for _, key := range []string{one, oneTimes} {
+					got := tg.Client.PTTL(ctx, key).Val()
+					assert.Greater(t, got, time.Duration(0), "%s after a change with ttl %v", key, ttl)
+					assert.LessOrEqual(t, got, 50*time.Second, "%s after a change with ttl %v", key, ttl)
+				}
+			}
+
 			if tg.Mini != nil {
 				tg.Mini.FastForward(time.Hour)
 				assert.Zero(t, tg.Client.Exists(ctx, k, times).Val(), "both keys are gone")

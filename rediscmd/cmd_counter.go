@@ -14,7 +14,7 @@ import (
 // It adds min(by, max-current): a counter at max stays at max, and a counter
 // already above max (because max was lowered) is left as it is, since an
 // increment never lowers a counter. by must be in [0, MaxInt] (0 reads the
-// counter and writes nothing; decrements are not supported) and max in
+// counter and adds nothing; decrements are not supported) and max in
 // [0, MaxInt]. A key holding anything but an integer in [-MaxInt, MaxInt]
 // written as INCRBY writes one ("42", "-7"; not "042", "+7" or "4.2e1") is an
 // ErrWrongValue error, not a silent 0, and a key of another type too.

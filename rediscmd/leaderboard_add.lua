@@ -85,10 +85,14 @@ if not (old_member and by == 0) then
     return redis.error_reply('SLUICE_OUTOFRANGE leaderboard_add: the score of ' .. id .. ' would leave [-(2^53-1), 2^53-1]')
   end
   score = new
-  if old_member then
+  -- The new member goes in before the old one leaves: removing a board's
+  -- only member first would delete the board, and the ZADD would make a new
+  -- one without the board's expiry.
+  local new_member = member(t)
+  redis.call('ZADD', board, string.format('%.0f', score), new_member)
+  if old_member and old_member ~= new_member then
     redis.call('ZREM', board, old_member)
   end
-  redis.call('ZADD', board, string.format('%.0f', score), member(t))
   redis.call('HSET', times, id, string.format('%.0f', t))
 end
 
