@@ -21,7 +21,6 @@ import (
 
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/internal/redistest"
-	"github.com/sluicehq/sluice/limiter"
 	"github.com/sluicehq/sluice/lockguard"
 	"github.com/sluicehq/sluice/store"
 	"github.com/sluicehq/sluice/store/memstore"
@@ -346,6 +345,10 @@ func TestParseErrors(t *testing.T) {
 		{"burst without gcra", "policies:\n  a: {rate: 1/s, burst: 5}\n", 2, "burst is for algorithm gcra only"},
 		{"limit too large for the log", "policies:\n  a: {rate: 5000/s}\n", 2, "limit"},
 		{"cost above limit", "policies:\n  a: {rate: 2/s,\n   cost: 3}\n", 3, "cost 3 is more than the limit 2"},
+		{"cost above burst", "policies:\n  a: {rate: 10/h, algorithm: gcra, burst: 3,\n   cost: 5}\n", 3, "cost 5 is more than the burst 3"},
+		{"cost above the log's bound", "policies:\n  a: {rate: 1000/h,\n   cost: 300}\n", 3, "cost 300 is more than 256"},
+		{"name not ASCII", "policies:\n  \"caf\\u00e9\": {rate: 5/10s}\n", 2, "1 to 64 bytes of printable ASCII"},
+		{"empty name", "policies:\n  \"\": {rate: 5/10s}\n", 2, "1 to 64 bytes of printable ASCII"},
 		{"unchecked header", "policies:\n  a:\n    rate: 1/s\n    key: {header: X-API-Key}\n", 4, "known: <validator>"},
 		{"two key kinds", "policies:\n  a:\n    rate: 1/s\n    key: {param: id, context: user}\n", 4, "exactly one of header, param or context"},
 		{"bad key", "policies:\n  a:\n    rate: 1/s\n    key: user\n", 4, `key "user"`},
@@ -360,6 +363,8 @@ func TestParseErrors(t *testing.T) {
 		{"route nothing", "routes:\n  - {route: GET /x}\n", 2, "give it a limit, a guard or both"},
 		{"unknown policy", "policies: {a: {rate: 1/s}}\nroutes:\n  - {route: GET /x, limit: [a, b]}\n", 3, `no policy "b" (declared: a)`},
 		{"unknown guard", "routes:\n  - {route: GET /x, guard: g}\n", 2, `no guard "g" (none is declared)`},
+		{"unknown policy on its line", "policies: {a: {rate: 1/s}}\nroutes:\n  - route: GET /x\n    limit:\n      - a\n      - b\n", 6, `no policy "b"`},
+		{"unknown guard on its line", "routes:\n  - route: GET /x\n\n    guard: g\n", 4, `no guard "g"`},
 		{"route twice", "policies: {a: {rate: 1/s}}\nroutes:\n  - {route: 'GET /x/{id}', limit: a}\n  - {route: GET /x/:n, limit: a}\n", 4, "the same route as line 3"},
 		{"routes conflict", "policies: {a: {rate: 1/s}}\nroutes:\n  - {route: 'GET /x/{id}', limit: a}\n  - {route: 'GET /{y}/z', limit: a}\n", 4, "conflicts"},
 		{"policy twice in a stack", "policies: {a: {rate: 1/s}}\nroutes:\n  - {route: GET /x, limit: [a, a]}\n", 3, `policy "a" named twice`},
@@ -422,11 +427,10 @@ func TestBuildErrors(t *testing.T) {
 	_, err = f.Build(nil)
 	assert.ErrorIs(t, err, config.ErrInvalidConfig)
 
-	// The limiter's rules for names are reported with the name's line.
-	long, err := config.Parse("sluice.yaml", []byte("policies:\n  "+strings.Repeat("n", 65)+": {rate: 1/s}\n"))
-	require.NoError(t, err)
-	_, err = long.Build(st)
-	assert.ErrorIs(t, err, limiter.ErrInvalidConfig)
+	// The limiter's rules for names are checked by Parse, with the name's
+	// line.
+	_, err = config.Parse("sluice.yaml", []byte("policies:\n  "+strings.Repeat("n", 65)+": {rate: 1/s}\n"))
+	assert.ErrorIs(t, err, config.ErrInvalidConfig)
 	assert.Contains(t, err.Error(), "sluice.yaml:2: policy")
 
 	// A failed Build released the names it took: the next one succeeds.

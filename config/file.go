@@ -85,6 +85,9 @@ type routeSpec struct {
 	limit   []string
 	guard   string
 	line    int
+
+	limitLines []int // the line of each name in limit
+	guardLine  int   // the line of guard
 }
 
 // Load reads, parses and validates the file at path (see Parse).
@@ -284,24 +287,25 @@ func (p *parser) scalar(n *yaml.Node, what string) (string, bool) {
 }
 
 // names returns the names of a scalar or a sequence of scalars.
-func (p *parser) names(n *yaml.Node, what string) []string {
+// names reads one name or a list of names, and returns each with the line
+// it is on.
+func (p *parser) names(n *yaml.Node, what string) (names []string, lines []int) {
 	n = deref(n)
 	if n.Kind == yaml.SequenceNode {
 		if len(n.Content) == 0 {
 			p.errorf(n.Line, "%s is an empty list", what)
 		}
-		var out []string
 		for _, c := range n.Content {
 			if s, ok := p.scalar(c, what); ok {
-				out = append(out, s)
+				names, lines = append(names, s), append(lines, c.Line)
 			}
 		}
-		return out
+		return names, lines
 	}
 	if s, ok := p.scalar(n, what); ok {
-		return []string{s}
+		return []string{s}, []int{n.Line}
 	}
-	return nil
+	return nil, nil
 }
 
 func (p *parser) top(n *yaml.Node) {
@@ -386,6 +390,9 @@ func (p *parser) policy(name string, line int, n *yaml.Node) *policySpec {
 		return nil
 	}
 	before := len(p.errs)
+	if name == "" || len(name) > limiter.MaxNameLen || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r > '~' }) {
+		p.errorf(line, "%s: a policy's name is 1 to %d bytes of printable ASCII", what, limiter.MaxNameLen)
+	}
 	ps := &policySpec{name: name, line: line, key: keySpec{kind: "ip", line: line}, count: "all", cost: 1}
 	if v := f["rate"]; v == nil {
 		p.errorf(line, "%s: rate is required, as <limit>/<window> (5/10s)", what)
@@ -444,8 +451,15 @@ func (p *parser) policy(name string, line int, n *yaml.Node) *policySpec {
 		p.errorf(line, "%s: %s", what, strings.TrimPrefix(err.Error(), "store: "))
 		return nil
 	}
-	if ps.cost > rule.Capacity() {
+	switch {
+	case ps.cost > rule.Capacity() && rule.Capacity() != rule.Limit:
+		p.errorf(f["cost"].Line, "%s: cost %d is more than the burst %d", what, ps.cost, rule.Capacity())
+		return nil
+	case ps.cost > rule.Capacity():
 		p.errorf(f["cost"].Line, "%s: cost %d is more than the limit %d", what, ps.cost, rule.Capacity())
+		return nil
+	case ps.algorithm == store.SlidingLog && ps.cost > store.MaxCost:
+		p.errorf(f["cost"].Line, "%s: cost %d is more than %d, the most hits the sliding log records at once", what, ps.cost, store.MaxCost)
 		return nil
 	}
 	return ps
@@ -607,20 +621,21 @@ func (p *parser) route(n *yaml.Node) *routeSpec {
 	}
 	what := fmt.Sprintf("route %q", rs.pattern)
 	if v := f["limit"]; v != nil {
-		rs.limit = p.names(v, what+": limit")
+		rs.limit, rs.limitLines = p.names(v, what+": limit")
 		if len(rs.limit) > limiter.MaxStack {
 			p.errorf(v.Line, "%s: at most %d policies decide together", what, limiter.MaxStack)
 		}
 		seen := map[string]bool{}
-		for _, l := range rs.limit {
+		for i, l := range rs.limit {
 			if seen[l] {
-				p.errorf(v.Line, "%s: policy %q named twice", what, l)
+				p.errorf(rs.limitLines[i], "%s: policy %q named twice", what, l)
 			}
 			seen[l] = true
 		}
 	}
 	if v := f["guard"]; v != nil {
 		rs.guard, _ = p.scalar(v, what+": guard")
+		rs.guardLine = v.Line
 	}
 	if f["limit"] == nil && f["guard"] == nil {
 		p.errorf(n.Line, "%s: give it a limit, a guard or both", what)
@@ -637,13 +652,13 @@ func (p *parser) crossCheck() {
 	seen := map[string]int{}
 	mux := http.NewServeMux()
 	for _, rs := range p.file.routes {
-		for _, l := range rs.limit {
+		for i, l := range rs.limit {
 			if !policies[l] {
-				p.errorf(rs.line, "route %q: no policy %q%s", rs.pattern, l, declared(policies))
+				p.errorf(rs.limitLines[i], "route %q: no policy %q%s", rs.pattern, l, declared(policies))
 			}
 		}
 		if rs.guard != "" && !guards[rs.guard] {
-			p.errorf(rs.line, "route %q: no guard %q%s", rs.pattern, rs.guard, declared(guards))
+			p.errorf(rs.guardLine, "route %q: no guard %q%s", rs.pattern, rs.guard, declared(guards))
 		}
 		k := rs.method + " " + rs.host + rs.canon
 		if rs.prefix {

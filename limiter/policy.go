@@ -530,8 +530,10 @@ func WithObserver(o Observer) Option {
 // RequestErrorHandler (400 {"error":"invalid request limit"} by default)
 // without counting it, and is reported (the error wraps ErrInvalidLimit):
 // never a silent allow. When a client's limit changes, the hits it already
-// has count against the new limit (under GCRA the refill rate follows it).
-// The window stays the policy's. The default uses the policy's limit for
+// has count against the new limit; under GCRA, whose bucket keeps the time it
+// needs to refill and refills at the new limit's rate, the share of the quota
+// used carries over instead (10 hits of 100 count as 400 of 4,000). The
+// window stays the policy's. The default uses the policy's limit for
 // every request.
 func WithLimitFunc(fn func(r *http.Request) (int, error)) Option {
 	return func(p *Policy) {

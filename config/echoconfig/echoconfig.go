@@ -43,6 +43,11 @@ func Mount(e *echo.Echo, routes *config.Routes, opts ...echomw.Option) {
 	}
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			if _, ok := c.Get(echo.ContextKeyHeaderAllow).(string); ok {
+				// Echo has the path but no handler for the method (a HEAD
+				// to a GET-only route): it answers 405 itself, uncounted.
+				return next(c)
+			}
 			r := routes.Match(c.Request().Method, c.Path())
 			if r == nil {
 				return next(c)

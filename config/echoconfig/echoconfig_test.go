@@ -85,6 +85,12 @@ func TestMount(t *testing.T) {
 	assert.Equal(t, http.StatusTooManyRequests, do(e, "GET", "/users/7/report").Code)
 	assert.Equal(t, http.StatusOK, do(e, "GET", "/users/8/report").Code, "keyed by the route parameter")
 
+	// Echo answers 405 to a HEAD on a GET-only route; the file's GET
+	// pattern also covers HEAD, but a request echo does not route is not
+	// counted.
+	assert.Equal(t, http.StatusMethodNotAllowed, do(e, "HEAD", "/users/9/report").Code)
+	assert.Equal(t, http.StatusOK, do(e, "GET", "/users/9/report").Code, "the HEAD used none of user 9's quota")
+
 	w = do(e, "GET", "/healthz")
 	assert.Equal(t, http.StatusOK, w.Code)
 	assert.Empty(t, w.Header().Get("RateLimit"))
