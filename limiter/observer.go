@@ -6,7 +6,7 @@ import (
 )
 
 // Observer is told about every decision of the policies and every lock
-// event of the guards and lockers it is given to (WithObserver here,
+// event of the guards it is given to (WithObserver here,
 // lockguard.WithObserver there), for metrics. Its methods run on the
 // request's goroutine, often concurrently, and must return quickly; the
 // events are passed by value and hold no request data beyond the policy or

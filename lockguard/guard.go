@@ -143,7 +143,8 @@ func WithLogger(l *slog.Logger) GuardOption {
 // hold time), lost (the lock expired or was taken while the handler ran),
 // and store errors (a failed acquire or release; a failed release is also
 // reported as released, since the handler has let go of the lock and the
-// store frees it by its TTL). The default, nil, observes nothing.
+// store frees it by its TTL, or as lost if the lock expired first because the
+// store could not extend it). The default, nil, observes nothing.
 func WithObserver(o limiter.Observer) GuardOption {
 	return func(g *Guard) { g.obs = o }
 }
@@ -383,7 +384,11 @@ func (g *Guard) Admit(w http.ResponseWriter, r *http.Request, key limiter.KeyFun
 					slog.String("key", k), slog.Any("error", err))
 			default: // retried in the background (see Lock.Release)
 				g.observe(limiter.LockStoreError, latency, 0)
-				g.observe(limiter.LockReleased, 0, held) // one store call: timed once
+				if lost { // the keep-alive could not extend it: it expired
+					g.observe(limiter.LockLost, 0, held)
+				} else {
+					g.observe(limiter.LockReleased, 0, held) // one store call: timed once
+				}
 				g.log(ctx, &g.storeLog, slog.LevelError, "sluice: lock release failed",
 					slog.String("key", k), slog.Any("error", err))
 			}

@@ -1,6 +1,7 @@
 package lockguard_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -104,5 +105,34 @@ func TestGuardObserverReleaseFails(t *testing.T) {
 	require.Equal(t, []limiter.LockOutcome{limiter.LockAcquired, limiter.LockStoreError, limiter.LockReleased}, rec.outcomes())
 	assert.Positive(t, rec.events[1].Latency, "the failed release's store time")
 	assert.Zero(t, rec.events[2].Latency, "the same call is not timed twice")
+	assert.Positive(t, rec.events[2].Held)
+}
+
+// A lock whose store stops answering while the handler runs is lost once
+// its TTL has passed (the keep-alive could not extend it): the Observer is
+// told lost, after the store error of the release, not released.
+func TestGuardObserverLostWhileStoreDown(t *testing.T) {
+	st, err := memstore.New()
+	require.NoError(t, err)
+	locker, err := lockguard.New(st, lockguard.WithReleaseTimeout(50*time.Millisecond))
+	require.NoError(t, err)
+	rec := &lockRecorder{}
+	g, err := lockguard.NewGuard("orders", locker, limiter.PathValueKey("id"), 300*time.Millisecond,
+		lockguard.WithObserver(rec), lockguard.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	require.NoError(t, err)
+	r := httptest.NewRequest(http.MethodPost, "/orders/1/pay", nil)
+	r.SetPathValue("id", "1")
+	next, done, rj := g.Admit(httptest.NewRecorder(), r, nil)
+	require.Nil(t, rj)
+	require.NoError(t, st.Close()) // the store fails from now on
+	select {
+	case <-next.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler's context outlived the lock's TTL")
+	}
+	require.ErrorIs(t, context.Cause(next.Context()), lockguard.ErrLockLost)
+	done(http.StatusOK)
+
+	require.Equal(t, []limiter.LockOutcome{limiter.LockAcquired, limiter.LockStoreError, limiter.LockLost}, rec.outcomes())
 	assert.Positive(t, rec.events[2].Held)
 }
