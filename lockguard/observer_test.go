@@ -87,18 +87,7 @@ func TestGuardObserver(t *testing.T) {
 // A release the store fails is one store error, timed once, and the lock
 // counts as released (the guard retries the release in the background).
 func TestGuardObserverReleaseFails(t *testing.T) {
-	st, err := memstore.New()
-	require.NoError(t, err)
-	locker, err := lockguard.New(st, lockguard.WithReleaseTimeout(50*time.Millisecond))
-	require.NoError(t, err)
-	rec := &lockRecorder{}
-	g, err := lockguard.NewGuard("orders", locker, limiter.PathValueKey("id"), time.Minute,
-		lockguard.WithObserver(rec), lockguard.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	require.NoError(t, err)
-	r := httptest.NewRequest(http.MethodPost, "/orders/1/pay", nil)
-	r.SetPathValue("id", "1")
-	_, done, rj := g.Admit(httptest.NewRecorder(), r, nil)
-	require.Nil(t, rj)
+	st, rec, _, done := admitObserved(t, time.Minute)
 	require.NoError(t, st.Close()) // the store fails from now on
 	done(http.StatusOK)
 
@@ -112,18 +101,7 @@ func TestGuardObserverReleaseFails(t *testing.T) {
 // its TTL has passed (the keep-alive could not extend it): the Observer is
 // told lost, after the store error of the release, not released.
 func TestGuardObserverLostWhileStoreDown(t *testing.T) {
-	st, err := memstore.New()
-	require.NoError(t, err)
-	locker, err := lockguard.New(st, lockguard.WithReleaseTimeout(50*time.Millisecond))
-	require.NoError(t, err)
-	rec := &lockRecorder{}
-	g, err := lockguard.NewGuard("orders", locker, limiter.PathValueKey("id"), 300*time.Millisecond,
-		lockguard.WithObserver(rec), lockguard.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	require.NoError(t, err)
-	r := httptest.NewRequest(http.MethodPost, "/orders/1/pay", nil)
-	r.SetPathValue("id", "1")
-	next, done, rj := g.Admit(httptest.NewRecorder(), r, nil)
-	require.Nil(t, rj)
+	st, rec, next, done := admitObserved(t, 300*time.Millisecond)
 	require.NoError(t, st.Close()) // the store fails from now on
 	select {
 	case <-next.Context().Done():
@@ -135,4 +113,25 @@ func TestGuardObserverLostWhileStoreDown(t *testing.T) {
 
 	require.Equal(t, []limiter.LockOutcome{limiter.LockAcquired, limiter.LockStoreError, limiter.LockLost}, rec.outcomes())
 	assert.Positive(t, rec.events[2].Held)
+}
+
+// admitObserved admits a request for order 1 through a guard of the given
+// TTL over a fresh memstore, with a recording Observer and a short release
+// timeout, and returns the store, the recorder, the admitted request and
+// its done.
+func admitObserved(t *testing.T, ttl time.Duration) (*memstore.Store, *lockRecorder, *http.Request, func(int)) {
+	t.Helper()
+	st, err := memstore.New()
+	require.NoError(t, err)
+	locker, err := lockguard.New(st, lockguard.WithReleaseTimeout(50*time.Millisecond))
+	require.NoError(t, err)
+	rec := &lockRecorder{}
+	g, err := lockguard.NewGuard("orders", locker, limiter.PathValueKey("id"), ttl,
+		lockguard.WithObserver(rec), lockguard.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	require.NoError(t, err)
+	r := httptest.NewRequest(http.MethodPost, "/orders/1/pay", nil)
+	r.SetPathValue("id", "1")
+	next, done, rj := g.Admit(httptest.NewRecorder(), r, nil)
+	require.Nil(t, rj)
+	return st, rec, next, done
 }
