@@ -67,12 +67,17 @@ func WithNamespace(namespace string) Option {
 
 // WithConstLabels adds labels with fixed values to every series, for
 // instance to tell apart two Collectors registered with one registry. The
-// names policy, name and outcome are taken. The default is none.
+// names policy, name and outcome are taken, and le is the histograms' own.
+// The default is none.
 func WithConstLabels(labels prometheus.Labels) Option {
 	return func(c *config) {
 		for name := range labels {
-			if name == "policy" || name == "name" || name == "outcome" {
+			switch name {
+			case "policy", "name", "outcome":
 				c.setErr("const label %q is one of the metrics' own labels", name)
+				return
+			case "le": // a histogram's bucket bound, which Prometheus refuses only when a series is made
+				c.setErr("const label %q is the label of the histograms' buckets", name)
 				return
 			}
 		}

@@ -209,6 +209,7 @@ func TestInvalidOptions(t *testing.T) {
 		{"const label of the metrics", prommetrics.WithConstLabels(prometheus.Labels{"policy": "x"}), `"policy"`},
 		{"invalid const label name", prommetrics.WithConstLabels(prometheus.Labels{"a-b": "x"}), "a-b"},
 		{"reserved const label name", prommetrics.WithConstLabels(prometheus.Labels{"__x": "x"}), "__x"},
+		{"the histograms' bucket label", prommetrics.WithConstLabels(prometheus.Labels{"le": "x"}), `"le"`},
 		{"no latency bucket", prommetrics.WithLatencyBuckets(), "latency buckets"},
 		{"decreasing latency buckets", prommetrics.WithLatencyBuckets(.1, .01), "latency buckets"},
 		{"zero hold bucket", prommetrics.WithHoldBuckets(0, 1), "hold buckets"},
