@@ -108,9 +108,12 @@
 // as one of the two ends. Every call is still one script call, and calls
 // that meet NOSCRIPT in a pipeline are sent again with EVAL, in one more
 // pipeline, so the caller never sees it. A caller whose context ends returns
-// its context's error at once, whether its call is waiting or on the wire;
-// a waiting call is then never sent, and the pipeline of a sent one goes on
-// without it, so its neighbours are unaffected. A pipeline runs on a context
+// its context's error at once if its call is waiting or went out in a
+// pipeline; a waiting call is then never sent, and the pipeline of a sent
+// one goes on without it, so its neighbours are unaffected. A call that went
+// out by itself ends as under Deadlines above: at once, except on a
+// ContextTimeoutEnabled client, where a cancellation without a deadline
+// takes effect when Redis answers. A pipeline runs on a context
 // of its own: its deadline is the latest of its calls' deadlines (each
 // bounded by WithTimeout), and it has none if one of its calls has none.
 // Failed calls in a pipeline make a Cluster client reload its slot map as
