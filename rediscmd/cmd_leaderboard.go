@@ -47,9 +47,9 @@ type LeaderboardEntry struct {
 // server's TIME, so every application instance uses one clock; a non-zero at
 // must lie between the Unix epoch and 2286-11-20 (Unix milliseconds 0 to
 // 9999999999999). A call with by == 0 on a member already on the board changes
-// neither its score nor its time; on a new member it adds it with score 0. A new score outside
-// [-MaxInt, MaxInt] is an ErrOutOfRange error and changes nothing. member must
-// be non-empty.
+// neither its score nor its time; on a new member it adds it with score 0. A
+// new score outside [-MaxInt, MaxInt] is an ErrOutOfRange error and changes
+// nothing. member must be non-empty.
 //
 // A ttl above 0 gives the board expiry ttl when it has none after the call (a
 // weekly board; an expiry it has is kept); with 0 expiries are left alone.
